@@ -1,0 +1,467 @@
+package tensor
+
+import (
+	"fmt"
+	"math"
+)
+
+// ReLU sets y = max(x, 0).
+func (CPU) ReLU(y, x *Tensor) {
+	expectSize("ReLU", "x", x, y.Len())
+	ys, xs := y.Float32s(), x.Float32s()
+	parallelFor(len(ys), 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			ys[i] = max(xs[i], 0)
+		}
+	})
+}
+
+// ReLUBackward sets dx = dy where y > 0, else 0.
+func (CPU) ReLUBackward(dx, dy, y *Tensor) {
+	expectSize("ReLUBackward", "dy", dy, dx.Len())
+	expectSize("ReLUBackward", "y", y, dx.Len())
+	dxs, dys, ys := dx.Float32s(), dy.Float32s(), y.Float32s()
+	parallelFor(len(dxs), 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if ys[i] > 0 {
+				dxs[i] = dys[i]
+			} else {
+				dxs[i] = 0
+			}
+		}
+	})
+}
+
+// planes checks that x and y are NCHW with the same N and C and returns the
+// plane count N*C and both plane sizes.
+func planes(op string, y, x *Tensor) (nc, h, w, oh, ow int) {
+	xs := expectRank(op, "x", x, 4)
+	ys := expectRank(op, "y", y, 4)
+	if xs[0] != ys[0] || xs[1] != ys[1] {
+		panic(fmt.Sprintf("anomnet/tensor: %s: y %v and x %v differ in N or C", op, y, x))
+	}
+	return xs[0] * xs[1], xs[2], xs[3], ys[2], ys[3]
+}
+
+// ZeroPad2D copies x into y at (top, left) with zeros around it.
+func (CPU) ZeroPad2D(y, x *Tensor, top, left int) {
+	nc, h, w, oh, ow := planes("ZeroPad2D", y, x)
+	if top < 0 || left < 0 || top+h > oh || left+w > ow {
+		panic(fmt.Sprintf("anomnet/tensor: ZeroPad2D: x %v at (%d, %d) does not fit y %v", x, top, left, y))
+	}
+	xs, ys := x.Float32s(), y.Float32s()
+	parallelFor(nc, oh*ow, func(lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			dst := ys[pl*oh*ow : (pl+1)*oh*ow]
+			clear(dst)
+			for i := range h {
+				copy(dst[(top+i)*ow+left:], xs[(pl*h+i)*w:(pl*h+i+1)*w])
+			}
+		}
+	})
+}
+
+func checkPool(op string, p Pool2DParams, h, w, oh, ow int) {
+	if p.Kernel < 1 || p.Stride < 1 || p.Pad < 0 || 2*p.Pad > p.Kernel {
+		panic(fmt.Sprintf("anomnet/tensor: %s: bad params %+v (padding at most half the kernel)", op, p))
+	}
+	if h+2*p.Pad < p.Kernel || w+2*p.Pad < p.Kernel {
+		panic(fmt.Sprintf("anomnet/tensor: %s: window %d larger than padded %dx%d input", op, p.Kernel, h, w))
+	}
+	if eh, ew := p.Out(h, w); eh != oh || ew != ow {
+		panic(fmt.Sprintf("anomnet/tensor: %s: output %dx%d, want %dx%d for %dx%d input and %+v", op, oh, ow, eh, ew, h, w, p))
+	}
+}
+
+// MaxPool2D takes the maximum over each window, padding counting as -Inf.
+func (CPU) MaxPool2D(y, x *Tensor, p Pool2DParams) {
+	nc, h, w, oh, ow := planes("MaxPool2D", y, x)
+	checkPool("MaxPool2D", p, h, w, oh, ow)
+	xs, ys := x.Float32s(), y.Float32s()
+	parallelFor(nc, oh*ow*p.Kernel*p.Kernel, func(lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			src, dst := xs[pl*h*w:(pl+1)*h*w], ys[pl*oh*ow:(pl+1)*oh*ow]
+			for oi := range oh {
+				i0 := oi*p.Stride - p.Pad
+				for oj := range ow {
+					j0 := oj*p.Stride - p.Pad
+					m := float32(math.Inf(-1))
+					for i := max(i0, 0); i < min(i0+p.Kernel, h); i++ {
+						for j := max(j0, 0); j < min(j0+p.Kernel, w); j++ {
+							if v := src[i*w+j]; v > m || v != v {
+								m = v // NaN propagates, as in PyTorch
+							}
+						}
+					}
+					dst[oi*ow+oj] = m
+				}
+			}
+		}
+	})
+}
+
+// AvgPool2D averages each window, dividing by the full window size.
+func (CPU) AvgPool2D(y, x *Tensor, p Pool2DParams) {
+	nc, h, w, oh, ow := planes("AvgPool2D", y, x)
+	checkPool("AvgPool2D", p, h, w, oh, ow)
+	xs, ys := x.Float32s(), y.Float32s()
+	inv := 1 / float32(p.Kernel*p.Kernel)
+	parallelFor(nc, oh*ow*p.Kernel*p.Kernel, func(lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			src, dst := xs[pl*h*w:(pl+1)*h*w], ys[pl*oh*ow:(pl+1)*oh*ow]
+			for oi := range oh {
+				i0 := oi*p.Stride - p.Pad
+				for oj := range ow {
+					j0 := oj*p.Stride - p.Pad
+					var s float32
+					for i := max(i0, 0); i < min(i0+p.Kernel, h); i++ {
+						for _, v := range src[i*w+max(j0, 0) : i*w+min(j0+p.Kernel, w)] {
+							s += v
+						}
+					}
+					dst[oi*ow+oj] = s * inv
+				}
+			}
+		}
+	})
+}
+
+// AvgPool2DBackward spreads each output gradient evenly over its window.
+func (CPU) AvgPool2DBackward(dx, dy *Tensor, p Pool2DParams) {
+	nc, h, w, oh, ow := planes("AvgPool2DBackward", dy, dx)
+	checkPool("AvgPool2DBackward", p, h, w, oh, ow)
+	dxs, dys := dx.Float32s(), dy.Float32s()
+	inv := 1 / float32(p.Kernel*p.Kernel)
+	parallelFor(nc, oh*ow*p.Kernel*p.Kernel, func(lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			dst, src := dxs[pl*h*w:(pl+1)*h*w], dys[pl*oh*ow:(pl+1)*oh*ow]
+			clear(dst)
+			for oi := range oh {
+				i0 := oi*p.Stride - p.Pad
+				for oj := range ow {
+					j0 := oj*p.Stride - p.Pad
+					g := src[oi*ow+oj] * inv
+					for i := max(i0, 0); i < min(i0+p.Kernel, h); i++ {
+						row := dst[i*w+max(j0, 0) : i*w+min(j0+p.Kernel, w)]
+						for j := range row {
+							row[j] += g
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// adaptiveWindows returns PyTorch's adaptive pooling windows [lo, hi) of an
+// n-long axis pooled to m outputs.
+func adaptiveWindows(n, m int) (lo, hi []int) {
+	lo, hi = make([]int, m), make([]int, m)
+	for i := range m {
+		lo[i] = i * n / m
+		hi[i] = ((i+1)*n + m - 1) / m
+	}
+	return lo, hi
+}
+
+// AdaptiveAvgPool2D averages over PyTorch's adaptive windows.
+func (CPU) AdaptiveAvgPool2D(y, x *Tensor) {
+	nc, h, w, oh, ow := planes("AdaptiveAvgPool2D", y, x)
+	if oh < 1 || ow < 1 || h < 1 || w < 1 {
+		panic(fmt.Sprintf("anomnet/tensor: AdaptiveAvgPool2D: empty map, x %v y %v", x, y))
+	}
+	r0, r1 := adaptiveWindows(h, oh)
+	c0, c1 := adaptiveWindows(w, ow)
+	xs, ys := x.Float32s(), y.Float32s()
+	parallelFor(nc, h*w+oh*ow, func(lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			src, dst := xs[pl*h*w:(pl+1)*h*w], ys[pl*oh*ow:(pl+1)*oh*ow]
+			for oi := range oh {
+				for oj := range ow {
+					var s float32
+					for i := r0[oi]; i < r1[oi]; i++ {
+						for _, v := range src[i*w+c0[oj] : i*w+c1[oj]] {
+							s += v
+						}
+					}
+					dst[oi*ow+oj] = s / float32((r1[oi]-r0[oi])*(c1[oj]-c0[oj]))
+				}
+			}
+		}
+	})
+}
+
+// AdaptiveAvgPool2DBackward spreads each output gradient over its window.
+func (CPU) AdaptiveAvgPool2DBackward(dx, dy *Tensor) {
+	nc, h, w, oh, ow := planes("AdaptiveAvgPool2DBackward", dy, dx)
+	if oh < 1 || ow < 1 || h < 1 || w < 1 {
+		panic(fmt.Sprintf("anomnet/tensor: AdaptiveAvgPool2DBackward: empty map, dx %v dy %v", dx, dy))
+	}
+	r0, r1 := adaptiveWindows(h, oh)
+	c0, c1 := adaptiveWindows(w, ow)
+	dxs, dys := dx.Float32s(), dy.Float32s()
+	parallelFor(nc, h*w+oh*ow, func(lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			dst, src := dxs[pl*h*w:(pl+1)*h*w], dys[pl*oh*ow:(pl+1)*oh*ow]
+			clear(dst)
+			for oi := range oh {
+				for oj := range ow {
+					g := src[oi*ow+oj] / float32((r1[oi]-r0[oi])*(c1[oj]-c0[oj]))
+					for i := r0[oi]; i < r1[oi]; i++ {
+						row := dst[i*w+c0[oj] : i*w+c1[oj]]
+						for j := range row {
+							row[j] += g
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// linearTaps are the two source indices and weights of each output of a
+// 1-D linear resampling with PyTorch's align_corners=False rule.
+type linearTaps struct {
+	i0, i1 []int
+	w0, w1 []float32
+}
+
+func bilinearTaps(in, out int) linearTaps {
+	t := linearTaps{make([]int, out), make([]int, out), make([]float32, out), make([]float32, out)}
+	scale := float64(in) / float64(out)
+	for o := range out {
+		src := max(scale*(float64(o)+0.5)-0.5, 0)
+		i0 := min(int(src), in-1)
+		lam := src - float64(i0)
+		t.i0[o], t.i1[o] = i0, min(i0+1, in-1)
+		t.w0[o], t.w1[o] = float32(1-lam), float32(lam)
+	}
+	return t
+}
+
+// ResizeBilinear resamples each plane with PyTorch's bilinear rule.
+func (CPU) ResizeBilinear(y, x *Tensor) {
+	nc, h, w, oh, ow := planes("ResizeBilinear", y, x)
+	if h < 1 || w < 1 {
+		panic(fmt.Sprintf("anomnet/tensor: ResizeBilinear: empty input %v", x))
+	}
+	rt, ct := bilinearTaps(h, oh), bilinearTaps(w, ow)
+	xs, ys := x.Float32s(), y.Float32s()
+	parallelFor(nc, 8*oh*ow, func(lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			src, dst := xs[pl*h*w:(pl+1)*h*w], ys[pl*oh*ow:(pl+1)*oh*ow]
+			for oi := range oh {
+				a, b := src[rt.i0[oi]*w:][:w], src[rt.i1[oi]*w:][:w]
+				wa, wb := rt.w0[oi], rt.w1[oi]
+				row := dst[oi*ow : (oi+1)*ow]
+				for oj := range row {
+					j0, j1 := ct.i0[oj], ct.i1[oj]
+					row[oj] = wa*(ct.w0[oj]*a[j0]+ct.w1[oj]*a[j1]) + wb*(ct.w0[oj]*b[j0]+ct.w1[oj]*b[j1])
+				}
+			}
+		}
+	})
+}
+
+// ResizeBilinearBackward scatters each output gradient to its four taps.
+func (CPU) ResizeBilinearBackward(dx, dy *Tensor) {
+	nc, h, w, oh, ow := planes("ResizeBilinearBackward", dy, dx)
+	if h < 1 || w < 1 {
+		panic(fmt.Sprintf("anomnet/tensor: ResizeBilinearBackward: empty input %v", dx))
+	}
+	rt, ct := bilinearTaps(h, oh), bilinearTaps(w, ow)
+	dxs, dys := dx.Float32s(), dy.Float32s()
+	parallelFor(nc, 8*oh*ow, func(lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			dst, src := dxs[pl*h*w:(pl+1)*h*w], dys[pl*oh*ow:(pl+1)*oh*ow]
+			clear(dst)
+			for oi := range oh {
+				a, b := dst[rt.i0[oi]*w:][:w], dst[rt.i1[oi]*w:][:w]
+				wa, wb := rt.w0[oi], rt.w1[oi]
+				for oj, g := range src[oi*ow : (oi+1)*ow] {
+					j0, j1 := ct.i0[oj], ct.i1[oj]
+					ga, gb := wa*g, wb*g
+					a[j0] += ga * ct.w0[oj]
+					a[j1] += ga * ct.w1[oj]
+					b[j0] += gb * ct.w0[oj]
+					b[j1] += gb * ct.w1[oj]
+				}
+			}
+		}
+	})
+}
+
+// GaussianBlur blurs each plane with a separable Gaussian, rows then
+// columns, reflecting at the borders.
+func (CPU) GaussianBlur(y, x *Tensor, sigma float64, r int) {
+	nc, h, w, oh, ow := planes("GaussianBlur", y, x)
+	if oh != h || ow != w {
+		panic(fmt.Sprintf("anomnet/tensor: GaussianBlur: y %v, want x's shape %v", y, x))
+	}
+	k64 := GaussianKernel(sigma, r)
+	k := make([]float32, len(k64))
+	for i, v := range k64 {
+		k[i] = float32(v)
+	}
+	// Reflected source indices for every tap of every output position.
+	colIdx, rowIdx := reflectTable(w, r), reflectTable(h, r)
+	xs, ys := x.Float32s(), y.Float32s()
+	parallelFor(nc, 2*h*w*len(k), func(lo, hi int) {
+		tmp := make([]float32, h*w)
+		for pl := lo; pl < hi; pl++ {
+			src, dst := xs[pl*h*w:(pl+1)*h*w], ys[pl*h*w:(pl+1)*h*w]
+			for i := range h {
+				in, out := src[i*w:(i+1)*w], tmp[i*w:(i+1)*w]
+				for j := range out {
+					var s float32
+					for t, kv := range k {
+						s += kv * in[colIdx[j*len(k)+t]]
+					}
+					out[j] = s
+				}
+			}
+			for i := range h {
+				out := dst[i*w : (i+1)*w]
+				clear(out)
+				for t, kv := range k {
+					in := tmp[rowIdx[i*len(k)+t]*w:][:w]
+					for j := range out {
+						out[j] += kv * in[j]
+					}
+				}
+			}
+		}
+	})
+}
+
+func reflectTable(n, r int) []int {
+	idx := make([]int, n*(2*r+1))
+	for i := range n {
+		for t := -r; t <= r; t++ {
+			idx[i*(2*r+1)+t+r] = Reflect(i+t, n)
+		}
+	}
+	return idx
+}
+
+// channelCopy copies, for every image, c channels of hw elements from src
+// (sc channels per image, starting at channel so) to dst (dc channels per
+// image, starting at do).
+func channelCopy(dst []float32, dc, do int, src []float32, sc, so, c, n, hw int) {
+	parallelFor(n, c*hw, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			copy(dst[(i*dc+do)*hw:(i*dc+do+c)*hw], src[(i*sc+so)*hw:(i*sc+so+c)*hw])
+		}
+	})
+}
+
+// Concat stacks xs along the channel axis into y.
+func (CPU) Concat(y *Tensor, xs ...*Tensor) {
+	ys := expectRank("Concat", "y", y, 4)
+	off := 0
+	for i, x := range xs {
+		s := expectRank("Concat", fmt.Sprintf("xs[%d]", i), x, 4)
+		if s[0] != ys[0] || s[2] != ys[2] || s[3] != ys[3] || off+s[1] > ys[1] {
+			panic(fmt.Sprintf("anomnet/tensor: Concat: xs[%d] %v does not fit y %v at channel %d", i, x, y, off))
+		}
+		channelCopy(y.Float32s(), ys[1], off, x.Float32s(), s[1], 0, s[1], ys[0], ys[2]*ys[3])
+		off += s[1]
+	}
+	if off != ys[1] {
+		panic(fmt.Sprintf("anomnet/tensor: Concat: inputs have %d channels, y has %d", off, ys[1]))
+	}
+}
+
+// Split copies consecutive channel ranges of x into ys.
+func (CPU) Split(ys []*Tensor, skip []int, x *Tensor) {
+	xs := expectRank("Split", "x", x, 4)
+	off := 0
+	for i, y := range ys {
+		if y == nil {
+			if i >= len(skip) || skip[i] < 0 {
+				panic(fmt.Sprintf("anomnet/tensor: Split: ys[%d] is nil without a skip count", i))
+			}
+			off += skip[i]
+			continue
+		}
+		s := expectRank("Split", fmt.Sprintf("ys[%d]", i), y, 4)
+		if s[0] != xs[0] || s[2] != xs[2] || s[3] != xs[3] || off+s[1] > xs[1] {
+			panic(fmt.Sprintf("anomnet/tensor: Split: ys[%d] %v does not fit x %v at channel %d", i, y, x, off))
+		}
+		channelCopy(y.Float32s(), s[1], 0, x.Float32s(), xs[1], off, s[1], xs[0], xs[2]*xs[3])
+		off += s[1]
+	}
+	if off != xs[1] {
+		panic(fmt.Sprintf("anomnet/tensor: Split: outputs take %d channels, x has %d", off, xs[1]))
+	}
+}
+
+// coord is CoordConv's coordinate of index i on an axis of n elements.
+func coord(i, n int) float32 {
+	if n == 1 {
+		return 0
+	}
+	return float32(-1 + 2*float64(i)/float64(n-1))
+}
+
+// AppendCoords writes x's channels and then the x and y coordinate channels.
+func (CPU) AppendCoords(y, x *Tensor) {
+	xs := expectRank("AppendCoords", "x", x, 4)
+	n, c, h, w := xs[0], xs[1], xs[2], xs[3]
+	expect("AppendCoords", "y", y, Float32, n, c+2, h, w)
+	ys := y.Float32s()
+	channelCopy(ys, c+2, 0, x.Float32s(), c, 0, c, n, h*w)
+	for i := range n {
+		cx := ys[(i*(c+2)+c)*h*w:][:h*w]
+		cy := ys[(i*(c+2)+c+1)*h*w:][:h*w]
+		for r := range h {
+			for col := range w {
+				cx[r*w+col] = coord(col, w)
+				cy[r*w+col] = coord(r, h)
+			}
+		}
+	}
+}
+
+// transposeTile is the side of the square tiles ChannelsLast and
+// ChannelsFirst transpose, small enough that both tiles stay in L1.
+const transposeTile = 32
+
+// transpose writes the r x c matrix src into dst as c x r.
+func transpose(dst, src []float32, r, c int) {
+	for i0 := 0; i0 < r; i0 += transposeTile {
+		for j0 := 0; j0 < c; j0 += transposeTile {
+			for i := i0; i < min(i0+transposeTile, r); i++ {
+				for j := j0; j < min(j0+transposeTile, c); j++ {
+					dst[j*r+i] = src[i*c+j]
+				}
+			}
+		}
+	}
+}
+
+// ChannelsLast turns each image's C x (H*W) map into (H*W) x C rows.
+func (CPU) ChannelsLast(y, x *Tensor) {
+	xs := expectRank("ChannelsLast", "x", x, 4)
+	n, c, hw := xs[0], xs[1], xs[2]*xs[3]
+	expect("ChannelsLast", "y", y, Float32, n*hw, c)
+	src, dst := x.Float32s(), y.Float32s()
+	parallelFor(n, c*hw, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			transpose(dst[i*c*hw:(i+1)*c*hw], src[i*c*hw:(i+1)*c*hw], c, hw)
+		}
+	})
+}
+
+// ChannelsFirst turns (H*W) x C rows per image back into C x (H*W) maps.
+func (CPU) ChannelsFirst(y, x *Tensor) {
+	ys := expectRank("ChannelsFirst", "y", y, 4)
+	n, c, hw := ys[0], ys[1], ys[2]*ys[3]
+	expect("ChannelsFirst", "x", x, Float32, n*hw, c)
+	src, dst := x.Float32s(), y.Float32s()
+	parallelFor(n, c*hw, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			transpose(dst[i*c*hw:(i+1)*c*hw], src[i*c*hw:(i+1)*c*hw], hw, c)
+		}
+	})
+}
