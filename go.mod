@@ -1,9 +1,10 @@
 module github.com/org/anomnet
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/stretchr/testify v1.12.1
+	golang.org/x/image v0.48.0
 	gonum.org/v1/gonum v0.17.0
 )
 

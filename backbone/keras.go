@@ -1,0 +1,508 @@
+package backbone
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/org/anomnet/internal/tensor"
+)
+
+// This file builds a Net from a Keras functional model config (as stored in
+// a TensorFlow.js layers model) and its weights, for the layer types of the
+// ResNet family: InputLayer, Conv2D, BatchNormalization, Activation (relu),
+// Add, ZeroPadding2D, MaxPooling2D, GlobalAveragePooling2D and Dense.
+
+// kerasConfig holds the config fields of the supported layers.
+type kerasConfig struct {
+	BatchInputShape []*int          `json:"batch_input_shape"`
+	DataFormat      string          `json:"data_format"`
+	Filters         int             `json:"filters"`
+	KernelSize      []int           `json:"kernel_size"`
+	Strides         []int           `json:"strides"`
+	Padding         json.RawMessage `json:"padding"`
+	DilationRate    []int           `json:"dilation_rate"`
+	Activation      string          `json:"activation"`
+	UseBias         *bool           `json:"use_bias"`
+	Epsilon         *float64        `json:"epsilon"`
+	Center          *bool           `json:"center"`
+	Scale           *bool           `json:"scale"`
+	Axis            json.RawMessage `json:"axis"`
+	PoolSize        []int           `json:"pool_size"`
+	Units           int             `json:"units"`
+	Groups          int             `json:"groups"`
+}
+
+// inbound returns the names of a layer's input layers. Only Keras 2's
+// format for a layer called once is supported:
+// [[["name", nodeIndex, tensorIndex, {kwargs}], ...]].
+func (l *kerasLayer) inbound() ([]string, error) {
+	if len(l.InboundNodes) == 0 || string(l.InboundNodes) == "null" {
+		return nil, nil
+	}
+	var nodes [][][]any
+	if err := json.Unmarshal(l.InboundNodes, &nodes); err != nil {
+		return nil, fmt.Errorf("layer %s: inbound_nodes in an unsupported format: %v", l.Name, err)
+	}
+	if len(nodes) > 1 {
+		return nil, fmt.Errorf("layer %s is called %d times; shared layers are not supported", l.Name, len(nodes))
+	}
+	var names []string
+	for _, n := range nodes {
+		for _, in := range n {
+			name, ok := in[0].(string)
+			if !ok || len(in) < 3 {
+				return nil, fmt.Errorf("layer %s: bad inbound node %v", l.Name, in)
+			}
+			if ni, _ := in[1].(float64); ni != 0 {
+				return nil, fmt.Errorf("layer %s reads node %v of %s; shared layers are not supported", l.Name, in[1], name)
+			}
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
+// kerasBuilder turns layers into graph nodes.
+type kerasBuilder struct {
+	file    string
+	net     *Net
+	weights map[string]*weight
+	used    map[string]bool
+	// out maps a Keras layer name to the node that computes its output.
+	out       map[string]int
+	consumers map[string]int
+}
+
+func (b *kerasBuilder) errorf(layer string, format string, args ...any) error {
+	return fmt.Errorf("anomnet/backbone: %s: layer %s: %s", b.file, layer, fmt.Sprintf(format, args...))
+}
+
+// take returns a weight by name, checking its shape.
+func (b *kerasBuilder) take(layer, name string, shape ...int) (*weight, error) {
+	w, ok := b.weights[layer+"/"+name]
+	if !ok {
+		return nil, b.errorf(layer, "weight %s/%s missing from the weights manifest", layer, name)
+	}
+	if !slices.Equal(w.shape, shape) {
+		return nil, b.errorf(layer, "weight %s/%s has shape %v, want %v", layer, name, w.shape, shape)
+	}
+	b.used[layer+"/"+name] = true
+	return w, nil
+}
+
+func (b *kerasBuilder) add(name string, o op, c int, in ...int) int {
+	n := b.net
+	n.nodes = append(n.nodes, &node{name: name, op: o, in: in, c: c})
+	for _, j := range in {
+		n.nodes[j].uses++
+	}
+	n.byName[name] = len(n.nodes) - 1
+	b.out[name] = len(n.nodes) - 1
+	return len(n.nodes) - 1
+}
+
+// fold records that layer's output is now computed by node i (renamed).
+func (b *kerasBuilder) fold(layer string, i int) {
+	nd := b.net.nodes[i]
+	b.net.folded[nd.name] = layer
+	for k, v := range b.net.folded {
+		if v == nd.name {
+			b.net.folded[k] = layer
+		}
+	}
+	delete(b.net.byName, nd.name)
+	nd.name = layer
+	b.net.byName[layer] = i
+	b.out[layer] = i
+}
+
+// buildKeras makes a Net of the model's layers in topological order.
+func buildKeras(file string, m *kerasModel, weights map[string]*weight) (*Net, error) {
+	b := &kerasBuilder{
+		file: file, weights: weights, used: map[string]bool{},
+		out: map[string]int{}, consumers: map[string]int{},
+		net: &Net{name: m.Name, byName: map[string]int{}, folded: map[string]string{}},
+	}
+	inputs := make(map[string][]string, len(m.Layers))
+	byName := make(map[string]*kerasLayer, len(m.Layers))
+	for i := range m.Layers {
+		l := &m.Layers[i]
+		if _, dup := byName[l.Name]; dup {
+			return nil, b.errorf(l.Name, "appears twice")
+		}
+		byName[l.Name] = l
+		in, err := l.inbound()
+		if err != nil {
+			return nil, fmt.Errorf("anomnet/backbone: %s: %v", file, err)
+		}
+		inputs[l.Name] = in
+		for _, s := range in {
+			b.consumers[s]++
+		}
+	}
+	order, err := topoOrder(m.Layers, inputs)
+	if err != nil {
+		return nil, fmt.Errorf("anomnet/backbone: %s: %v", file, err)
+	}
+	for _, name := range order {
+		if err := b.layer(byName[name], inputs[name]); err != nil {
+			return nil, err
+		}
+	}
+	if len(b.net.nodes) == 0 {
+		return nil, fmt.Errorf("anomnet/backbone: %s: no InputLayer", file)
+	}
+	for name := range weights {
+		if !b.used[name] {
+			return nil, fmt.Errorf("anomnet/backbone: %s: weight %s belongs to no layer of the model", file, name)
+		}
+	}
+	if err := b.net.markStages(224); err != nil {
+		return nil, err
+	}
+	return b.net, nil
+}
+
+// topoOrder sorts the layers so that each comes after its inputs, keeping
+// the file's order where it already is one.
+func topoOrder(layers []kerasLayer, inputs map[string][]string) ([]string, error) {
+	done := make(map[string]bool, len(layers))
+	var order []string
+	for len(order) < len(layers) {
+		progress := false
+		for _, l := range layers {
+			if done[l.Name] {
+				continue
+			}
+			ready := true
+			for _, in := range inputs[l.Name] {
+				if _, ok := inputs[in]; !ok {
+					return nil, fmt.Errorf("layer %s reads %s, which is not a layer of the model", l.Name, in)
+				}
+				ready = ready && done[in]
+			}
+			if ready {
+				done[l.Name] = true
+				order = append(order, l.Name)
+				progress = true
+			}
+		}
+		if !progress {
+			return nil, fmt.Errorf("the layers form a cycle")
+		}
+	}
+	return order, nil
+}
+
+func pair(v []int, what string) (int, error) {
+	if len(v) != 2 || v[0] != v[1] || v[0] < 1 {
+		return 0, fmt.Errorf("%s %v: only square, positive values are supported", what, v)
+	}
+	return v[0], nil
+}
+
+// layer adds one Keras layer to the graph.
+func (b *kerasBuilder) layer(l *kerasLayer, in []string) error {
+	var cfg kerasConfig
+	if err := json.Unmarshal(l.Config, &cfg); err != nil {
+		return b.errorf(l.Name, "config: %v", err)
+	}
+	if cfg.DataFormat != "" && cfg.DataFormat != "channels_last" {
+		return b.errorf(l.Name, "data_format %q; the TensorFlow.js models read here are channels_last", cfg.DataFormat)
+	}
+	src := make([]int, len(in))
+	for i, s := range in {
+		src[i] = b.out[s]
+	}
+	single := func() (int, error) {
+		if len(src) != 1 {
+			return 0, b.errorf(l.Name, "%s with %d inputs", l.ClassName, len(src))
+		}
+		return src[0], nil
+	}
+	switch l.ClassName {
+	case "InputLayer":
+		if len(b.net.nodes) > 0 {
+			return b.errorf(l.Name, "a second input; only single-input models are supported")
+		}
+		s := cfg.BatchInputShape
+		if len(s) != 4 || s[3] == nil {
+			return b.errorf(l.Name, "input shape %v, want [batch, height, width, channels]", s)
+		}
+		b.add(l.Name, nil, *s[3])
+		return nil
+
+	case "Conv2D":
+		x, err := single()
+		if err != nil {
+			return err
+		}
+		k, err := pair(cfg.KernelSize, "kernel_size")
+		if err != nil {
+			return b.errorf(l.Name, "%v", err)
+		}
+		s, err := pair(cfg.Strides, "strides")
+		if err != nil {
+			return b.errorf(l.Name, "%v", err)
+		}
+		if cfg.DilationRate != nil && (cfg.DilationRate[0] != 1 || cfg.DilationRate[1] != 1) {
+			return b.errorf(l.Name, "dilation %v is not supported", cfg.DilationRate)
+		}
+		if cfg.Groups > 1 {
+			return b.errorf(l.Name, "grouped convolution is not supported")
+		}
+		var padding string
+		if err := json.Unmarshal(cfg.Padding, &padding); err != nil || (padding != "valid" && padding != "same") {
+			return b.errorf(l.Name, "padding %s, want \"valid\" or \"same\"", cfg.Padding)
+		}
+		cin := b.net.nodes[x].c
+		kw, err := b.take(l.Name, "kernel", k, k, cin, cfg.Filters)
+		if err != nil {
+			return err
+		}
+		o := &convOp{w: hwioToOIHW(kw, k, cin, cfg.Filters), b: tensor.New(cfg.Filters), stride: s, same: padding == "same"}
+		if cfg.UseBias == nil || *cfg.UseBias {
+			bw, err := b.take(l.Name, "bias", cfg.Filters)
+			if err != nil {
+				return err
+			}
+			copy(o.b.Float32s(), bw.data)
+		}
+		i := b.add(l.Name, o, cfg.Filters, x)
+		return b.activation(l.Name, i, cfg.Activation)
+
+	case "BatchNormalization":
+		x, err := single()
+		if err != nil {
+			return err
+		}
+		var axis []int
+		if json.Unmarshal(cfg.Axis, &axis) != nil {
+			var a int
+			if json.Unmarshal(cfg.Axis, &a) == nil {
+				axis = []int{a}
+			}
+		}
+		if len(axis) != 1 || (axis[0] != 3 && axis[0] != -1) {
+			return b.errorf(l.Name, "axis %s; only the channel axis is supported", cfg.Axis)
+		}
+		conv, ok := b.net.nodes[x].op.(*convOp)
+		if !ok || b.consumers[in[0]] != 1 || conv.relu {
+			return b.errorf(l.Name, "BatchNormalization must directly follow a Conv2D that nothing else reads (it is folded into it)")
+		}
+		c := b.net.nodes[x].c
+		eps := 1e-3
+		if cfg.Epsilon != nil {
+			eps = *cfg.Epsilon
+		}
+		gamma, beta := ones(c), make([]float32, c)
+		if cfg.Scale == nil || *cfg.Scale {
+			g, err := b.take(l.Name, "gamma", c)
+			if err != nil {
+				return err
+			}
+			gamma = g.data
+		}
+		if cfg.Center == nil || *cfg.Center {
+			be, err := b.take(l.Name, "beta", c)
+			if err != nil {
+				return err
+			}
+			beta = be.data
+		}
+		mean, err := b.take(l.Name, "moving_mean", c)
+		if err != nil {
+			return err
+		}
+		variance, err := b.take(l.Name, "moving_variance", c)
+		if err != nil {
+			return err
+		}
+		conv.foldBatchNorm(gamma, beta, mean.data, variance.data, eps)
+		b.fold(l.Name, x)
+		return nil
+
+	case "Activation":
+		x, err := single()
+		if err != nil {
+			return err
+		}
+		if cfg.Activation != "relu" {
+			return b.errorf(l.Name, "activation %q is not supported here (relu is)", cfg.Activation)
+		}
+		if b.fuseReLU(in[0], x) {
+			b.fold(l.Name, x)
+			return nil
+		}
+		b.add(l.Name, reluOp{}, b.net.nodes[x].c, x)
+		return nil
+
+	case "Add":
+		if len(src) < 2 {
+			return b.errorf(l.Name, "Add with %d inputs", len(src))
+		}
+		c := b.net.nodes[src[0]].c
+		for _, j := range src[1:] {
+			if b.net.nodes[j].c != c {
+				return b.errorf(l.Name, "adding %d and %d channels", c, b.net.nodes[j].c)
+			}
+		}
+		b.add(l.Name, &addOp{}, c, src...)
+		return nil
+
+	case "ZeroPadding2D":
+		x, err := single()
+		if err != nil {
+			return err
+		}
+		t, bo, le, r, err := zeroPadding(cfg.Padding)
+		if err != nil {
+			return b.errorf(l.Name, "%v", err)
+		}
+		b.add(l.Name, padOp{top: t, bottom: bo, left: le, right: r}, b.net.nodes[x].c, x)
+		return nil
+
+	case "MaxPooling2D":
+		x, err := single()
+		if err != nil {
+			return err
+		}
+		k, err := pair(cfg.PoolSize, "pool_size")
+		if err != nil {
+			return b.errorf(l.Name, "%v", err)
+		}
+		s := k
+		if cfg.Strides != nil {
+			if s, err = pair(cfg.Strides, "strides"); err != nil {
+				return b.errorf(l.Name, "%v", err)
+			}
+		}
+		var padding string
+		if json.Unmarshal(cfg.Padding, &padding); padding != "valid" {
+			return b.errorf(l.Name, "padding %s is not supported (valid is)", cfg.Padding)
+		}
+		b.add(l.Name, maxPoolOp{tensor.Pool2DParams{Kernel: k, Stride: s}}, b.net.nodes[x].c, x)
+		return nil
+
+	case "GlobalAveragePooling2D":
+		x, err := single()
+		if err != nil {
+			return err
+		}
+		b.add(l.Name, gapOp{}, b.net.nodes[x].c, x)
+		return nil
+
+	case "Dense":
+		x, err := single()
+		if err != nil {
+			return err
+		}
+		cin := b.net.nodes[x].c
+		kw, err := b.take(l.Name, "kernel", cin, cfg.Units)
+		if err != nil {
+			return err
+		}
+		// Keras stores in x out; the graph keeps out x in.
+		w := tensor.New(cfg.Units, cin)
+		wd := w.Float32s()
+		for i := range cin {
+			for o := range cfg.Units {
+				wd[o*cin+i] = kw.data[i*cfg.Units+o]
+			}
+		}
+		o := &denseOp{w: w, b: tensor.New(cfg.Units)}
+		if cfg.UseBias == nil || *cfg.UseBias {
+			bw, err := b.take(l.Name, "bias", cfg.Units)
+			if err != nil {
+				return err
+			}
+			copy(o.b.Float32s(), bw.data)
+		}
+		switch cfg.Activation {
+		case "softmax":
+			o.softmax = true
+		case "linear", "":
+		default:
+			return b.errorf(l.Name, "activation %q is not supported on Dense", cfg.Activation)
+		}
+		b.add(l.Name, o, cfg.Units, x)
+		return nil
+	}
+	return b.errorf(l.Name, "layer type %s is not supported (anomnet reads the layer types of ResNet models)", l.ClassName)
+}
+
+// activation handles a Conv2D's own activation argument.
+func (b *kerasBuilder) activation(layer string, i int, act string) error {
+	switch act {
+	case "linear", "":
+		return nil
+	case "relu":
+		b.net.nodes[i].op.(*convOp).relu = true
+		return nil
+	}
+	return b.errorf(layer, "activation %q is not supported on Conv2D", act)
+}
+
+// fuseReLU sets the ReLU flag of node x (a convolution or an addition that
+// only this ReLU reads) and reports whether it could.
+func (b *kerasBuilder) fuseReLU(inName string, x int) bool {
+	if b.consumers[inName] != 1 {
+		return false
+	}
+	switch o := b.net.nodes[x].op.(type) {
+	case *convOp:
+		if !o.relu {
+			o.relu = true
+			return true
+		}
+	case *addOp:
+		if !o.relu {
+			o.relu = true
+			return true
+		}
+	}
+	return false
+}
+
+// zeroPadding reads ZeroPadding2D's padding: an int, [h, w] or
+// [[top, bottom], [left, right]].
+func zeroPadding(raw json.RawMessage) (top, bottom, left, right int, err error) {
+	var n int
+	if json.Unmarshal(raw, &n) == nil {
+		return n, n, n, n, nil
+	}
+	var hw []int
+	if json.Unmarshal(raw, &hw) == nil && len(hw) == 2 {
+		return hw[0], hw[0], hw[1], hw[1], nil
+	}
+	var full [][]int
+	if json.Unmarshal(raw, &full) == nil && len(full) == 2 && len(full[0]) == 2 && len(full[1]) == 2 {
+		return full[0][0], full[0][1], full[1][0], full[1][1], nil
+	}
+	return 0, 0, 0, 0, fmt.Errorf("padding %s not understood", raw)
+}
+
+// hwioToOIHW reorders a Keras kernel (KH x KW x C x O) to O x C x KH x KW.
+func hwioToOIHW(w *weight, k, cin, cout int) *tensor.Tensor {
+	t := tensor.New(cout, cin, k, k)
+	d := t.Float32s()
+	for i := range k {
+		for j := range k {
+			for c := range cin {
+				for o := range cout {
+					d[((o*cin+c)*k+i)*k+j] = w.data[((i*k+j)*cin+c)*cout+o]
+				}
+			}
+		}
+	}
+	return t
+}
+
+func ones(n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = 1
+	}
+	return s
+}
