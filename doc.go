@@ -11,7 +11,8 @@
 // Device: a pure-Go CPU implementation that always builds, or the CUDA one
 // of package cuda when the program is built with the cuda tag.
 //
-// This package will hold the user-facing Model (Fit, Predict, Save, Load)
-// and the four interfaces Backbone, Adapter, CentroidSet and Scorer; they
+// This package holds the Backbone interface (and the Tensor and Device names
+// that programs outside the module use); the user-facing Model (Fit,
+// Predict, Save, Load) and the interfaces Adapter, CentroidSet and Scorer
 // arrive with the issues that build those stages.
 package anomnet
