@@ -44,7 +44,9 @@ type AdamParams struct {
 //
 // All tensor arguments must live on the Device (see FromHost). Unless an op
 // says otherwise, outputs must not overlap inputs, outputs are overwritten
-// (not accumulated), and shapes are checked: a mismatch panics. Float32 is
+// (not accumulated), and shapes are checked: a mismatch panics. Elementwise
+// ops (Add, Axpy, ReLU, ReLUBackward, Adam) check sizes only, so that a
+// map may be combined with a flat view of it. Float32 is
 // the element type everywhere except where an argument is said to be int32.
 //
 // Ops may run asynchronously on devices with queues; Sync waits for them and
@@ -81,8 +83,8 @@ type Device interface {
 	Scale(alpha float32, x *Tensor)
 	// Sum returns the sum of x's elements, accumulated in float64.
 	Sum(x *Tensor) float64
-	// Dot returns the dot product of x and y (same size), accumulated in
-	// float64.
+	// Dot returns the dot product of x and y (same size), summed in
+	// float64 (the products may be float32).
 	Dot(x, y *Tensor) float64
 
 	// Gemm sets c = alpha*op(a)*op(b) + beta*c for matrices (rank-2
@@ -112,7 +114,8 @@ type Device interface {
 	// y (H' >= top+H, W' >= left+W).
 	ZeroPad2D(y, x *Tensor, top, left int)
 	// MaxPool2D sets y to the maximum over each window; padding counts as
-	// -Inf (PyTorch's MaxPool2d).
+	// -Inf (PyTorch's MaxPool2d). As in PyTorch, the padding of the pooling
+	// ops is at most half the kernel.
 	MaxPool2D(y, x *Tensor, p Pool2DParams)
 	// AvgPool2D sets y to the mean over each window; padding counts as
 	// zeros in the mean (PyTorch's AvgPool2d, count_include_pad=True).
@@ -135,8 +138,9 @@ type Device interface {
 	// GaussianBlur convolves each channel of x with a separable Gaussian
 	// of standard deviation sigma and radius r (kernel size 2r+1; weights
 	// exp(-t^2/(2 sigma^2)) normalised to sum 1), reflecting at the border
-	// without repeating the edge (PyTorch's "reflect"; for maps smaller
-	// than the radius the reflection repeats). y has x's shape.
+	// without repeating the edge as PyTorch's "reflect" padding does. For
+	// maps no larger than the radius, which PyTorch refuses, the
+	// reflection repeats periodically (see Reflect). y has x's shape.
 	GaussianBlur(y, x *Tensor, sigma float64, r int)
 
 	// Concat stacks xs along the channel axis (axis 1) into y; every x has
@@ -145,7 +149,7 @@ type Device interface {
 	// Split is Concat's inverse (and its backward): it copies consecutive
 	// channel ranges of x into ys. A nil entry skips its channels, whose
 	// count is then given by the matching entry of skip; skip may be nil
-	// when no entry is nil.
+	// when no entry is nil, and its entries for non-nil ys are ignored.
 	Split(ys []*Tensor, skip []int, x *Tensor)
 	// AppendCoords sets y (N x (C+2) x H x W) to x's C channels followed by
 	// CoordConv's two coordinate channels: x = -1 + 2*j/(W-1) along the
@@ -160,9 +164,10 @@ type Device interface {
 	ChannelsFirst(y, x *Tensor)
 
 	// Nearest finds, for each row of x (N x D), the nearest row of c
-	// (K x D): idx (int32, N) gets its index (the lowest on ties) and dist
-	// (N) the Euclidean distance, the squared distance clamped at 0 before
-	// the root. Either output may be nil.
+	// (K x D): idx (int32, N) gets its index and dist (N) the Euclidean
+	// distance, the squared distance clamped at 0 before the root. Exact
+	// ties (identical centroids) go to the lowest index; within rounding,
+	// near-ties may go either way. Either output may be nil.
 	Nearest(idx, dist, x, c *Tensor)
 	// GatherRows sets y[i] = x[idx[i]] for matrices x (R x D) and y (M x D)
 	// and int32 idx (M).
@@ -175,8 +180,8 @@ type Device interface {
 	NormalizeRows(z, norms, x *Tensor, eps float32)
 	// NormalizeRowsBackward sets dx to the gradient through
 	// NormalizeRows, given its outputs z and norms and dz:
-	// dx[i] = (dz[i] - (dz[i].z[i]) z[i]) / n[i] where ||x[i]|| > eps, and
-	// dz[i]/eps where the norm was clamped.
+	// dx[i] = (dz[i] - (dz[i].z[i]) z[i]) / n[i] where norms[i] > eps, and
+	// dz[i]/eps where the norm was clamped (norms[i] == eps).
 	NormalizeRowsBackward(dx, dz, z, norms *Tensor, eps float32)
 	// CosineSimilarity sets s (M x M) to the cosine similarity of the rows
 	// of x (M x D), each norm clamped at eps: s[i][j] = x[i].x[j] /
@@ -187,11 +192,15 @@ type Device interface {
 	// usually unit length) with int32 labels y (M), and s_ij = z[i].z[j]:
 	//   loss[i] = sum over j with y[j] != y[i] of max(0, s_ij - margin)
 	//   grad[i] = sum over j with y[j] != y[i] and s_ij > margin of z[j]
-	// loss has M elements; grad (M x D) may be nil.
+	// loss has M elements; grad (M x D) may be nil. grad[i] is the
+	// derivative of loss[i] with the other rows held fixed; since every pair
+	// counts in both orders, the derivative of sum(loss) with respect to
+	// z[i] is 2*grad[i] (and that of METHOD.md's L_neg is 2*grad[i]/|N|).
 	NegativeHinge(loss, grad, z, y *Tensor, margin float32)
 
 	// Adam applies one Adam step to param given grad, updating the moment
-	// estimates m and v in place (all of one size).
+	// estimates m and v in place (all of one size). The bias corrections
+	// 1 - beta^Step are computed in float64.
 	Adam(param, grad, m, v *Tensor, p AdamParams)
 }
 
