@@ -6,11 +6,16 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
+	"gonum.org/v1/gonum/blas/gonum"
+
+	fastgemm "github.com/org/anomnet/internal/gemm"
 )
 
-// CPU is the pure-Go Device. Its tensors are host tensors, its matrix
-// products go through gonum's blas32 (so blas32.Use plugs in a faster BLAS),
-// and its ops spread over GOMAXPROCS goroutines. The zero value is ready to
+// CPU is the Device that always builds, with no cgo. Its tensors are host
+// tensors; its matrix products run on anomnet's SIMD GEMM (package
+// internal/gemm: Go assembly on amd64, Go elsewhere) unless a program
+// installs another BLAS with gonum's blas32.Use; its ops spread over
+// GOMAXPROCS goroutines. The zero value is ready to
 // use and safe for concurrent use.
 type CPU struct{}
 
@@ -162,8 +167,14 @@ func (CPU) Gemm(transA, transB bool, alpha float32, a, b *Tensor, beta float32, 
 }
 
 // gemm is Gemm on row-major slices: a has lda columns as stored, b has ldb;
-// c is m x n. With beta = 0, c's old contents are ignored even if NaN.
+// c is m x n. With beta = 0, c's old contents are ignored even if NaN. It
+// runs anomnet's own SIMD GEMM unless the program installed another BLAS
+// with blas32.Use, which then does the work.
 func gemm(transA, transB bool, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, m, n, k int) {
+	if _, native := blas32.Implementation().(gonum.Implementation); native {
+		fastgemm.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, n)
+		return
+	}
 	if m == 0 || n == 0 {
 		return
 	}

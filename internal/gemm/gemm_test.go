@@ -1,0 +1,209 @@
+package gemm
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+// refGemm is C = alpha*op(A)*op(B) + beta*C in float64, with the scale
+// sum |alpha a b| + |beta c| per element for the tolerance.
+func refGemm(tA, tB bool, m, n, k int, alpha float64, a []float32, lda int, b []float32, ldb int, beta float64, c []float32, ldc int) (want, scale []float64) {
+	want, scale = make([]float64, m*n), make([]float64, m*n)
+	for i := range m {
+		for j := range n {
+			var s, sa float64
+			for p := range k {
+				var av, bv float32
+				if tA {
+					av = a[p*lda+i]
+				} else {
+					av = a[i*lda+p]
+				}
+				if tB {
+					bv = b[j*ldb+p]
+				} else {
+					bv = b[p*ldb+j]
+				}
+				s += float64(av) * float64(bv)
+				sa += math.Abs(float64(av) * float64(bv))
+			}
+			old := 0.0
+			if beta != 0 {
+				old = float64(c[i*ldc+j])
+			}
+			want[i*n+j] = alpha*s + beta*old
+			scale[i*n+j] = math.Abs(alpha)*sa + math.Abs(beta*old)
+		}
+	}
+	return want, scale
+}
+
+func randSlice(r *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(r.NormFloat64())
+	}
+	return s
+}
+
+// withKernel runs f with each kernel this machine has in turn.
+func withKernel(t *testing.T, f func(t *testing.T)) {
+	saved := Active()
+	defer func() { active = saved }()
+	for _, k := range Kernels() {
+		t.Run(k.Name, func(t *testing.T) {
+			if err := Use(k.Name); err != nil {
+				t.Fatal(err)
+			}
+			f(t)
+		})
+	}
+}
+
+func TestSgemmMatchesReference(t *testing.T) {
+	t.Logf("kernels on this machine: %v", names())
+	// Sizes around every kernel's tile (4, 6, 12 rows; 4, 16, 32 columns)
+	// and the cache blocks (kc 256, mc 192), plus degenerate ones.
+	sizes := [][3]int{
+		{1, 1, 1}, {1, 7, 3}, {5, 1, 9}, {3, 5, 0}, {12, 32, 1}, {13, 33, 17}, {11, 31, 64},
+		{6, 16, 5}, {7, 17, 300}, {24, 64, 257}, {193, 45, 70}, {50, 97, 513}, {200, 300, 260},
+	}
+	withKernel(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(1, uint64(len(Active().Name))))
+		for _, sz := range sizes {
+			for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+				for _, ab := range [][2]float32{{1, 0}, {0.5, 1}, {-2, 0.25}} {
+					m, n, k := sz[0], sz[1], sz[2]
+					name := fmt.Sprintf("m=%d,n=%d,k=%d,tA=%v,tB=%v,alpha=%g,beta=%g", m, n, k, tr[0], tr[1], ab[0], ab[1])
+					// Strides larger than the rows, to catch stride mix-ups.
+					lda, ldb, ldc := k+3, n+2, n+5
+					ar, br := m, k
+					if tr[0] {
+						lda, ar = m+3, k
+					}
+					if tr[1] {
+						ldb, br = k+2, n
+					}
+					a := randSlice(r, ar*lda)
+					b := randSlice(r, br*ldb)
+					c := randSlice(r, m*ldc)
+					if ab[1] == 0 {
+						for i := range c {
+							c[i] = float32(math.NaN()) // must be ignored
+						}
+					}
+					want, scale := refGemm(tr[0], tr[1], m, n, k, float64(ab[0]), a, lda, b, ldb, float64(ab[1]), c, ldc)
+					guard := append([]float32(nil), c...)
+					Sgemm(tr[0], tr[1], m, n, k, ab[0], a, lda, b, ldb, ab[1], c, ldc)
+					for i := range m {
+						for j := range ldc {
+							got := c[i*ldc+j]
+							if j >= n { // between rows: untouched
+								if math.Float32bits(got) != math.Float32bits(guard[i*ldc+j]) {
+									t.Fatalf("%s: wrote C[%d][%d] outside the matrix", name, i, j)
+								}
+								continue
+							}
+							if e := math.Abs(float64(got) - want[i*n+j]); !(e <= 1e-6+2e-6*scale[i*n+j]) {
+								t.Fatalf("%s: C[%d][%d] = %g, want %g (error %.3g, scale %.3g)", name, i, j, got, want[i*n+j], e, scale[i*n+j])
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+func TestSgemmConcurrentCalls(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const m, n, k = 70, 90, 110
+	a, b := randSlice(r, m*k), randSlice(r, k*n)
+	want := make([]float32, m*n)
+	Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, want, n)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := make([]float32, m*n)
+			Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
+			for i := range c {
+				if c[i] != want[i] {
+					t.Errorf("concurrent call differs at %d", i)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestSgemmPanics(t *testing.T) {
+	for _, f := range []func(){
+		func() { Sgemm(false, false, 2, 2, 2, 1, make([]float32, 3), 2, make([]float32, 4), 2, 0, make([]float32, 4), 2) },
+		func() { Sgemm(false, false, 2, 2, 2, 1, make([]float32, 4), 1, make([]float32, 4), 2, 0, make([]float32, 4), 2) },
+		func() { Sgemm(false, false, -1, 2, 2, 1, nil, 2, nil, 2, 0, nil, 2) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Error("no panic for a bad argument")
+				}
+			}()
+			f()
+		}()
+	}
+	if err := Use("nope"); err == nil {
+		t.Error("Use of an unknown kernel succeeded")
+	}
+}
+
+// BenchmarkSgemm reports GFLOP/s per kernel at the adapter's shape and a
+// square one.
+func BenchmarkSgemm(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, k := range Kernels() {
+		for _, sz := range [][3]int{{1536, 784, 1538}, {1024, 1024, 1024}, {256, 3136, 64}, {64, 3136, 256}} {
+			m, n, kk := sz[0], sz[1], sz[2]
+			b.Run(fmt.Sprintf("%s/M=%d,N=%d,K=%d", k.Name, m, n, kk), func(b *testing.B) {
+				saved := Active()
+				defer func() { active = saved }()
+				Use(k.Name)
+				a, bb, c := randSlice(r, m*kk), randSlice(r, kk*n), make([]float32, m*n)
+				for b.Loop() {
+					Sgemm(false, false, m, n, kk, 1, a, kk, bb, n, 0, c, n)
+				}
+				b.ReportMetric(2*float64(m*n*kk)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// BenchmarkFMAPeak measures the FMA loop alone, one goroutine per core: the
+// ceiling the GEMM is measured against.
+func BenchmarkFMAPeak(b *testing.B) {
+	for _, c := range fmaLoops() {
+		for _, procs := range []int{1, runtime.GOMAXPROCS(0)} {
+			b.Run(fmt.Sprintf("%s/goroutines=%d", c.name, procs), func(b *testing.B) {
+				const iters = 1 << 20
+				for b.Loop() {
+					var wg sync.WaitGroup
+					for range procs {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							c.loop(iters)
+						}()
+					}
+					wg.Wait()
+				}
+				b.ReportMetric(float64(procs)*c.flopsPerIter*iters*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
