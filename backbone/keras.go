@@ -92,14 +92,9 @@ func (b *kerasBuilder) take(layer, name string, shape ...int) (*weight, error) {
 }
 
 func (b *kerasBuilder) add(name string, o op, c int, in ...int) int {
-	n := b.net
-	n.nodes = append(n.nodes, &node{name: name, op: o, in: in, c: c})
-	for _, j := range in {
-		n.nodes[j].uses++
-	}
-	n.byName[name] = len(n.nodes) - 1
-	b.out[name] = len(n.nodes) - 1
-	return len(n.nodes) - 1
+	i := b.net.add(name, o, c, in...)
+	b.out[name] = i
+	return i
 }
 
 // fold records that layer's output is now computed by node i (renamed).
@@ -122,7 +117,7 @@ func buildKeras(file string, m *kerasModel, weights map[string]*weight) (*Net, e
 	b := &kerasBuilder{
 		file: file, weights: weights, used: map[string]bool{},
 		out: map[string]int{}, consumers: map[string]int{},
-		net: &Net{name: m.Name, byName: map[string]int{}, folded: map[string]string{}},
+		net: newNet(m.Name),
 	}
 	inputs := make(map[string][]string, len(m.Layers))
 	byName := make(map[string]*kerasLayer, len(m.Layers))

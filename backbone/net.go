@@ -57,6 +57,22 @@ type op interface {
 	kind() string
 }
 
+// newNet returns an empty graph for a builder to fill.
+func newNet(name string) *Net {
+	return &Net{name: name, byName: map[string]int{}, folded: map[string]string{}}
+}
+
+// add appends node name computing o from the nodes in (c output channels)
+// and returns its index.
+func (n *Net) add(name string, o op, c int, in ...int) int {
+	n.nodes = append(n.nodes, &node{name: name, op: o, in: in, c: c})
+	for _, j := range in {
+		n.nodes[j].uses++
+	}
+	n.byName[name] = len(n.nodes) - 1
+	return len(n.nodes) - 1
+}
+
 // Name returns the network's name, e.g. "resnet50".
 func (n *Net) Name() string { return n.name }
 

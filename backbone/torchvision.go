@@ -173,7 +173,7 @@ type tvBuilder struct {
 func newTVBuilder(file, arch string, weights map[string]*weight) *tvBuilder {
 	return &tvBuilder{
 		file: file, arch: arch, weights: weights, used: map[string]bool{},
-		net: &Net{name: arch, byName: map[string]int{}, folded: map[string]string{}},
+		net: newNet(arch),
 	}
 }
 
@@ -217,16 +217,6 @@ func someKeys(weights map[string]*weight) string {
 // live reports whether ops are to be built: weights given and no error.
 func (b *tvBuilder) live() bool { return b.weights != nil && b.err == nil }
 
-func (b *tvBuilder) add(name string, o op, c int, in ...int) int {
-	n := b.net
-	n.nodes = append(n.nodes, &node{name: name, op: o, in: in, c: c})
-	for _, j := range in {
-		n.nodes[j].uses++
-	}
-	n.byName[name] = len(n.nodes) - 1
-	return len(n.nodes) - 1
-}
-
 // convBN adds node name: convolution conv (k x k, no bias, padding k/2) of
 // x to cout channels, with BatchNorm bn folded in and an optional ReLU.
 func (b *tvBuilder) convBN(name, conv, bn string, x, cout, k, stride int, relu bool) int {
@@ -242,7 +232,7 @@ func (b *tvBuilder) convBN(name, conv, bn string, x, cout, k, stride int, relu b
 		c.foldBatchNorm(gamma, beta, mean, variance, bnEps)
 		o = c
 	}
-	i := b.add(name, o, cout, x)
+	i := b.net.add(name, o, cout, x)
 	for _, m := range []string{conv, bn} {
 		if m != name {
 			b.net.folded[m] = name
@@ -254,10 +244,10 @@ func (b *tvBuilder) convBN(name, conv, bn string, x, cout, k, stride int, relu b
 // build adds the stem, layer1..layerN (N = stages, 4 if 0) and, for stages
 // 0, the head.
 func (b *tvBuilder) build(a tvArch, stages int) error {
-	x := b.add("input", nil, 3)
+	x := b.net.add("input", nil, 3)
 	x = b.convBN("conv1", "conv1", "bn1", x, 64, 7, 2, true)
 	b.net.folded["relu"] = "conv1"
-	x = b.add("maxpool", maxPoolOp{tensor.Pool2DParams{Kernel: 3, Stride: 2, Pad: 1}}, 64, x)
+	x = b.net.add("maxpool", maxPoolOp{tensor.Pool2DParams{Kernel: 3, Stride: 2, Pad: 1}}, 64, x)
 	n := stages
 	if n == 0 {
 		n = 4
@@ -275,14 +265,14 @@ func (b *tvBuilder) build(a tvArch, stages int) error {
 	}
 	if stages == 0 {
 		c := b.net.nodes[x].c
-		x = b.add("avgpool", gapOp{}, c, x)
+		x = b.net.add("avgpool", gapOp{}, c, x)
 		w := b.take("fc.weight", 1000, c)
 		bias := b.take("fc.bias", 1000)
 		var o op
 		if b.live() {
 			o = &denseOp{w: tensor.FromFloat32s(w, 1000, c), b: tensor.FromFloat32s(bias, 1000)}
 		}
-		b.add("fc", o, 1000, x)
+		b.net.add("fc", o, 1000, x)
 	}
 	return b.err
 }
@@ -307,7 +297,7 @@ func (b *tvBuilder) block(a tvArch, name string, x, planes, stride int) int {
 	if stride != 1 || cin != out {
 		short = b.convBN(name+".downsample", name+".downsample.0", name+".downsample.1", x, out, 1, stride, false)
 	}
-	i := b.add(name, &addOp{relu: true}, out, y, short)
+	i := b.net.add(name, &addOp{relu: true}, out, y, short)
 	// The block applies its one ReLU module two or three times; the last
 	// application is the block's output.
 	b.net.folded[name+".relu"] = name

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"image"
 	"math"
 	"os"
 	"path/filepath"
@@ -76,37 +75,6 @@ func TestTorchvisionKeysMatchTorchvision(t *testing.T) {
 	require.ErrorContains(t, err, "Stages 5, want 1..4, or 0")
 }
 
-// tvRampImage is the input of expected.json: pixel (x, y) of channel c is
-// (x*3 + y*5 + c*50) % 256.
-func tvRampImage(h, w int) *image.RGBA {
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
-			p := img.PixOffset(x, y)
-			for c := range 3 {
-				img.Pix[p+c] = uint8((x*3 + y*5 + c*50) % 256)
-			}
-			img.Pix[p+3] = 255
-		}
-	}
-	return img
-}
-
-// tvRelL2 is ||got - want|| / ||want||, or ||got - want|| where want is all
-// zeros.
-func tvRelL2(got []float32, want []float64) float64 {
-	var num, den float64
-	for i, w := range want {
-		d := float64(got[i]) - w
-		num += d * d
-		den += w * w
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
-}
-
 // TestTorchvisionMatchesReference loads the stem and layer1 of a resnet18
 // (.pth, float32) and a resnet50 (.safetensors of mixed dtypes) with random
 // BatchNorm statistics, and compares the folded float32 network with
@@ -126,7 +94,7 @@ func TestTorchvisionMatchesReference(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(b, &fix))
 	require.Len(t, fix.Checkpoints, 2)
-	x, err := TorchvisionNormalization.Input(tvRampImage(fix.Height, fix.Width))
+	x, err := TorchvisionNormalization.Input(formulaImage("ramp", fix.Height, fix.Width))
 	require.NoError(t, err)
 	worst := 0.0
 	defer func() { t.Logf("worst relative L2 error: %.3g", worst) }()
@@ -168,7 +136,7 @@ func TestTorchvisionMatchesReference(t *testing.T) {
 				want []float64
 			}{"mean": {mean, want.Mean}, "first 4 channels": {v[:4*hw], want.First}} {
 				require.Len(t, pair.want, len(pair.got))
-				e := tvRelL2(pair.got, pair.want)
+				e := relL2(pair.got, pair.want)
 				worst = max(worst, e)
 				require.Less(t, e, 1e-4, "%s %s %s: relative L2 error", file, tap, name)
 			}
