@@ -279,10 +279,8 @@ func (o *convOp) forward(d tensor.Device, y *tensor.Tensor, xs []*tensor.Tensor)
 		x = padded
 		defer d.Free(padded)
 	}
+	p.ReLU = o.relu
 	d.Conv2D(y, x, o.w, o.b, p)
-	if o.relu {
-		d.ReLU(y, y)
-	}
 }
 
 // foldBatchNorm scales the convolution so that it computes

@@ -20,13 +20,14 @@ import (
 	"sync"
 )
 
-// Kernel is one micro-kernel: it adds the product of an MR x kc panel of A
-// (packed k-major: MR values per k) and a kc x NR panel of B (NR values per
-// k) to the MR x NR tile of C at c with row stride ldc (in elements).
+// Kernel is one micro-kernel: it multiplies an MR x kc panel of A (packed
+// k-major: MR values per k) by a kc x NR panel of B (NR values per k) into
+// the MR x NR tile of C at c with row stride ldc (in elements), adding to
+// the tile if add is set and overwriting it if not.
 type Kernel struct {
 	Name   string
 	MR, NR int
-	fn     func(kc int, a, b, c *float32, ldc int)
+	fn     func(kc int, a, b, c *float32, ldc int, add bool)
 }
 
 // Kernels lists the micro-kernels this machine can run, fastest first. The
@@ -97,13 +98,16 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	checkLen("a", a, lda, m, k, transA)
 	checkLen("b", b, ldb, k, n, transB)
 	checkLen("c", c, ldc, m, n, false)
-	scaleC(c, ldc, m, n, beta)
 	if k == 0 || alpha == 0 {
+		scaleC(c, ldc, m, n, beta)
 		return
 	}
-	ker := Active()
-	g := &job{ker: ker, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc}
+	g := &job{ker: Active(), m: m, n: n, k: k, c: c, ldc: ldc, groupCols: n, overwrite: beta == 0}
+	if beta != 0 {
+		scaleC(c, ldc, m, n, beta)
+	}
+	g.packA = func(dst []float32, i0, mm, p0, kc int) { packMatrix(dst, g.ker.MR, a, lda, transA, alpha, i0, mm, p0, kc) }
+	g.packB = func(dst []float32, p0, kc, j0, nn int) { packMatrix(dst, g.ker.NR, b, ldb, !transB, 1, j0, nn, p0, kc) }
 	g.run()
 }
 
@@ -138,14 +142,64 @@ func scaleC(c []float32, ldc, m, n int, beta float32) {
 	}
 }
 
-// job is one Sgemm call.
+// packMatrix packs an r-wide strip of a stored matrix for a kernel: for
+// each k in [p0, p0+kc), the values of strip rows [i0, i0+mm) (padded with
+// zeros to r), times scale. kMajor says the matrix is stored with k along
+// its rows (element (i, k) at s[k*ld+i]: A transposed, or B as is);
+// otherwise element (i, k) is at s[i*ld+k].
+func packMatrix(dst []float32, r int, s []float32, ld int, kMajor bool, scale float32, i0, mm, p0, kc int) {
+	if kMajor {
+		for p := range kc {
+			d := dst[p*r : (p+1)*r]
+			src := s[(p0+p)*ld+i0:][:mm]
+			if scale == 1 {
+				copy(d, src)
+			} else {
+				for i, v := range src {
+					d[i] = scale * v
+				}
+			}
+			clear(d[mm:])
+		}
+		return
+	}
+	// Read each row of the strip contiguously, write with stride r.
+	for i := range mm {
+		src := s[(i0+i)*ld+p0:][:kc]
+		for p, v := range src {
+			dst[p*r+i] = scale * v
+		}
+	}
+	for p := range kc {
+		clear(dst[p*r+mm : (p+1)*r])
+	}
+}
+
+// job is one product C = A*B (+ C) with A and B reached through packing
+// functions, so that a convolution can pack its input without an im2col
+// matrix, and with C's columns in groups: column j of row i is at
+// (j/groupCols)*groupStride + i*ldc + j%groupCols, which is a plain
+// row-major matrix when there is one group, and NCHW maps when a group is
+// an image.
 type job struct {
-	ker            Kernel
-	transA, transB bool
-	m, n, k        int
-	alpha          float32
-	a, b, c        []float32
-	lda, ldb, ldc  int
+	ker     Kernel
+	m, n, k int
+	packA   func(dst []float32, i0, mm, p0, kc int)
+	packB   func(dst []float32, p0, kc, j0, nn int)
+	c       []float32
+	ldc     int
+
+	groupCols, groupStride int
+	// overwrite: C's old values are ignored (the first k block writes).
+	overwrite bool
+	// bias (per row of C, or nil) and relu are applied once the last k
+	// block has been added.
+	bias []float32
+	relu bool
+}
+
+func (g *job) offset(i, j int) int {
+	return (j/g.groupCols)*g.groupStride + i*g.ldc + j%g.groupCols
 }
 
 func (g *job) run() {
@@ -161,17 +215,16 @@ func (g *job) run() {
 	kc := min(kcBlock, g.k)
 	bpack := make([]float32, roundUp(nc, nr)*kc)
 	apacks := make([][]float32, workers)
-	for w := range apacks {
+	tiles := make([][]float32, workers) // per worker: an MR x NR edge tile
+	for w := range workers {
 		apacks[w] = make([]float32, mc*kc)
-	}
-	var tiles [][]float32 // per worker: an MR x NR tile for edges
-	for range workers {
-		tiles = append(tiles, make([]float32, mr*nr))
+		tiles[w] = make([]float32, mr*nr)
 	}
 	for jc := 0; jc < g.n; jc += nc {
 		ncur := min(nc, g.n-jc)
 		for pc := 0; pc < g.k; pc += kc {
 			kcur := min(kc, g.k-pc)
+			first, last := pc == 0, pc+kcur == g.k
 			// Pack B's kcur x ncur block, panels split among workers.
 			panels := (ncur + nr - 1) / nr
 			parallel(workers, panels, func(_, lo, hi int) {
@@ -188,7 +241,7 @@ func (g *job) run() {
 					for ir := 0; ir < mcur; ir += mr {
 						g.packA(ap[ir*kcur:(ir+mr)*kcur], ic+ir, min(mr, mcur-ir), pc, kcur)
 					}
-					g.macro(ap, bpack, ic, mcur, jc, ncur, kcur, tiles[w])
+					g.macro(ap, bpack, ic, mcur, jc, ncur, kcur, first, last, tiles[w])
 				}
 			})
 		}
@@ -197,65 +250,66 @@ func (g *job) run() {
 
 // macro multiplies a packed mcur x kcur block of A by a packed kcur x ncur
 // block of B into C at (ic, jc).
-func (g *job) macro(ap, bp []float32, ic, mcur, jc, ncur, kcur int, tile []float32) {
+func (g *job) macro(ap, bp []float32, ic, mcur, jc, ncur, kcur int, first, last bool, tile []float32) {
 	mr, nr := g.ker.MR, g.ker.NR
+	add := !(first && g.overwrite)
 	for jr := 0; jr < ncur; jr += nr {
 		nn := min(nr, ncur-jr)
+		j := jc + jr
+		// A tile goes straight to C when it is whole and its columns are
+		// contiguous (within one group).
+		inGroup := j/g.groupCols == (j+nn-1)/g.groupCols
 		b := &bp[jr*kcur]
 		for ir := 0; ir < mcur; ir += mr {
 			mm := min(mr, mcur-ir)
+			i := ic + ir
 			a := &ap[ir*kcur]
-			if mm == mr && nn == nr {
-				g.ker.fn(kcur, a, b, &g.c[(ic+ir)*g.ldc+jc+jr], g.ldc)
+			if mm == mr && nn == nr && inGroup {
+				g.ker.fn(kcur, a, b, &g.c[g.offset(i, j)], g.ldc, add)
+				if last && (g.bias != nil || g.relu) {
+					for r := range mm {
+						g.epilogue(g.c[g.offset(i+r, j):][:nn], i+r)
+					}
+				}
 				continue
 			}
-			// An edge tile: compute the whole tile aside, add the part
-			// inside C.
-			clear(tile)
-			g.ker.fn(kcur, a, b, &tile[0], nr)
-			for i := range mm {
-				row := g.c[(ic+ir+i)*g.ldc+jc+jr:][:nn]
-				for j := range row {
-					row[j] += tile[i*nr+j]
+			// An edge tile: compute the whole tile aside, then move the
+			// part inside C column by column group.
+			g.ker.fn(kcur, a, b, &tile[0], nr, false)
+			for r := range mm {
+				src := tile[r*nr : r*nr+nn]
+				for c := 0; c < nn; {
+					run := min(nn-c, g.groupCols-(j+c)%g.groupCols)
+					dst := g.c[g.offset(i+r, j+c):][:run]
+					if add {
+						for t, v := range src[c : c+run] {
+							dst[t] += v
+						}
+					} else {
+						copy(dst, src[c:c+run])
+					}
+					if last {
+						g.epilogue(dst, i+r)
+					}
+					c += run
 				}
 			}
 		}
 	}
 }
 
-// packA copies rows [i0, i0+mm) and columns [p0, p0+kc) of alpha*op(A)
-// into dst, k-major (MR values per k), padding missing rows with zeros.
-func (g *job) packA(dst []float32, i0, mm, p0, kc int) {
-	mr := g.ker.MR
-	for p := range kc {
-		d := dst[p*mr : (p+1)*mr]
-		for i := range mm {
-			var v float32
-			if g.transA {
-				v = g.a[(p0+p)*g.lda+i0+i]
-			} else {
-				v = g.a[(i0+i)*g.lda+p0+p]
-			}
-			d[i] = g.alpha * v
+// epilogue adds row i's bias and applies the ReLU to part of that row.
+func (g *job) epilogue(row []float32, i int) {
+	if g.bias != nil {
+		b := g.bias[i]
+		for t := range row {
+			row[t] += b
 		}
-		clear(d[mm:])
 	}
-}
-
-// packB copies rows [p0, p0+kc) and columns [j0, j0+nn) of op(B) into dst,
-// NR values per k, padding missing columns with zeros.
-func (g *job) packB(dst []float32, p0, kc, j0, nn int) {
-	nr := g.ker.NR
-	for p := range kc {
-		d := dst[p*nr : (p+1)*nr]
-		if g.transB {
-			for j := range nn {
-				d[j] = g.b[(j0+j)*g.ldb+p0+p]
-			}
-		} else {
-			copy(d, g.b[(p0+p)*g.ldb+j0:][:nn])
+	if g.relu {
+		for t, v := range row {
+			row[t] = max(v, 0)
 		}
-		clear(d[nn:])
 	}
 }
 

@@ -4,8 +4,9 @@
 
 #include "textflag.h"
 
-// func kernelAVX512(kc int, a, b, c *float32, ldc int)
-TEXT ·kernelAVX512(SB), NOSPLIT, $0-40
+// func kernelAVX512(kc int, a, b, c *float32, ldc int, add bool)
+TEXT ·kernelAVX512(SB), NOSPLIT, $0-41
+	MOVBQZX add+40(FP), R9
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -70,6 +71,8 @@ avx512loop:
 	DECQ CX
 	JNZ avx512loop
 avx512store:
+	CMPB R9, $0
+	JEQ avx512set
 	VADDPS (DX), Z0, Z0
 	VMOVUPS Z0, (DX)
 	VADDPS 64(DX), Z1, Z1
@@ -132,9 +135,49 @@ avx512store:
 	ADDQ R8, DX
 	VZEROUPPER
 	RET
+avx512set:
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z2, (DX)
+	VMOVUPS Z3, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z4, (DX)
+	VMOVUPS Z5, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z6, (DX)
+	VMOVUPS Z7, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z8, (DX)
+	VMOVUPS Z9, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z10, (DX)
+	VMOVUPS Z11, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z12, (DX)
+	VMOVUPS Z13, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z14, (DX)
+	VMOVUPS Z15, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z16, (DX)
+	VMOVUPS Z17, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z18, (DX)
+	VMOVUPS Z19, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z20, (DX)
+	VMOVUPS Z21, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z22, (DX)
+	VMOVUPS Z23, 64(DX)
+	ADDQ R8, DX
+	VZEROUPPER
+	RET
 
-// func kernelAVX2(kc int, a, b, c *float32, ldc int)
-TEXT ·kernelAVX2(SB), NOSPLIT, $0-40
+// func kernelAVX2(kc int, a, b, c *float32, ldc int, add bool)
+TEXT ·kernelAVX2(SB), NOSPLIT, $0-41
+	MOVBQZX add+40(FP), R9
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -181,6 +224,8 @@ avx2loop:
 	DECQ CX
 	JNZ avx2loop
 avx2store:
+	CMPB R9, $0
+	JEQ avx2set
 	VADDPS (DX), Y0, Y0
 	VMOVUPS Y0, (DX)
 	VADDPS 32(DX), Y1, Y1
@@ -209,6 +254,27 @@ avx2store:
 	VADDPS (DX), Y10, Y10
 	VMOVUPS Y10, (DX)
 	VADDPS 32(DX), Y11, Y11
+	VMOVUPS Y11, 32(DX)
+	ADDQ R8, DX
+	VZEROUPPER
+	RET
+avx2set:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y2, (DX)
+	VMOVUPS Y3, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y4, (DX)
+	VMOVUPS Y5, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y6, (DX)
+	VMOVUPS Y7, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y8, (DX)
+	VMOVUPS Y9, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y10, (DX)
 	VMOVUPS Y11, 32(DX)
 	ADDQ R8, DX
 	VZEROUPPER

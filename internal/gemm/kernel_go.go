@@ -6,7 +6,7 @@ import "unsafe"
 // accumulators fit in the float registers of common architectures.
 var goKernel = Kernel{Name: "go", MR: 4, NR: 4, fn: kernelGo4x4}
 
-func kernelGo4x4(kc int, a, b, c *float32, ldc int) {
+func kernelGo4x4(kc int, a, b, c *float32, ldc int, add bool) {
 	as := unsafe.Slice(a, 4*kc)
 	bs := unsafe.Slice(b, 4*kc)
 	var c00, c01, c02, c03, c10, c11, c12, c13 float32
@@ -34,6 +34,11 @@ func kernelGo4x4(kc int, a, b, c *float32, ldc int) {
 		c33 += a3 * b3
 	}
 	cs := unsafe.Slice(c, 3*ldc+4)
+	if !add {
+		for i := range 4 {
+			clear(cs[i*ldc : i*ldc+4])
+		}
+	}
 	r := cs[0:4:4]
 	r[0], r[1], r[2], r[3] = r[0]+c00, r[1]+c01, r[2]+c02, r[3]+c03
 	r = cs[ldc : ldc+4 : ldc+4]

@@ -3,6 +3,11 @@ package tensor
 import (
 	"fmt"
 	"runtime"
+
+	"gonum.org/v1/gonum/blas/blas32"
+	"gonum.org/v1/gonum/blas/gonum"
+
+	fastgemm "github.com/org/anomnet/internal/gemm"
 )
 
 // convGeom is a checked convolution geometry.
@@ -106,6 +111,17 @@ func (CPU) Conv2D(y, x, w, bias *Tensor, p Conv2DParams) {
 		expect("Conv2D", "bias", bias, Float32, g.o)
 	}
 	xs, ws, ys := x.Float32s(), w.Float32s(), y.Float32s()
+	var bs []float32
+	if bias != nil {
+		bs = bias.Float32s()
+	}
+	if _, native := blas32.Implementation().(gonum.Implementation); native {
+		fastgemm.Conv2D(ys, xs, ws, bs, fastgemm.ConvGeom{
+			N: g.n, C: g.c, H: g.h, W: g.w, O: g.o, KH: g.kh, KW: g.kw,
+			StrideH: p.StrideH, StrideW: p.StrideW, PadH: p.PadH, PadW: p.PadW, OH: g.oh, OW: g.ow,
+		}, p.ReLU)
+		return
+	}
 	inSz, outSz := g.c*g.h*g.w, g.o*g.colSz
 	parallelFor(g.n, g.o*g.colRows*g.colSz, func(lo, hi int) {
 		var col []float32
@@ -120,11 +136,16 @@ func (CPU) Conv2D(y, x, w, bias *Tensor, p Conv2DParams) {
 				src = col
 			}
 			gemm(false, false, 1, ws, g.colRows, src, g.colSz, 0, yn, g.o, g.colSz, g.colRows)
-			if bias != nil {
-				for o, b := range bias.Float32s() {
-					row := yn[o*g.colSz : (o+1)*g.colSz]
+			for o := range g.o {
+				row := yn[o*g.colSz : (o+1)*g.colSz]
+				if bs != nil {
 					for i := range row {
-						row[i] += b
+						row[i] += bs[o]
+					}
+				}
+				if p.ReLU {
+					for i, v := range row {
+						row[i] = max(v, 0)
 					}
 				}
 			}

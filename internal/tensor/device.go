@@ -11,6 +11,9 @@ import (
 type Conv2DParams struct {
 	StrideH, StrideW int
 	PadH, PadW       int
+	// ReLU makes Conv2D apply max(., 0) to its output, fused into the
+	// convolution (inference: the backward ops ignore it).
+	ReLU bool
 }
 
 // Out returns the output height and width of a convolution (or a

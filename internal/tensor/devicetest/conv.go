@@ -66,19 +66,32 @@ func convData(r *rand.Rand, g convCase) (x, w, b []float32) {
 
 func (c *checker) conv2D(t *testing.T) {
 	for _, g := range convCases {
-		run(t, g.String(), func(t *testing.T) {
-			x, w, b := convData(c.rng(t), g)
-			oh, ow := g.out()
-			yShape := []int{g.N, g.O, oh, ow}
-			var bias *tensor.Tensor
-			if b != nil {
-				bias = c.in(b, g.O)
+		for _, relu := range []bool{false, true} {
+			name := g.String()
+			if relu {
+				name += ",relu"
 			}
-			o := c.out(yShape...)
-			c.d.Conv2D(o.T, c.in(x, g.N, g.C, g.H, g.W), c.in(w, g.O, g.C, g.KH, g.KW), bias, g.P)
-			want, sc := refConv2D(g.convGeom, f64(x), f64(w), f64(b), true)
-			c.near(t, "Conv2D", yShape, o.get(t), want, sc)
-		})
+			run(t, name, func(t *testing.T) {
+				x, w, b := convData(c.rng(t), g)
+				oh, ow := g.out()
+				yShape := []int{g.N, g.O, oh, ow}
+				var bias *tensor.Tensor
+				if b != nil {
+					bias = c.in(b, g.O)
+				}
+				o := c.out(yShape...)
+				p := g.P
+				p.ReLU = relu
+				c.d.Conv2D(o.T, c.in(x, g.N, g.C, g.H, g.W), c.in(w, g.O, g.C, g.KH, g.KW), bias, p)
+				want, sc := refConv2D(g.convGeom, f64(x), f64(w), f64(b), true)
+				if relu {
+					for i, v := range want {
+						want[i] = max(v, 0)
+					}
+				}
+				c.near(t, "Conv2D", yShape, o.get(t), want, sc)
+			})
+		}
 	}
 }
 

@@ -24,8 +24,8 @@ func main() {
 	// from memory inside the FMAs.
 	const mr512 = 12
 	p("")
-	p("// func kernelAVX512(kc int, a, b, c *float32, ldc int)")
-	p("TEXT ·kernelAVX512(SB), NOSPLIT, $0-40")
+	p("// func kernelAVX512(kc int, a, b, c *float32, ldc int, add bool)")
+	p("TEXT ·kernelAVX512(SB), NOSPLIT, $0-41")
 	args(p)
 	for i := range 2 * mr512 {
 		p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
@@ -44,10 +44,20 @@ func main() {
 	p("\tDECQ CX")
 	p("\tJNZ avx512loop")
 	p("avx512store:")
+	p("\tCMPB R9, $0")
+	p("\tJEQ avx512set")
 	for i := range mr512 {
 		p("\tVADDPS (DX), Z%d, Z%d", 2*i, 2*i)
 		p("\tVMOVUPS Z%d, (DX)", 2*i)
 		p("\tVADDPS 64(DX), Z%d, Z%d", 2*i+1, 2*i+1)
+		p("\tVMOVUPS Z%d, 64(DX)", 2*i+1)
+		p("\tADDQ R8, DX")
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("avx512set:")
+	for i := range mr512 {
+		p("\tVMOVUPS Z%d, (DX)", 2*i)
 		p("\tVMOVUPS Z%d, 64(DX)", 2*i+1)
 		p("\tADDQ R8, DX")
 	}
@@ -58,8 +68,8 @@ func main() {
 	// Y14 and Y15 in turn.
 	const mr2 = 6
 	p("")
-	p("// func kernelAVX2(kc int, a, b, c *float32, ldc int)")
-	p("TEXT ·kernelAVX2(SB), NOSPLIT, $0-40")
+	p("// func kernelAVX2(kc int, a, b, c *float32, ldc int, add bool)")
+	p("TEXT ·kernelAVX2(SB), NOSPLIT, $0-41")
 	args(p)
 	for i := range 2 * mr2 {
 		p("\tVXORPS Y%d, Y%d, Y%d", i, i, i)
@@ -80,10 +90,20 @@ func main() {
 	p("\tDECQ CX")
 	p("\tJNZ avx2loop")
 	p("avx2store:")
+	p("\tCMPB R9, $0")
+	p("\tJEQ avx2set")
 	for i := range mr2 {
 		p("\tVADDPS (DX), Y%d, Y%d", 2*i, 2*i)
 		p("\tVMOVUPS Y%d, (DX)", 2*i)
 		p("\tVADDPS 32(DX), Y%d, Y%d", 2*i+1, 2*i+1)
+		p("\tVMOVUPS Y%d, 32(DX)", 2*i+1)
+		p("\tADDQ R8, DX")
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("avx2set:")
+	for i := range mr2 {
+		p("\tVMOVUPS Y%d, (DX)", 2*i)
 		p("\tVMOVUPS Y%d, 32(DX)", 2*i+1)
 		p("\tADDQ R8, DX")
 	}
@@ -129,8 +149,9 @@ func main() {
 }
 
 // args loads the kernel arguments: CX = kc, SI = a, DI = b, DX = c,
-// R8 = ldc in bytes.
+// R8 = ldc in bytes, R9 = add (C += AB if set, C = AB if not).
 func args(p func(string, ...any)) {
+	p("\tMOVBQZX add+40(FP), R9")
 	p("\tMOVQ kc+0(FP), CX")
 	p("\tMOVQ a+8(FP), SI")
 	p("\tMOVQ b+16(FP), DI")
