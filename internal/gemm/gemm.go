@@ -106,7 +106,9 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	if beta != 0 {
 		scaleC(c, ldc, m, n, beta)
 	}
-	g.packA = func(dst []float32, i0, mm, p0, kc int) { packMatrix(dst, g.ker.MR, a, lda, transA, alpha, i0, mm, p0, kc) }
+	g.packA = func(dst []float32, i0, mm, p0, kc int) {
+		packMatrix(dst, g.ker.MR, a, lda, transA, alpha, i0, mm, p0, kc)
+	}
 	g.packB = func(dst []float32, p0, kc, j0, nn int) { packMatrix(dst, g.ker.NR, b, ldb, !transB, 1, j0, nn, p0, kc) }
 	g.run()
 }
