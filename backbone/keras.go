@@ -343,6 +343,10 @@ func (b *kerasBuilder) layer(l *kerasLayer, in []string) error {
 				return b.errorf(l.Name, "adding %d and %d channels", c, b.net.nodes[j].c)
 			}
 		}
+		if len(src) == 2 {
+			b.out[l.Name] = b.net.addResidual(l.Name, false, c, src[0], src[1])
+			return nil
+		}
 		b.add(l.Name, &addOp{}, c, src...)
 		return nil
 

@@ -73,6 +73,37 @@ func (n *Net) add(name string, o op, c int, in ...int) int {
 	return len(n.nodes) - 1
 }
 
+// addResidual adds name = a + b (then a ReLU if relu). When a or b is the
+// graph's last node, a convolution that nothing else reads yet, the
+// addition is fused into it instead: the convolution accumulates onto the
+// other input, which saves a pass over memory, and the convolution's name
+// is folded into name.
+func (n *Net) addResidual(name string, relu bool, c, a, b int) int {
+	last := len(n.nodes) - 1
+	for _, pair := range [][2]int{{a, b}, {b, a}} {
+		conv, other := pair[0], pair[1]
+		o, ok := n.nodes[conv].op.(*convOp)
+		if conv != last || !ok || o.relu || o.residual || n.nodes[conv].uses != 0 || other == conv {
+			continue
+		}
+		nd := n.nodes[conv]
+		o.residual, o.relu = true, relu
+		nd.in = append(nd.in, other)
+		n.nodes[other].uses++
+		for k, v := range n.folded {
+			if v == nd.name {
+				n.folded[k] = name
+			}
+		}
+		n.folded[nd.name] = name
+		delete(n.byName, nd.name)
+		nd.name = name
+		n.byName[name] = conv
+		return conv
+	}
+	return n.add(name, &addOp{relu: relu}, c, a, b)
+}
+
 // Name returns the network's name, e.g. "resnet50".
 func (n *Net) Name() string { return n.name }
 
@@ -151,6 +182,30 @@ func (n *Net) Forward(d tensor.Device, x *tensor.Tensor, taps ...string) ([]*ten
 	}
 	vals[0] = x
 	uses[0]++ // the caller owns x
+	// Maps no longer needed are kept for reuse by later layers of the same
+	// size: every op overwrites its output, so a reused map need not be
+	// cleared, and the forward pass allocates little after its first
+	// layers.
+	spare := map[int][]*tensor.Tensor{}
+	alloc := func(shape []int) *tensor.Tensor {
+		n := 1
+		for _, v := range shape {
+			n *= v
+		}
+		if ts := spare[n]; len(ts) > 0 {
+			spare[n] = ts[:len(ts)-1]
+			return ts[len(ts)-1].Reshape(shape...)
+		}
+		return d.Zeros(shape...)
+	}
+	release := func(t *tensor.Tensor) { spare[t.Len()] = append(spare[t.Len()], t) }
+	defer func() {
+		for _, ts := range spare {
+			for _, t := range ts {
+				d.Free(t)
+			}
+		}
+	}()
 	for i := 1; i <= last; i++ {
 		nd := n.nodes[i]
 		ins := make([]*tensor.Tensor, len(nd.in))
@@ -160,19 +215,37 @@ func (n *Net) Forward(d tensor.Device, x *tensor.Tensor, taps ...string) ([]*ten
 		}
 		shape, err := nd.op.shape(shapes)
 		if err != nil {
-			for _, v := range vals {
-				if v != nil && v != x {
+			for j, v := range vals {
+				if v != nil && j != 0 {
 					d.Free(v)
 				}
 			}
 			return nil, fmt.Errorf("anomnet/backbone: %s: layer %s (%s): %v", n.name, nd.name, nd.op.kind(), err)
 		}
-		y := d.Zeros(shape...)
+		var y *tensor.Tensor
+		if acc, ok := nd.op.(interface{ accumulates() int }); ok && acc.accumulates() >= 0 {
+			// The op adds onto one input: work in that input's memory when
+			// this is its last reader (and the caller does not own it),
+			// else on a copy.
+			j := nd.in[acc.accumulates()]
+			if uses[j] == 1 && j != 0 {
+				y, vals[j] = vals[j].Reshape(shape...), nil
+				uses[j] = 0
+			} else {
+				y = alloc(shape)
+				d.Copy(y, vals[j])
+			}
+		} else {
+			y = alloc(shape)
+		}
 		nd.op.forward(d, y, ins)
 		vals[i] = y
 		for _, j := range nd.in {
+			if uses[j] == 0 { // handed over as the output above
+				continue
+			}
 			if uses[j]--; uses[j] == 0 {
-				d.Free(vals[j])
+				release(vals[j])
 				vals[j] = nil
 			}
 		}
@@ -203,7 +276,7 @@ func (n *Net) markStages(probe int) error {
 			return fmt.Errorf("anomnet/backbone: %s: layer %s at %dx%d input: %v", n.name, nd.name, probe, probe, err)
 		}
 		shapes[i] = s
-		if _, ok := nd.op.(*addOp); ok && len(s) == 4 {
+		if isResidual(nd.op) && len(s) == 4 {
 			st := probe / s[2]
 			if _, seen := stride[st]; !seen {
 				order = append(order, st)
@@ -218,6 +291,18 @@ func (n *Net) markStages(probe int) error {
 	return nil
 }
 
+// isResidual reports whether an op ends a residual block: an addition, or
+// a convolution with the addition fused in.
+func isResidual(o op) bool {
+	switch o := o.(type) {
+	case *addOp:
+		return true
+	case *convOp:
+		return o.residual
+	}
+	return false
+}
+
 // ---- operations ----
 
 // convOp is a convolution with bias, BatchNorm folded in, and an optional
@@ -229,6 +314,8 @@ type convOp struct {
 	pad    int
 	same   bool
 	relu   bool
+	// residual: a second input is added to the output (before the ReLU).
+	residual bool
 }
 
 func (o *convOp) kind() string { return "conv" }
@@ -267,7 +354,19 @@ func (o *convOp) shape(in [][]int) ([]int, error) {
 		return nil, fmt.Errorf("input %dx%d smaller than the %dx%d kernel", x[2], x[3], o.w.Dim(2), o.w.Dim(3))
 	}
 	oh, ow := p.Out(h, w, o.w.Dim(2), o.w.Dim(3))
-	return []int{x[0], o.w.Dim(0), oh, ow}, nil
+	y := []int{x[0], o.w.Dim(0), oh, ow}
+	if o.residual && !slices.Equal(in[1], y) {
+		return nil, fmt.Errorf("adding %v to the convolution's %v", in[1], y)
+	}
+	return y, nil
+}
+
+// accumulates names the input that forward adds its result onto.
+func (o *convOp) accumulates() int {
+	if o.residual {
+		return 1
+	}
+	return -1
 }
 
 func (o *convOp) forward(d tensor.Device, y *tensor.Tensor, xs []*tensor.Tensor) {
@@ -279,7 +378,7 @@ func (o *convOp) forward(d tensor.Device, y *tensor.Tensor, xs []*tensor.Tensor)
 		x = padded
 		defer d.Free(padded)
 	}
-	p.ReLU = o.relu
+	p.ReLU, p.Accumulate = o.relu, o.residual
 	d.Conv2D(y, x, o.w, o.b, p)
 }
 

@@ -297,7 +297,7 @@ func (b *tvBuilder) block(a tvArch, name string, x, planes, stride int) int {
 	if stride != 1 || cin != out {
 		short = b.convBN(name+".downsample", name+".downsample.0", name+".downsample.1", x, out, 1, stride, false)
 	}
-	i := b.net.add(name, &addOp{relu: true}, out, y, short)
+	i := b.net.addResidual(name, true, out, y, short)
 	// The block applies its one ReLU module two or three times; the last
 	// application is the block's output.
 	b.net.folded[name+".relu"] = name

@@ -258,6 +258,16 @@ func TestTorchvisionConvGeometry(t *testing.T) {
 				continue
 			}
 			module := nd.name
+			if conv.residual { // the block's addition fused into its last convolution
+				for name, into := range net.folded {
+					if _, isConv := ref[arch].Convs[name]; into == nd.name && isConv {
+						module = name
+					}
+					if _, isConv := ref[arch].Convs[name+".0"]; into == nd.name && strings.HasSuffix(name, ".downsample") && isConv {
+						module = name + ".0"
+					}
+				}
+			}
 			if strings.HasSuffix(module, ".downsample") {
 				module += ".0"
 			}
@@ -298,10 +308,13 @@ func TestTorchvisionWholeNetwork(t *testing.T) {
 		require.Equal(t, i, j)
 		require.Equal(t, "layer"+string(rune('0'+s))+".1", net.nodes[i].name)
 	}
-	require.Contains(t, net.Layers(), "layer2.0.downsample")
+	// Each block's addition is fused into its last convolution (the
+	// shortcut's where it has one), whose name folds into the block's.
+	require.Contains(t, net.Layers(), "layer2.0.conv1")
+	require.NotContains(t, net.Layers(), "layer2.0.downsample")
 	require.Equal(t, "fc", net.Layers()[len(net.Layers())-1])
 	x := tensor.New(1, 3, 40, 36)
-	outs, err := net.Forward(tensor.CPU{}, x, "stage4", "output", "layer3.1.conv2")
+	outs, err := net.Forward(tensor.CPU{}, x, "stage4", "output", "layer3.1.conv1")
 	require.NoError(t, err)
 	require.Equal(t, []int{1, 512, 2, 2}, outs[0].Shape())
 	require.Equal(t, []int{1, 1000, 1, 1}, outs[1].Shape())
@@ -310,7 +323,8 @@ func TestTorchvisionWholeNetwork(t *testing.T) {
 		require.Equal(t, float32(i%64)/8, v, "output %d is fc.bias", i)
 	}
 	for tap, into := range map[string]string{"bn1": "conv1", "relu": "conv1", "layer2.0.bn2": "layer2.0.conv2",
-		"layer2.0.downsample.1": "layer2.0.downsample", "layer2.0.relu": "layer2.0"} {
+		"layer2.0.downsample.1": "layer2.0", "layer2.0.downsample": "layer2.0", "layer3.1.conv2": "layer3.1",
+		"layer2.0.relu": "layer2.0"} {
 		_, err = net.Forward(tensor.CPU{}, x, tap)
 		require.ErrorContains(t, err, `"`+tap+`" is folded into "`+into+`"`)
 	}

@@ -11,13 +11,14 @@ type ConvGeom struct {
 	OH, OW           int // output
 }
 
-// Conv2D sets y = conv(x, w) + bias (then max(., 0) if relu) for a whole
-// batch as one implicit GEMM: the filters w (O x C*KH*KW) times the
+// Conv2D sets y = conv(x, w) + bias, or adds that to y if accumulate is
+// set, then applies max(., 0) if relu, for a whole batch as one implicit
+// GEMM: the filters w (O x C*KH*KW) times the
 // im2col matrix of the batch (C*KH*KW x N*OH*OW), whose panels are packed
 // straight from x as the product needs them, so that no im2col matrix is
 // ever stored; the product's columns land in y image by image (NCHW). bias
 // may be nil.
-func Conv2D(y, x, w, bias []float32, g ConvGeom, relu bool) {
+func Conv2D(y, x, w, bias []float32, g ConvGeom, accumulate, relu bool) {
 	k := g.C * g.KH * g.KW
 	ohw := g.OH * g.OW
 	if len(x) < g.N*g.C*g.H*g.W || len(w) < g.O*k || len(y) < g.N*g.O*ohw || (bias != nil && len(bias) < g.O) {
@@ -30,16 +31,24 @@ func Conv2D(y, x, w, bias []float32, g ConvGeom, relu bool) {
 		for n := range g.N {
 			for o := range g.O {
 				row := y[(n*g.O+o)*ohw:][:ohw]
-				clear(row)
-				if bias != nil {
-					(&job{bias: bias, relu: relu}).epilogue(row, o)
+				for i, v := range row {
+					if !accumulate {
+						v = 0
+					}
+					if bias != nil {
+						v += bias[o]
+					}
+					if relu {
+						v = max(v, 0)
+					}
+					row[i] = v
 				}
 			}
 		}
 		return
 	}
 	j := &job{ker: Active(), m: g.O, n: g.N * ohw, k: k, c: y, ldc: ohw,
-		groupCols: ohw, groupStride: g.O * ohw, overwrite: true, bias: bias, relu: relu}
+		groupCols: ohw, groupStride: g.O * ohw, overwrite: !accumulate, bias: bias, relu: relu}
 	j.packA = func(dst []float32, i0, mm, p0, kc int) { packMatrix(dst, j.ker.MR, w, k, false, 1, i0, mm, p0, kc) }
 	if g.KH == 1 && g.KW == 1 && g.StrideH == 1 && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0 {
 		j.packB = func(dst []float32, p0, kc, j0, nn int) { g.pack1x1(dst, j.ker.NR, x, p0, kc, j0, nn) }
@@ -74,14 +83,21 @@ func (g *ConvGeom) pack1x1(dst []float32, nr int, x []float32, p0, kc, j0, nn in
 // spaced in one input row (contiguous at stride 1).
 func (g *ConvGeom) packPatches(dst []float32, nr int, x []float32, p0, kc, j0, nn int) {
 	ohw, hw, kk := g.OH*g.OW, g.H*g.W, g.KH*g.KW
-	type segment struct{ c, n, base, ih0, iw0 int }
+	// inner: every tap of the segment, for every kernel position, lies
+	// inside the input, so that the copy needs no bounds.
+	type segment struct {
+		c, n, base, ih0, iw0 int
+		inner                bool
+	}
 	var segs [64]segment
 	ns := 0
 	for c := 0; c < nn; {
 		n, pix := (j0+c)/ohw, (j0+c)%ohw
 		oh, ow := pix/g.OW, pix%g.OW
 		n0 := min(nn-c, g.OW-ow)
-		segs[ns] = segment{c: c, n: n0, base: n * g.C * hw, ih0: oh*g.StrideH - g.PadH, iw0: ow*g.StrideW - g.PadW}
+		sg := segment{c: c, n: n0, base: n * g.C * hw, ih0: oh*g.StrideH - g.PadH, iw0: ow*g.StrideW - g.PadW}
+		sg.inner = sg.ih0 >= 0 && sg.ih0+g.KH <= g.H && sg.iw0 >= 0 && sg.iw0+(n0-1)*g.StrideW+g.KW <= g.W
+		segs[ns] = sg
 		ns++
 		c += n0
 	}
@@ -91,13 +107,26 @@ func (g *ConvGeom) packPatches(dst []float32, nr int, x []float32, p0, kc, j0, n
 		d := dst[p*nr : (p+1)*nr]
 		for _, sg := range segs[:ns] {
 			out := d[sg.c : sg.c+sg.n]
-			ih := sg.ih0 + ki
+			ih, iw := sg.ih0+ki, sg.iw0+kj
+			if sg.inner {
+				src := x[sg.base+ch*hw+ih*g.W+iw:]
+				if g.StrideW == 1 {
+					src = src[:len(out)]
+					for t := range out {
+						out[t] = src[t]
+					}
+				} else {
+					for t := range out {
+						out[t] = src[t*g.StrideW]
+					}
+				}
+				continue
+			}
 			if uint(ih) >= uint(g.H) {
 				clear(out)
 				continue
 			}
 			row := x[sg.base+ch*hw+ih*g.W:][:g.W]
-			iw := sg.iw0 + kj
 			if g.StrideW == 1 {
 				// Taps iw .. iw+len(out)-1: zeros left and right of the row.
 				lo := min(max(-iw, 0), len(out))

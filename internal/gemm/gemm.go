@@ -22,13 +22,19 @@ import (
 
 // Kernel is one micro-kernel: it multiplies an MR x kc panel of A (packed
 // k-major: MR values per k) by a kc x NR panel of B (NR values per k) into
-// the MR x NR tile of C at c with row stride ldc (in elements), adding to
-// the tile if add is set and overwriting it if not.
+// the MR x NR tile of C at c with row stride ldc (in elements). With
+// flagAdd it adds the tile's contents first; with flagReLU it stores
+// max(., 0).
 type Kernel struct {
 	Name   string
 	MR, NR int
-	fn     func(kc int, a, b, c *float32, ldc int, add bool)
+	fn     func(kc int, a, b, c *float32, ldc int, flags uint8)
 }
+
+const (
+	flagAdd  = 1
+	flagReLU = 2
+)
 
 // Kernels lists the micro-kernels this machine can run, fastest first. The
 // first is the one Sgemm uses unless Use chose another.
@@ -194,10 +200,46 @@ type job struct {
 	groupCols, groupStride int
 	// overwrite: C's old values are ignored (the first k block writes).
 	overwrite bool
-	// bias (per row of C, or nil) and relu are applied once the last k
-	// block has been added.
+	// bias (per row of C, or nil) is added as one more k: a column of A
+	// against a row of ones in B. relu is applied as the last k block is
+	// stored.
 	bias []float32
 	relu bool
+}
+
+// withBias extends the product by the bias column, if there is one.
+func (g *job) withBias() {
+	if g.bias == nil {
+		return
+	}
+	k, packA, packB := g.k, g.packA, g.packB
+	g.k++
+	g.packA = func(dst []float32, i0, mm, p0, kc int) {
+		mr := g.ker.MR
+		if p0+kc > k { // the block holds the bias column last
+			packA(dst, i0, mm, p0, kc-1)
+			d := dst[(kc-1)*mr : kc*mr]
+			copy(d, g.bias[i0:i0+mm])
+			clear(d[mm:])
+			return
+		}
+		packA(dst, i0, mm, p0, kc)
+	}
+	g.packB = func(dst []float32, p0, kc, j0, nn int) {
+		nr := g.ker.NR
+		if p0+kc > k {
+			packB(dst, p0, kc-1, j0, nn)
+			d := dst[(kc-1)*nr : kc*nr]
+			for j := range d {
+				d[j] = 0
+				if j < nn {
+					d[j] = 1
+				}
+			}
+			return
+		}
+		packB(dst, p0, kc, j0, nn)
+	}
 }
 
 func (g *job) offset(i, j int) int {
@@ -205,6 +247,7 @@ func (g *job) offset(i, j int) int {
 }
 
 func (g *job) run() {
+	g.withBias()
 	mr, nr := g.ker.MR, g.ker.NR
 	workers := runtime.GOMAXPROCS(0)
 	if g.m*g.n*g.k < 1<<18 {
@@ -214,7 +257,8 @@ func (g *job) run() {
 	// worker busy.
 	mc := min(mcBlock, roundUp((g.m+workers-1)/workers, mr))
 	nc := min(ncBlock, roundUp(g.n, nr))
-	kc := min(kcBlock, g.k)
+	// Equal k blocks of at most kcBlock, so that no block is a sliver.
+	kc := (g.k + (g.k+kcBlock-1)/kcBlock - 1) / ((g.k + kcBlock - 1) / kcBlock)
 	bpack := make([]float32, roundUp(nc, nr)*kc)
 	apacks := make([][]float32, workers)
 	tiles := make([][]float32, workers) // per worker: an MR x NR edge tile
@@ -255,6 +299,13 @@ func (g *job) run() {
 func (g *job) macro(ap, bp []float32, ic, mcur, jc, ncur, kcur int, first, last bool, tile []float32) {
 	mr, nr := g.ker.MR, g.ker.NR
 	add := !(first && g.overwrite)
+	var flags uint8
+	if add {
+		flags |= flagAdd
+	}
+	if last && g.relu {
+		flags |= flagReLU
+	}
 	for jr := 0; jr < ncur; jr += nr {
 		nn := min(nr, ncur-jr)
 		j := jc + jr
@@ -267,50 +318,29 @@ func (g *job) macro(ap, bp []float32, ic, mcur, jc, ncur, kcur int, first, last 
 			i := ic + ir
 			a := &ap[ir*kcur]
 			if mm == mr && nn == nr && inGroup {
-				g.ker.fn(kcur, a, b, &g.c[g.offset(i, j)], g.ldc, add)
-				if last && (g.bias != nil || g.relu) {
-					for r := range mm {
-						g.epilogue(g.c[g.offset(i+r, j):][:nn], i+r)
-					}
-				}
+				g.ker.fn(kcur, a, b, &g.c[g.offset(i, j)], g.ldc, flags)
 				continue
 			}
 			// An edge tile: compute the whole tile aside, then move the
 			// part inside C column by column group.
-			g.ker.fn(kcur, a, b, &tile[0], nr, false)
+			g.ker.fn(kcur, a, b, &tile[0], nr, 0)
 			for r := range mm {
 				src := tile[r*nr : r*nr+nn]
 				for c := 0; c < nn; {
 					run := min(nn-c, g.groupCols-(j+c)%g.groupCols)
 					dst := g.c[g.offset(i+r, j+c):][:run]
-					if add {
-						for t, v := range src[c : c+run] {
-							dst[t] += v
+					for t, v := range src[c : c+run] {
+						if add {
+							v += dst[t]
 						}
-					} else {
-						copy(dst, src[c:c+run])
-					}
-					if last {
-						g.epilogue(dst, i+r)
+						if flags&flagReLU != 0 {
+							v = max(v, 0)
+						}
+						dst[t] = v
 					}
 					c += run
 				}
 			}
-		}
-	}
-}
-
-// epilogue adds row i's bias and applies the ReLU to part of that row.
-func (g *job) epilogue(row []float32, i int) {
-	if g.bias != nil {
-		b := g.bias[i]
-		for t := range row {
-			row[t] += b
-		}
-	}
-	if g.relu {
-		for t, v := range row {
-			row[t] = max(v, 0)
 		}
 	}
 }

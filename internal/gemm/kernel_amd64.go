@@ -24,10 +24,10 @@ var available = func() []Kernel {
 }()
 
 //go:noescape
-func kernelAVX512(kc int, a, b, c *float32, ldc int, add bool)
+func kernelAVX512(kc int, a, b, c *float32, ldc int, flags uint8)
 
 //go:noescape
-func kernelAVX2(kc int, a, b, c *float32, ldc int, add bool)
+func kernelAVX2(kc int, a, b, c *float32, ldc int, flags uint8)
 
 // fmaLoopAVX512 and fmaLoopAVX2 run n iterations of 24 (12) independent
 // vector FMAs: the peak that BenchmarkFMAPeak measures.

@@ -6,7 +6,7 @@ import "unsafe"
 // accumulators fit in the float registers of common architectures.
 var goKernel = Kernel{Name: "go", MR: 4, NR: 4, fn: kernelGo4x4}
 
-func kernelGo4x4(kc int, a, b, c *float32, ldc int, add bool) {
+func kernelGo4x4(kc int, a, b, c *float32, ldc int, flags uint8) {
 	as := unsafe.Slice(a, 4*kc)
 	bs := unsafe.Slice(b, 4*kc)
 	var c00, c01, c02, c03, c10, c11, c12, c13 float32
@@ -33,18 +33,22 @@ func kernelGo4x4(kc int, a, b, c *float32, ldc int, add bool) {
 		c32 += a3 * b2
 		c33 += a3 * b3
 	}
+	acc := [4][4]float32{
+		{c00, c01, c02, c03}, {c10, c11, c12, c13},
+		{c20, c21, c22, c23}, {c30, c31, c32, c33},
+	}
 	cs := unsafe.Slice(c, 3*ldc+4)
-	if !add {
-		for i := range 4 {
-			clear(cs[i*ldc : i*ldc+4])
+	for i := range 4 {
+		r := cs[i*ldc : i*ldc+4 : i*ldc+4]
+		for j := range 4 {
+			v := acc[i][j]
+			if flags&flagAdd != 0 {
+				v += r[j]
+			}
+			if flags&flagReLU != 0 {
+				v = max(v, 0)
+			}
+			r[j] = v
 		}
 	}
-	r := cs[0:4:4]
-	r[0], r[1], r[2], r[3] = r[0]+c00, r[1]+c01, r[2]+c02, r[3]+c03
-	r = cs[ldc : ldc+4 : ldc+4]
-	r[0], r[1], r[2], r[3] = r[0]+c10, r[1]+c11, r[2]+c12, r[3]+c13
-	r = cs[2*ldc : 2*ldc+4 : 2*ldc+4]
-	r[0], r[1], r[2], r[3] = r[0]+c20, r[1]+c21, r[2]+c22, r[3]+c23
-	r = cs[3*ldc : 3*ldc+4 : 3*ldc+4]
-	r[0], r[1], r[2], r[3] = r[0]+c30, r[1]+c31, r[2]+c32, r[3]+c33
 }

@@ -119,10 +119,14 @@ func (CPU) Conv2D(y, x, w, bias *Tensor, p Conv2DParams) {
 		fastgemm.Conv2D(ys, xs, ws, bs, fastgemm.ConvGeom{
 			N: g.n, C: g.c, H: g.h, W: g.w, O: g.o, KH: g.kh, KW: g.kw,
 			StrideH: p.StrideH, StrideW: p.StrideW, PadH: p.PadH, PadW: p.PadW, OH: g.oh, OW: g.ow,
-		}, p.ReLU)
+		}, p.Accumulate, p.ReLU)
 		return
 	}
 	inSz, outSz := g.c*g.h*g.w, g.o*g.colSz
+	beta := float32(0)
+	if p.Accumulate {
+		beta = 1
+	}
 	parallelFor(g.n, g.o*g.colRows*g.colSz, func(lo, hi int) {
 		var col []float32
 		if !g.direct {
@@ -135,7 +139,7 @@ func (CPU) Conv2D(y, x, w, bias *Tensor, p Conv2DParams) {
 				g.im2col(col, xn)
 				src = col
 			}
-			gemm(false, false, 1, ws, g.colRows, src, g.colSz, 0, yn, g.o, g.colSz, g.colRows)
+			gemm(false, false, 1, ws, g.colRows, src, g.colSz, beta, yn, g.o, g.colSz, g.colRows)
 			for o := range g.o {
 				row := yn[o*g.colSz : (o+1)*g.colSz]
 				if bs != nil {

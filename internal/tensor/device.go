@@ -11,8 +11,12 @@ import (
 type Conv2DParams struct {
 	StrideH, StrideW int
 	PadH, PadW       int
-	// ReLU makes Conv2D apply max(., 0) to its output, fused into the
-	// convolution (inference: the backward ops ignore it).
+	// Accumulate makes Conv2D add to y's contents (a residual connection
+	// fused into the convolution) instead of overwriting them.
+	Accumulate bool
+	// ReLU makes Conv2D apply max(., 0) to its output, after the bias and
+	// the accumulation, fused into the convolution. The backward ops
+	// ignore both fields.
 	ReLU bool
 }
 

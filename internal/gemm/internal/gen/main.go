@@ -24,7 +24,7 @@ func main() {
 	// from memory inside the FMAs.
 	const mr512 = 12
 	p("")
-	p("// func kernelAVX512(kc int, a, b, c *float32, ldc int, add bool)")
+	p("// func kernelAVX512(kc int, a, b, c *float32, ldc int, flags uint8)")
 	p("TEXT ·kernelAVX512(SB), NOSPLIT, $0-41")
 	args(p)
 	for i := range 2 * mr512 {
@@ -44,18 +44,22 @@ func main() {
 	p("\tDECQ CX")
 	p("\tJNZ avx512loop")
 	p("avx512store:")
-	p("\tCMPB R9, $0")
-	p("\tJEQ avx512set")
+	// R9 bit 0: add C's contents; bit 1: apply max(., 0) before storing.
+	p("\tTESTB $1, R9")
+	p("\tJZ avx512noadd")
 	for i := range mr512 {
-		p("\tVADDPS (DX), Z%d, Z%d", 2*i, 2*i)
-		p("\tVMOVUPS Z%d, (DX)", 2*i)
-		p("\tVADDPS 64(DX), Z%d, Z%d", 2*i+1, 2*i+1)
-		p("\tVMOVUPS Z%d, 64(DX)", 2*i+1)
-		p("\tADDQ R8, DX")
+		p("\tVADDPS (DX)(R10*1), Z%d, Z%d", 2*i, 2*i)
+		p("\tVADDPS 64(DX)(R10*1), Z%d, Z%d", 2*i+1, 2*i+1)
+		p("\tADDQ R8, R10")
 	}
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("avx512set:")
+	p("avx512noadd:")
+	p("\tTESTB $2, R9")
+	p("\tJZ avx512norelu")
+	p("\tVPXORD Z31, Z31, Z31")
+	for i := range 2 * mr512 {
+		p("\tVMAXPS Z31, Z%d, Z%d", i, i)
+	}
+	p("avx512norelu:")
 	for i := range mr512 {
 		p("\tVMOVUPS Z%d, (DX)", 2*i)
 		p("\tVMOVUPS Z%d, 64(DX)", 2*i+1)
@@ -68,7 +72,7 @@ func main() {
 	// Y14 and Y15 in turn.
 	const mr2 = 6
 	p("")
-	p("// func kernelAVX2(kc int, a, b, c *float32, ldc int, add bool)")
+	p("// func kernelAVX2(kc int, a, b, c *float32, ldc int, flags uint8)")
 	p("TEXT ·kernelAVX2(SB), NOSPLIT, $0-41")
 	args(p)
 	for i := range 2 * mr2 {
@@ -90,18 +94,22 @@ func main() {
 	p("\tDECQ CX")
 	p("\tJNZ avx2loop")
 	p("avx2store:")
-	p("\tCMPB R9, $0")
-	p("\tJEQ avx2set")
+	// R9 bit 0: add C's contents; bit 1: apply max(., 0) before storing.
+	p("\tTESTB $1, R9")
+	p("\tJZ avx2noadd")
 	for i := range mr2 {
-		p("\tVADDPS (DX), Y%d, Y%d", 2*i, 2*i)
-		p("\tVMOVUPS Y%d, (DX)", 2*i)
-		p("\tVADDPS 32(DX), Y%d, Y%d", 2*i+1, 2*i+1)
-		p("\tVMOVUPS Y%d, 32(DX)", 2*i+1)
-		p("\tADDQ R8, DX")
+		p("\tVADDPS (DX)(R10*1), Y%d, Y%d", 2*i, 2*i)
+		p("\tVADDPS 32(DX)(R10*1), Y%d, Y%d", 2*i+1, 2*i+1)
+		p("\tADDQ R8, R10")
 	}
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("avx2set:")
+	p("avx2noadd:")
+	p("\tTESTB $2, R9")
+	p("\tJZ avx2norelu")
+	p("\tVXORPS Y15, Y15, Y15")
+	for i := range 2 * mr2 {
+		p("\tVMAXPS Y15, Y%d, Y%d", i, i)
+	}
+	p("avx2norelu:")
 	for i := range mr2 {
 		p("\tVMOVUPS Y%d, (DX)", 2*i)
 		p("\tVMOVUPS Y%d, 32(DX)", 2*i+1)
@@ -149,9 +157,11 @@ func main() {
 }
 
 // args loads the kernel arguments: CX = kc, SI = a, DI = b, DX = c,
-// R8 = ldc in bytes, R9 = add (C += AB if set, C = AB if not).
+// R8 = ldc in bytes, R9 = flags (see the store code), R10 = 0 (the row
+// offset while adding C).
 func args(p func(string, ...any)) {
-	p("\tMOVBQZX add+40(FP), R9")
+	p("\tMOVBQZX flags+40(FP), R9")
+	p("\tXORQ R10, R10")
 	p("\tMOVQ kc+0(FP), CX")
 	p("\tMOVQ a+8(FP), SI")
 	p("\tMOVQ b+16(FP), DI")
