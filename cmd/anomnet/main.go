@@ -2,6 +2,7 @@
 //
 //	anomnet weights fetch [-cache DIR]
 //	anomnet bench backbone [-batch 8] [-size 224] [-iters 5] [-tap stage3] [-peer [-python python3]]
+//	anomnet bench adapter [-batch 32] [-channels 1536] [-size 28] [-iters 3] [-peer [-python python3]]
 //
 // Further verbs (fit, eval, predict, demo) arrive with the command-line
 // issue.
@@ -15,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -45,7 +47,8 @@ func (e usageError) Error() string { return e.msg }
 
 const usage = `usage:
   anomnet weights fetch [-cache DIR]     fetch and verify the ResNet-50 weights
-  anomnet bench backbone [flags]         images per second of the backbone`
+  anomnet bench backbone [flags]         images per second of the backbone
+  anomnet bench adapter [flags]          training steps per second of the adapter's convolution`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
@@ -56,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return weightsFetch(ctx, args[2:], stdout, stderr)
 	case "bench backbone":
 		return benchBackbone(ctx, args[2:], stdout, stderr)
+	case "bench adapter":
+		return benchAdapter(ctx, args[2:], stdout, stderr)
 	}
 	return usageError{fmt.Sprintf("unknown command %q\n%s", args[0]+" "+args[1], usage)}
 }
@@ -137,24 +142,115 @@ func benchBackbone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *tap != "stage3" {
 		return fmt.Errorf("-peer times torchvision's ResNet-50 up to layer3, which is -tap stage3")
 	}
-	cmd := exec.CommandContext(ctx, *python, "-c", torchBackbone,
-		fmt.Sprint(*batch), fmt.Sprint(*size), fmt.Sprint(*iters), fmt.Sprint(runtime.GOMAXPROCS(0)))
+	res, err := runPeer(ctx, *python, torchBackbone, stderr, *batch, *size, *iters, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return err
+	}
+	peerIPS := float64(*batch) / res.Median
+	fmt.Fprintf(stdout, "pytorch  torchvision resnet50 up to layer3, batch %d, %dx%d, torch %s, %d threads: %.2f images/s (median of %d batches, %.3f s each)\n",
+		*batch, *size, *size, res.Torch, res.Threads, peerIPS, *iters, res.Median)
+	fmt.Fprintf(stdout, "ratio    anomnet/pytorch = %.2f\n", ips/peerIPS)
+	return nil
+}
+
+// peerResult is what a PyTorch peer script prints.
+type peerResult struct {
+	Torch   string  `json:"torch"`
+	Threads int     `json:"threads"`
+	Median  float64 `json:"median_s"`
+}
+
+// runPeer runs an embedded PyTorch script with the given arguments and
+// reads its one JSON line.
+func runPeer(ctx context.Context, python, script string, stderr io.Writer, args ...int) (peerResult, error) {
+	var argv []string
+	for _, a := range args {
+		argv = append(argv, fmt.Sprint(a))
+	}
+	cmd := exec.CommandContext(ctx, python, append([]string{"-c", script}, argv...)...)
 	cmd.Stderr = stderr
 	b, err := cmd.Output()
 	if err != nil {
-		return fmt.Errorf("PyTorch peer (python3 with torch and torchvision; Debian: apt-get install python3-torchvision): %v", err)
+		return peerResult{}, fmt.Errorf("PyTorch peer (%s with torch and torchvision; Debian: apt-get install python3-torchvision): %v", python, err)
 	}
-	var res struct {
-		Torch      string  `json:"torch"`
-		Threads    int     `json:"threads"`
-		Median     float64 `json:"median_s"`
-		ImagesPerS float64 `json:"images_per_s"`
+	var res peerResult
+	if err := json.Unmarshal(b, &res); err != nil || res.Median <= 0 {
+		return peerResult{}, fmt.Errorf("PyTorch peer printed %q: %v", b, err)
 	}
-	if err := json.Unmarshal(b, &res); err != nil {
-		return fmt.Errorf("PyTorch peer printed %q: %v", b, err)
+	return res, nil
+}
+
+//go:embed torch_adapter.py
+var torchAdapter string
+
+// benchAdapter times one training step of the adapter's convolution: a
+// 1x1 convolution from C+2 (CoordConv) to C channels with bias, forward,
+// both backward passes and an Adam step on the weights and bias.
+func benchAdapter(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench adapter", flag.ContinueOnError)
+	batch := fs.Int("batch", 32, "images per batch")
+	channels := fs.Int("channels", 1536, "feature channels C (the convolution maps C+2 to C)")
+	size := fs.Int("size", 28, "feature map height and width")
+	iters := fs.Int("iters", 3, "timed steps (after one warm-up)")
+	peer := fs.Bool("peer", false, "also time PyTorch on the same step, for a ratio")
+	python := fs.String("python", "python3", "the Python that runs the -peer timing")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
 	}
-	fmt.Fprintf(stdout, "pytorch  torchvision resnet50 up to layer3, batch %d, %dx%d, torch %s, %d threads: %.2f images/s (median of %d batches, %.3f s each)\n",
-		*batch, *size, *size, res.Torch, res.Threads, res.ImagesPerS, *iters, res.Median)
-	fmt.Fprintf(stdout, "ratio    anomnet/pytorch = %.2f\n", ips/res.ImagesPerS)
+	if *batch < 1 || *channels < 1 || *size < 1 || *iters < 1 {
+		return usageError{"need -batch, -channels, -size and -iters >= 1"}
+	}
+	dev := tensor.Default()
+	n, c, s := *batch, *channels, *size
+	r := rand.New(rand.NewPCG(1, 2))
+	randn := func(shape ...int) *tensor.Tensor {
+		t := tensor.New(shape...)
+		for i := range t.Float32s() {
+			t.Float32s()[i] = float32(r.NormFloat64())
+		}
+		return dev.FromHost(t)
+	}
+	x, dy := randn(n, c+2, s, s), randn(n, c, s, s)
+	w, b := randn(c, c+2, 1, 1), randn(c)
+	y, dx := dev.Zeros(n, c, s, s), dev.Zeros(n, c+2, s, s)
+	dw, db := dev.Zeros(c, c+2, 1, 1), dev.Zeros(c)
+	mw, vw, mb, vb := dev.Zeros(c, c+2, 1, 1), dev.Zeros(c, c+2, 1, 1), dev.Zeros(c), dev.Zeros(c)
+	p := tensor.Conv2DParams{StrideH: 1, StrideW: 1}
+	times := make([]float64, 0, *iters)
+	for i := range *iters + 1 {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		start := time.Now()
+		dev.Conv2D(y, x, w, b, p)
+		dev.Conv2DBackwardData(dx, dy, w, p)
+		dev.Conv2DBackwardFilter(dw, db, x, dy, p)
+		ap := tensor.AdamParams{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 5e-4, Step: i + 1}
+		dev.Adam(w, dw, mw, vw, ap)
+		dev.Adam(b, db, mb, vb, ap)
+		if err := dev.Sync(); err != nil {
+			return err
+		}
+		if i > 0 {
+			times = append(times, time.Since(start).Seconds())
+		}
+		fmt.Fprintf(stderr, "\rstep %d/%d", i, *iters)
+	}
+	fmt.Fprintln(stderr)
+	slices.Sort(times)
+	med := times[len(times)/2]
+	flops := 3 * 2 * float64(n*c*(c+2)*s*s)
+	fmt.Fprintf(stdout, "anomnet  adapter step, 1x1 %d->%d at %dx%d, batch %d, %s, GOMAXPROCS %d: %.3f steps/s (%.1f GFLOP/s, median of %d steps, %.3f s each)\n",
+		c+2, c, s, s, n, dev.Name(), runtime.GOMAXPROCS(0), 1/med, flops/med/1e9, *iters, med)
+	if !*peer {
+		return nil
+	}
+	res, err := runPeer(ctx, *python, torchAdapter, stderr, n, c, s, *iters, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "pytorch  the same step, torch %s, %d threads: %.3f steps/s (%.1f GFLOP/s, median of %d steps, %.3f s each)\n",
+		res.Torch, res.Threads, 1/res.Median, flops/res.Median/1e9, *iters, res.Median)
+	fmt.Fprintf(stdout, "ratio    anomnet/pytorch = %.2f\n", res.Median/med)
 	return nil
 }
