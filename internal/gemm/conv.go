@@ -111,10 +111,7 @@ func (g *ConvGeom) packPatches(dst []float32, nr int, x []float32, p0, kc, j0, n
 			if sg.inner {
 				src := x[sg.base+ch*hw+ih*g.W+iw:]
 				if g.StrideW == 1 {
-					src = src[:len(out)]
-					for t := range out {
-						out[t] = src[t]
-					}
+					copy(out, src)
 				} else {
 					for t := range out {
 						out[t] = src[t*g.StrideW]
