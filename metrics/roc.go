@@ -28,6 +28,18 @@ func ROC(scores []float64, labels []bool) (Curve, error) {
 		return Curve{}, err
 	}
 	c := Curve{FPR: []float64{0}, TPR: []float64{0}, Thresholds: []float64{math.Inf(1)}}
+	sweep(scores, labels, order, func(s, tp, fp float64) {
+		c.FPR = append(c.FPR, fp/neg)
+		c.TPR = append(c.TPR, tp/pos)
+		c.Thresholds = append(c.Thresholds, s)
+	})
+	return c, nil
+}
+
+// sweep walks the distinct scores from the highest down and calls at with
+// each and the true and false positives of the threshold there: equal
+// scores are one step, which is the tie rule of every curve here.
+func sweep(scores []float64, labels []bool, order []int, at func(s, tp, fp float64)) {
 	var tp, fp float64
 	for i := 0; i < len(order); {
 		s := scores[order[i]]
@@ -38,11 +50,8 @@ func ROC(scores []float64, labels []bool) (Curve, error) {
 				fp++
 			}
 		}
-		c.FPR = append(c.FPR, fp/neg)
-		c.TPR = append(c.TPR, tp/pos)
-		c.Thresholds = append(c.Thresholds, s)
+		at(s, tp, fp)
 	}
-	return c, nil
 }
 
 // AUROC is the area under the ROC curve (trapezoids between points), which
@@ -64,21 +73,12 @@ func F1Max(scores []float64, labels []bool) (f1, threshold float64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	var tp, fp float64
-	for i := 0; i < len(order); {
-		s := scores[order[i]]
-		for ; i < len(order) && scores[order[i]] == s; i++ {
-			if labels[order[i]] {
-				tp++
-			} else {
-				fp++
-			}
-		}
+	sweep(scores, labels, order, func(s, tp, fp float64) {
 		// F1 = 2 tp / (2 tp + fp + fn), with fn = pos - tp.
 		if v := 2 * tp / (tp + fp + pos); v >= f1 {
 			f1, threshold = v, s
 		}
-	}
+	})
 	return f1, threshold, nil
 }
 
