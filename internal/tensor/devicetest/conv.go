@@ -38,7 +38,8 @@ func conv(n, c, h, w, o, k, s, p int, bias bool) convCase {
 // kernels 3 and 7, stride 2 over odd and even sizes (where the last input
 // row feeds no output and its gradient must be written as 0), padding
 // wider than the kernel reach (outputs that are bias only), unequal axes,
-// and one case large enough for a device to split the batch among threads.
+// one case large enough for a device to split the batch among threads, and
+// a 1x1 one over maps wider than a GEMM tile.
 var convCases = []convCase{
 	conv(2, 3, 7, 5, 4, 3, 2, 1, true),
 	conv(1, 1, 1, 1, 1, 1, 1, 0, true),
@@ -52,6 +53,9 @@ var convCases = []convCase{
 	{convGeom{N: 1, C: 3, H: 5, W: 9, O: 2, KH: 3, KW: 1, P: tensor.Conv2DParams{StrideH: 1, StrideW: 2, PadH: 0, PadW: 1}}, true},
 	{convGeom{N: 2, C: 2, H: 6, W: 3, O: 2, KH: 2, KW: 3, P: tensor.Conv2DParams{StrideH: 2, StrideW: 1, PadH: 1, PadW: 0}}, false},
 	conv(4, 8, 16, 16, 16, 3, 1, 1, true),
+	// A 1x1 convolution over maps wider than a GEMM tile, with an odd
+	// number of filters: whole and partial tiles, written in place.
+	conv(2, 6, 8, 9, 13, 1, 1, 0, true),
 }
 
 // convData draws x (N x C x H x W), w (O x C x KH x KW) and, if the case
