@@ -1,4 +1,6 @@
-// Package metrics measures anomaly detection and localization: image and
-// pixel AUROC, PRO/AUPRO as in MVTec AD, F1-max and thresholds. (Filled by
-// the metrics issue.)
+// Package metrics measures anomaly detection and localization: image
+// AUROC, ROC curves, F1-max with its threshold and quantile thresholds
+// (roc.go, threshold.go), and, streamed one anomaly map at a time with
+// bounded memory, pixel AUROC and AUPRO/PRO over 8-connected ground-truth
+// regions as in MVTec AD (Pixels). Ties count as in scikit-learn.
 package metrics
