@@ -164,14 +164,21 @@ func adaptiveWindows(n, m int) (lo, hi []int) {
 	return lo, hi
 }
 
+// adaptive checks an adaptive pooling of x (N x C x H x W) to y and
+// returns the planes, their sizes and the row and column windows.
+func adaptive(op string, y, x *Tensor) (nc, h, w, oh, ow int, r0, r1, c0, c1 []int) {
+	nc, h, w, oh, ow = planes(op, y, x)
+	if oh < 1 || ow < 1 || h < 1 || w < 1 {
+		panic(fmt.Sprintf("anomnet/tensor: %s: empty map, input %v output %v", op, x, y))
+	}
+	r0, r1 = adaptiveWindows(h, oh)
+	c0, c1 = adaptiveWindows(w, ow)
+	return
+}
+
 // AdaptiveAvgPool2D averages over PyTorch's adaptive windows.
 func (CPU) AdaptiveAvgPool2D(y, x *Tensor) {
-	nc, h, w, oh, ow := planes("AdaptiveAvgPool2D", y, x)
-	if oh < 1 || ow < 1 || h < 1 || w < 1 {
-		panic(fmt.Sprintf("anomnet/tensor: AdaptiveAvgPool2D: empty map, x %v y %v", x, y))
-	}
-	r0, r1 := adaptiveWindows(h, oh)
-	c0, c1 := adaptiveWindows(w, ow)
+	nc, h, w, oh, ow, r0, r1, c0, c1 := adaptive("AdaptiveAvgPool2D", y, x)
 	xs, ys := x.Float32s(), y.Float32s()
 	parallelFor(nc, h*w+oh*ow, func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
@@ -193,12 +200,7 @@ func (CPU) AdaptiveAvgPool2D(y, x *Tensor) {
 
 // AdaptiveAvgPool2DBackward spreads each output gradient over its window.
 func (CPU) AdaptiveAvgPool2DBackward(dx, dy *Tensor) {
-	nc, h, w, oh, ow := planes("AdaptiveAvgPool2DBackward", dy, dx)
-	if oh < 1 || ow < 1 || h < 1 || w < 1 {
-		panic(fmt.Sprintf("anomnet/tensor: AdaptiveAvgPool2DBackward: empty map, dx %v dy %v", dx, dy))
-	}
-	r0, r1 := adaptiveWindows(h, oh)
-	c0, c1 := adaptiveWindows(w, ow)
+	nc, h, w, oh, ow, r0, r1, c0, c1 := adaptive("AdaptiveAvgPool2DBackward", dy, dx)
 	dxs, dys := dx.Float32s(), dy.Float32s()
 	parallelFor(nc, h*w+oh*ow, func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
