@@ -166,12 +166,19 @@ func (CPU) Gemm(transA, transB bool, alpha float32, a, b *Tensor, beta float32, 
 	gemm(transA, transB, alpha, a.Float32s(), as[1], b.Float32s(), bs[1], beta, c.Float32s(), m, n, k)
 }
 
+// ownGEMM reports whether products run on package internal/gemm: true
+// unless a program installed another BLAS with blas32.Use.
+func ownGEMM() bool {
+	_, native := blas32.Implementation().(gonum.Implementation)
+	return native
+}
+
 // gemm is Gemm on row-major slices: a has lda columns as stored, b has ldb;
 // c is m x n. With beta = 0, c's old contents are ignored even if NaN. It
 // runs anomnet's own SIMD GEMM unless the program installed another BLAS
 // with blas32.Use, which then does the work.
 func gemm(transA, transB bool, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, m, n, k int) {
-	if _, native := blas32.Implementation().(gonum.Implementation); native {
+	if ownGEMM() {
 		fastgemm.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, n)
 		return
 	}

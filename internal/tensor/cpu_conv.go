@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"runtime"
 
-	"gonum.org/v1/gonum/blas/blas32"
-	"gonum.org/v1/gonum/blas/gonum"
-
 	fastgemm "github.com/org/anomnet/internal/gemm"
 )
 
@@ -115,7 +112,7 @@ func (CPU) Conv2D(y, x, w, bias *Tensor, p Conv2DParams) {
 	if bias != nil {
 		bs = bias.Float32s()
 	}
-	if _, native := blas32.Implementation().(gonum.Implementation); native {
+	if ownGEMM() {
 		fastgemm.Conv2D(ys, xs, ws, bs, fastgemm.ConvGeom{
 			N: g.n, C: g.c, H: g.h, W: g.w, O: g.o, KH: g.kh, KW: g.kw,
 			StrideH: p.StrideH, StrideW: p.StrideW, PadH: p.PadH, PadW: p.PadW, OH: g.oh, OW: g.ow,

@@ -241,13 +241,19 @@ func bilinearTaps(in, out int) linearTaps {
 	return t
 }
 
+// bilinear checks a bilinear resize of x (N x C x H x W) to y and returns
+// the planes, their sizes and the row and column taps.
+func bilinear(op string, y, x *Tensor) (nc, h, w, oh, ow int, rt, ct linearTaps) {
+	nc, h, w, oh, ow = planes(op, y, x)
+	if h < 1 || w < 1 {
+		panic(fmt.Sprintf("anomnet/tensor: %s: empty input %v", op, x))
+	}
+	return nc, h, w, oh, ow, bilinearTaps(h, oh), bilinearTaps(w, ow)
+}
+
 // ResizeBilinear resamples each plane with PyTorch's bilinear rule.
 func (CPU) ResizeBilinear(y, x *Tensor) {
-	nc, h, w, oh, ow := planes("ResizeBilinear", y, x)
-	if h < 1 || w < 1 {
-		panic(fmt.Sprintf("anomnet/tensor: ResizeBilinear: empty input %v", x))
-	}
-	rt, ct := bilinearTaps(h, oh), bilinearTaps(w, ow)
+	nc, h, w, oh, ow, rt, ct := bilinear("ResizeBilinear", y, x)
 	xs, ys := x.Float32s(), y.Float32s()
 	parallelFor(nc, 8*oh*ow, func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
@@ -267,11 +273,7 @@ func (CPU) ResizeBilinear(y, x *Tensor) {
 
 // ResizeBilinearBackward scatters each output gradient to its four taps.
 func (CPU) ResizeBilinearBackward(dx, dy *Tensor) {
-	nc, h, w, oh, ow := planes("ResizeBilinearBackward", dy, dx)
-	if h < 1 || w < 1 {
-		panic(fmt.Sprintf("anomnet/tensor: ResizeBilinearBackward: empty input %v", dx))
-	}
-	rt, ct := bilinearTaps(h, oh), bilinearTaps(w, ow)
+	nc, h, w, oh, ow, rt, ct := bilinear("ResizeBilinearBackward", dy, dx)
 	dxs, dys := dx.Float32s(), dy.Float32s()
 	parallelFor(nc, 8*oh*ow, func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
