@@ -1,10 +1,14 @@
 package backbone
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/org/anomnet/internal/tensor"
 )
@@ -22,6 +26,11 @@ type Net struct {
 	stages  []int             // nodes of stage1, stage2, ... outputs
 	norm    Normalization
 	classes []string // class labels of the head, if any
+
+	fingerprint struct {
+		once sync.Once
+		hex  string
+	}
 }
 
 // Normalization is how a network expects its input: channels in BGR or RGB
@@ -106,6 +115,40 @@ func (n *Net) addResidual(name string, relu bool, c, a, b int) int {
 
 // Name returns the network's name, e.g. "resnet50".
 func (n *Net) Name() string { return n.name }
+
+// Fingerprint returns a SHA-256 digest (hex) of the network's graph (node
+// names, kinds, wiring, channels), its normalization and every folded
+// weight, so that a model can record exactly which backbone it was trained
+// on. It is computed once, on first use.
+func (n *Net) Fingerprint() string {
+	n.fingerprint.once.Do(func() {
+		h := sha256.New()
+		fmt.Fprintf(h, "%s\n%+v\n", n.name, n.norm)
+		var buf []byte
+		for _, nd := range n.nodes {
+			kind := "input"
+			if nd.op != nil {
+				kind = nd.op.kind()
+			}
+			fmt.Fprintf(h, "%s %s %v %d\n", nd.name, kind, nd.in, nd.c)
+			if o, ok := nd.op.(*convOp); ok {
+				fmt.Fprintf(h, "%d %d %v %v %v %v\n", o.stride, o.pad, o.same, o.relu, o.residual, o.w.Shape())
+				for _, t := range []*tensor.Tensor{o.w, o.b} {
+					if t == nil {
+						continue
+					}
+					buf = buf[:0]
+					for _, v := range t.Float32s() {
+						buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+					}
+					h.Write(buf)
+				}
+			}
+		}
+		n.fingerprint.hex = hex.EncodeToString(h.Sum(nil))
+	})
+	return n.fingerprint.hex
+}
 
 // Normalization returns how the network expects its input.
 func (n *Net) Normalization() Normalization { return n.norm }
