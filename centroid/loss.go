@@ -1,0 +1,246 @@
+package centroid
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/org/anomnet/internal/tensor"
+)
+
+// Attraction computes METHOD.md's attraction loss of feature rows f
+// (N x D) to centroids c (K x D), both on device d,
+//
+//	L_att = (1/N) sum_i min_k ||f_i - c_k||^2,
+//
+// and returns its value (0 for no rows). It adds weight times the gradient
+// into df (N x D) and dc (K x D) unless they are nil:
+//
+//	dL/df_i = (2/N) (f_i - c_k*(i)),  dL/dc_k = -(2/N) sum_{i: k*(i)=k} (f_i - c_k),
+//
+// k*(i) being row i's nearest centroid (Device.Nearest). The bulk work
+// (O(N K D) search, O(N D) gradients) runs as Device ops; N x D scratch is
+// allocated on d and freed before it returns.
+func Attraction(d tensor.Device, f, c *tensor.Tensor, weight float32, df, dc *tensor.Tensor) float64 {
+	n, dim := matrix("Attraction", "f", f)
+	k, cdim := matrix("Attraction", "c", c)
+	if cdim != dim || k == 0 {
+		panic(fmt.Sprintf("anomnet/centroid: Attraction: f %v, c %v", f, c))
+	}
+	sameShape("Attraction", "df", df, f)
+	sameShape("Attraction", "dc", dc, c)
+	if n == 0 {
+		return 0
+	}
+	idx := d.ZerosInt32(n)
+	dist := d.Zeros(n)
+	defer d.Free(idx)
+	defer d.Free(dist)
+	d.Nearest(idx, dist, f, c)
+	// Nearest measures the distances in float64 before rounding them, so
+	// the value is more accurate than one from float32 differences.
+	loss := d.Dot(dist, dist) / float64(n)
+	if (df == nil && dc == nil) || weight == 0 {
+		return loss
+	}
+	// g = s (c_k* - f_i) with s = 2 weight / N: dc's contribution per row,
+	// and minus df's.
+	s := 2 * weight / float32(n)
+	g := d.Zeros(n, dim)
+	defer d.Free(g)
+	d.GatherRows(g, c, idx)
+	d.Scale(s, g)
+	d.Axpy(-s, f, g)
+	if dc != nil {
+		d.ScatterAddRows(dc, g, idx)
+	}
+	if df != nil {
+		d.Axpy(-1, g, df)
+	}
+	return loss
+}
+
+// Separation computes METHOD.md's separation loss of centroids c (K x D on
+// device d) with threshold delta,
+//
+//	L_sep = 2/(K(K-1)) sum_{k<l} max(0, delta - ||c_k - c_l||)^2,
+//
+// the mean squared shortfall over pairs, and returns its value (0 when
+// K < 2). It adds weight times the gradient into dc unless dc is nil. The
+// gradient of a pair of coincident centroids is taken as 0 (the direction
+// is undefined there); InitMean's jitter keeps centroids apart. It computes
+// on the host in float64: the work is O(K^2 D).
+func Separation(d tensor.Device, c *tensor.Tensor, delta float64, weight float32, dc *tensor.Tensor) float64 {
+	k, dim := matrix("Separation", "c", c)
+	sameShape("Separation", "dc", dc, c)
+	if k < 2 {
+		return 0
+	}
+	cs := hostFloat64s(d, c)
+	var g []float64
+	if dc != nil && weight != 0 {
+		g = make([]float64, k*dim)
+	}
+	s := 2 / float64(k*(k-1))
+	diff := make([]float64, dim)
+	var loss float64
+	for a := range k {
+		ca := cs[a*dim : (a+1)*dim]
+		for b := a + 1; b < k; b++ {
+			cb := cs[b*dim : (b+1)*dim]
+			var r2 float64
+			for j := range diff {
+				diff[j] = ca[j] - cb[j]
+				r2 += diff[j] * diff[j]
+			}
+			r := math.Sqrt(r2)
+			h := delta - r
+			if h <= 0 {
+				continue
+			}
+			loss += h * h
+			if g == nil || r == 0 {
+				continue
+			}
+			// d(h^2)/dc_a = -2h (c_a - c_b)/r; c_b gets the opposite.
+			t := -2 * s * h / r
+			for j, v := range diff {
+				g[a*dim+j] += t * v
+				g[b*dim+j] -= t * v
+			}
+		}
+	}
+	if g != nil {
+		addHost(d, dc, g, weight)
+	}
+	return s * loss
+}
+
+// Entropy computes METHOD.md's entropy regulariser of centroids c (K x D on
+// device d): with Ct the centroids minus their mean, G = Ct Ct^T / K and
+// eps = 1e-6 trace(G)/K + 1e-12,
+//
+//	L_ent = -H(C),  H(C) = 1/2 log det(G + eps I),
+//
+// the Gaussian entropy of the centroid set (up to a constant), which
+// minimising L_ent maximises. It returns the value and adds weight times the
+// gradient into dc unless dc is nil: with eps held constant, as METHOD.md's
+// dH/dCt = (1/K) (G + eps I)^-1 Ct does, dL/dC is -(1/K) (G + eps I)^-1 Ct
+// minus its mean over rows (the centring's backward). Holding eps constant
+// leaves out eps's dependence on trace(G): for K <= D, the gradient of
+// -1/2 log trace(G) (one eigenvalue of G + eps I is eps exactly), a radial
+// term about 1/(K-1) the size of the rest, which would also reward scale.
+//
+// It computes on the host in float64 through a Cholesky factorisation
+// (O(K^2 D + K^3) for K centroids). When G + eps I is not positive definite
+// (non-finite centroids), it returns NaN and leaves dc unchanged.
+func Entropy(d tensor.Device, c *tensor.Tensor, weight float32, dc *tensor.Tensor) float64 {
+	k, dim := matrix("Entropy", "c", c)
+	sameShape("Entropy", "dc", dc, c)
+	if k == 0 {
+		return 0
+	}
+	if dim == 0 {
+		// G is the K x K zero matrix; nothing depends on the centroids.
+		return -0.5 * float64(k) * math.Log(1e-12)
+	}
+	ct := centered(hostFloat64s(d, c), k, dim)
+	ctm := mat.NewDense(k, dim, ct)
+	var a mat.SymDense
+	a.SymOuterK(1/float64(k), ctm)
+	var tr float64
+	for i := range k {
+		tr += a.At(i, i)
+	}
+	eps := 1e-6*tr/float64(k) + 1e-12
+	for i := range k {
+		a.SetSym(i, i, a.At(i, i)+eps)
+	}
+	var chol mat.Cholesky
+	if !chol.Factorize(&a) {
+		return math.NaN()
+	}
+	loss := -0.5 * chol.LogDet()
+	if dc == nil || weight == 0 {
+		return loss
+	}
+	var x mat.Dense
+	// SolveTo's only error is a condition-number warning; eps bounds the
+	// condition number by about 1e6 K.
+	_ = chol.SolveTo(&x, ctm)
+	g := make([]float64, k*dim)
+	for i := range k {
+		for j := range dim {
+			g[i*dim+j] = -x.At(i, j) / float64(k)
+		}
+	}
+	// The centring's backward. In exact arithmetic (G + eps I)^-1 Ct is
+	// zero-sum already (the all-ones vector is an eigenvector, eigenvalue
+	// 1/eps); this also removes the rounding in Ct's column sums that 1/eps
+	// amplifies.
+	addHost(d, dc, centered(g, k, dim), weight)
+	return loss
+}
+
+// Spread returns how spread out the centroids c (K x D on device d) are:
+// the root mean squared distance of the centroids to their mean,
+// sqrt((1/K) sum_k ||c_k - mean||^2), computed on the host in float64. It
+// is 0 for collapsed centroids (and for K = 0); centroids at pairwise
+// distance r, in a regular simplex, have spread r sqrt((K-1)/(2K)).
+func Spread(d tensor.Device, c *tensor.Tensor) float64 {
+	k, dim := matrix("Spread", "c", c)
+	if k == 0 {
+		return 0
+	}
+	ct := centered(hostFloat64s(d, c), k, dim)
+	var s float64
+	for _, v := range ct {
+		s += v * v
+	}
+	return math.Sqrt(s / float64(k))
+}
+
+// hostFloat64s copies the float32 tensor t from device d to the host as
+// float64s.
+func hostFloat64s(d tensor.Device, t *tensor.Tensor) []float64 {
+	h := d.ToHost(t)
+	xs := h.Float32s()
+	out := make([]float64, len(xs))
+	for i, v := range xs {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+// centered subtracts from each row of x (k x dim) the mean of the rows, in
+// place, and returns x.
+func centered(x []float64, k, dim int) []float64 {
+	mean := make([]float64, dim)
+	for i := range k {
+		for j, v := range x[i*dim : (i+1)*dim] {
+			mean[j] += v
+		}
+	}
+	for j := range mean {
+		mean[j] /= float64(k)
+	}
+	for i := range k {
+		for j := range dim {
+			x[i*dim+j] -= mean[j]
+		}
+	}
+	return x
+}
+
+// addHost adds weight times the host values g into the device tensor dst.
+func addHost(d tensor.Device, dst *tensor.Tensor, g []float64, weight float32) {
+	w := float64(weight)
+	h := make([]float32, len(g))
+	for i, v := range g {
+		h[i] = float32(w * v)
+	}
+	t := d.FromHost(tensor.FromFloat32s(h, dst.Shape()...))
+	d.Axpy(1, t, dst)
+	d.Free(t)
+}
