@@ -3,7 +3,9 @@ package anomnet
 import (
 	"image"
 
+	"github.com/org/anomnet/adapter"
 	"github.com/org/anomnet/backbone"
+	"github.com/org/anomnet/centroid"
 	"github.com/org/anomnet/internal/tensor"
 )
 
@@ -35,6 +37,46 @@ type Backbone interface {
 	// Forward runs a batch on device d and returns the feature maps of the
 	// named taps ("stage1".."stage4", or the network's layer names).
 	Forward(d Device, x *Tensor, taps ...string) ([]*Tensor, error)
+	// Fingerprint is a digest of the network's structure and weights: a
+	// saved model records it and refuses to load with another backbone.
+	Fingerprint() string
 }
 
-var _ Backbone = (*backbone.Net)(nil)
+// Adapter turns a batch of backbone maps into the adapted feature map F
+// (N x D x H x W). adapter.Adapter implements it, with the backward pass
+// that training needs.
+type Adapter interface {
+	// Dim is D, the channel count of F.
+	Dim() int
+	// Forward adapts maps (one N x C_i x H_i x W_i tensor per tap). It must
+	// be safe for concurrent use.
+	Forward(d Device, maps []*Tensor) *Tensor
+	// Params are the trainable tensors.
+	Params() []*Tensor
+}
+
+// CentroidSet is the K centroids of the feature space. centroid.Set
+// implements it.
+type CentroidSet interface {
+	K() int
+	D() int
+	// Centroids returns the K x D centroid matrix.
+	Centroids() *Tensor
+	// Nearest sets, for each row of x (N x D), idx (int32) to the nearest
+	// centroid's index and dist to its Euclidean distance; either may be nil.
+	Nearest(d Device, idx, dist, x *Tensor)
+}
+
+// Scorer turns adapted feature maps into pixel anomaly maps.
+// NearestScorer is METHOD.md's (section 5).
+type Scorer interface {
+	// Score maps F (N x D x H x W) to pixel anomaly maps (N x 1 x S x S).
+	Score(d Device, f *Tensor) *Tensor
+}
+
+var (
+	_ Backbone    = (*backbone.Net)(nil)
+	_ Adapter     = (*adapter.Adapter)(nil)
+	_ CentroidSet = (*centroid.Set)(nil)
+	_ Scorer      = (*NearestScorer)(nil)
+)

@@ -1,0 +1,216 @@
+package anomnet
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/org/anomnet/adapter"
+)
+
+// Config holds every setting of a model: what the backbone taps, the
+// adapter, the centroids, both training stages, scoring and thresholds.
+// DefaultConfig returns METHOD.md's values; in a Config given to New, a zero
+// numeric field also means its default, so a program sets only what it
+// changes. The ablations of METHOD.md section 4 are the No* and SingleStage
+// switches, whose zero value is the full method.
+type Config struct {
+	// Taps are the backbone layers whose maps feed the adapter.
+	Taps []string `json:"taps"`
+	// Resize and Crop are the preprocessing: resize to Resize x Resize,
+	// then the centred Crop x Crop square.
+	Resize int `json:"resize"`
+	Crop   int `json:"crop"`
+
+	// Adapter configures the feature adapter (METHOD.md 3).
+	Adapter adapter.Options `json:"adapter"`
+
+	// K is the number of centroids.
+	K int `json:"k"`
+	// KMeansPP seeds the centroids with k-means++ on a sample of training
+	// features instead of the global mean plus jitter.
+	KMeansPP bool `json:"kmeanspp"`
+	// Jitter is the standard deviation of the initial jitter, as a
+	// fraction of the features' mean per-dimension standard deviation.
+	Jitter float64 `json:"jitter"`
+	// Delta is the separation threshold; 0 means the data-driven default,
+	// the mean distance of the training features to their global mean.
+	Delta float64 `json:"delta"`
+
+	// Epochs1 and Epochs2 are the epochs of stage 1 (centroid
+	// optimisation) and stage 2 (contrastive learning).
+	Epochs1 int `json:"epochs1"`
+	Epochs2 int `json:"epochs2"`
+	// BatchSize is the number of images per training step.
+	BatchSize int `json:"batch_size"`
+	// LR is Adam's learning rate for the adapter; LRCentroids that for the
+	// centroids (0: LR).
+	LR          float64 `json:"lr"`
+	LRCentroids float64 `json:"lr_centroids"`
+	// WeightDecay is added to the adapter's gradient (PyTorch's Adam
+	// weight_decay). The centroids get none: decay would pull them to the
+	// origin of the feature space, which means nothing there.
+	WeightDecay float64 `json:"weight_decay"`
+
+	// Loss weights.
+	LambdaAtt float64 `json:"lambda_att"`
+	LambdaSep float64 `json:"lambda_sep"`
+	LambdaEnt float64 `json:"lambda_ent"`
+	LambdaCon float64 `json:"lambda_con"`
+	// Margin is the contrastive negative margin m; Sample the number M of
+	// feature vectors per batch that form the contrastive pairs.
+	Margin float64 `json:"margin"`
+	Sample int     `json:"sample"`
+
+	// Ablation switches (METHOD.md 4). NoSep and NoEnt drop those losses
+	// from stage 1; NoStage2 skips the contrastive stage. SingleStage
+	// trains everything jointly for Epochs1 epochs (centroids trainable,
+	// contrastive term included unless NoCon; Epochs2 unused).
+	NoSep       bool `json:"no_sep"`
+	NoEnt       bool `json:"no_ent"`
+	NoStage2    bool `json:"no_stage2"`
+	SingleStage bool `json:"single_stage"`
+	NoCon       bool `json:"no_con"`
+
+	// Sigma is the Gaussian blur of the pixel anomaly map, in pixels.
+	Sigma float64 `json:"sigma"`
+	// ImageQuantile and PixelQuantile calibrate the image and pixel
+	// thresholds as quantiles of the scores of the normal training images,
+	// unless ImageThreshold or PixelThreshold (raw scores) are set.
+	ImageQuantile  float64 `json:"image_quantile"`
+	PixelQuantile  float64 `json:"pixel_quantile"`
+	ImageThreshold float64 `json:"image_threshold"`
+	PixelThreshold float64 `json:"pixel_threshold"`
+
+	// Seed makes a run reproducible: it drives the jitter, k-means++, the
+	// shuffling and the contrastive samples.
+	Seed uint64 `json:"seed"`
+	// BackboneBatch is the number of images per backbone forward pass.
+	BackboneBatch int `json:"backbone_batch"`
+	// CacheBytes bounds the memory of the backbone-feature cache; features
+	// beyond it spill to a temporary file in TempDir ("" : the system's).
+	CacheBytes int64  `json:"-"`
+	TempDir    string `json:"-"`
+	// Progress, when set, is called as training advances. It runs on the
+	// training goroutine: it should return quickly.
+	Progress func(Progress) `json:"-"`
+}
+
+// DefaultConfig returns METHOD.md's defaults (and this library's choices
+// where METHOD.md leaves one).
+func DefaultConfig() Config {
+	return Config{
+		Taps:          []string{"stage2", "stage3"},
+		Resize:        256,
+		Crop:          224,
+		K:             10,
+		Jitter:        0.01,
+		Epochs1:       10,
+		Epochs2:       10,
+		BatchSize:     32,
+		LR:            1e-4,
+		WeightDecay:   5e-4,
+		LambdaAtt:     1,
+		LambdaSep:     1,
+		LambdaEnt:     0.1,
+		LambdaCon:     0.8,
+		Margin:        0.1,
+		Sample:        4096,
+		Sigma:         4,
+		ImageQuantile: 0.99,
+		PixelQuantile: 0.999,
+		Seed:          1,
+		BackboneBatch: 8,
+		CacheBytes:    2 << 30,
+	}
+}
+
+// withDefaults returns c with zero fields replaced by DefaultConfig's, or an
+// error naming the first setting out of range.
+func (c Config) withDefaults() (Config, error) {
+	def := DefaultConfig()
+	if len(c.Taps) == 0 {
+		c.Taps = def.Taps
+	}
+	c.Taps = slices.Clone(c.Taps)
+	ints := []struct {
+		v   *int
+		def int
+	}{
+		{&c.Resize, def.Resize}, {&c.Crop, def.Crop}, {&c.K, def.K}, {&c.BatchSize, def.BatchSize},
+		{&c.Sample, def.Sample}, {&c.BackboneBatch, def.BackboneBatch},
+	}
+	for _, f := range ints {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	floats := []struct {
+		v   *float64
+		def float64
+	}{
+		{&c.Jitter, def.Jitter}, {&c.LR, def.LR}, {&c.WeightDecay, def.WeightDecay},
+		{&c.LambdaAtt, def.LambdaAtt}, {&c.LambdaSep, def.LambdaSep}, {&c.LambdaEnt, def.LambdaEnt},
+		{&c.LambdaCon, def.LambdaCon}, {&c.Margin, def.Margin}, {&c.Sigma, def.Sigma},
+		{&c.ImageQuantile, def.ImageQuantile}, {&c.PixelQuantile, def.PixelQuantile},
+	}
+	for _, f := range floats {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	if c.LRCentroids == 0 {
+		c.LRCentroids = c.LR
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = def.CacheBytes
+	}
+	if c.Epochs1 == 0 && c.Epochs2 == 0 {
+		c.Epochs1, c.Epochs2 = def.Epochs1, def.Epochs2
+	}
+	switch {
+	case c.Crop < 1 || c.Crop > c.Resize:
+		return c, fmt.Errorf("anomnet: config: crop %d of a %d image", c.Crop, c.Resize)
+	case c.K < 1:
+		return c, fmt.Errorf("anomnet: config: K = %d centroids", c.K)
+	case c.BatchSize < 1 || c.BackboneBatch < 1 || c.Sample < 2:
+		return c, fmt.Errorf("anomnet: config: batch size %d, backbone batch %d, sample %d", c.BatchSize, c.BackboneBatch, c.Sample)
+	case c.Epochs1 < 0 || c.Epochs2 < 0:
+		return c, fmt.Errorf("anomnet: config: negative epochs (%d, %d)", c.Epochs1, c.Epochs2)
+	case c.Adapter.Kernel != 0 && c.Adapter.Kernel != 1 && c.Adapter.Kernel != 3:
+		return c, fmt.Errorf("anomnet: config: adapter kernel %d (want 1 or 3)", c.Adapter.Kernel)
+	case c.Adapter.Height < 0 || c.Adapter.Width < 0:
+		return c, fmt.Errorf("anomnet: config: adapter size %dx%d", c.Adapter.Width, c.Adapter.Height)
+	case c.ImageQuantile <= 0 || c.ImageQuantile > 1 || c.PixelQuantile <= 0 || c.PixelQuantile > 1:
+		return c, fmt.Errorf("anomnet: config: threshold quantiles %g, %g outside (0, 1]", c.ImageQuantile, c.PixelQuantile)
+	case c.CacheBytes < 0:
+		return c, fmt.Errorf("anomnet: config: cache budget %d bytes", c.CacheBytes)
+	}
+	for _, f := range []float64{c.Jitter, c.Delta, c.LR, c.LRCentroids, c.WeightDecay, c.LambdaAtt, c.LambdaSep,
+		c.LambdaEnt, c.LambdaCon, c.Margin, c.Sigma, c.ImageThreshold, c.PixelThreshold} {
+		if f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+			return c, fmt.Errorf("anomnet: config: %g is not a valid rate, weight, threshold or size", f)
+		}
+	}
+	return c, nil
+}
+
+// Progress reports how training advances.
+type Progress struct {
+	// Stage is "features" (backbone features of the training images),
+	// "init" (centroid initialisation), "stage1", "stage2", "joint"
+	// (SingleStage) or "calibrate" (normalisation and thresholds).
+	Stage string
+	// Epoch (1-based) of Epochs, and Step (1-based) of Steps in the epoch;
+	// for "features" and "calibrate", Step counts images.
+	Epoch, Epochs int
+	Step, Steps   int
+	// Losses are the current step's loss values (training stages only).
+	Losses Losses
+}
+
+// Losses are the terms of one training step, unweighted, and the weighted
+// total that was minimised.
+type Losses struct {
+	Att, Sep, Ent, Pos, Neg, Total float64
+}

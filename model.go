@@ -1,0 +1,221 @@
+package anomnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"slices"
+	"sync"
+
+	"github.com/org/anomnet/adapter"
+	"github.com/org/anomnet/centroid"
+	"github.com/org/anomnet/dataset"
+	"github.com/org/anomnet/internal/tensor"
+)
+
+// ErrNotFitted is returned by Predict, Save and the other methods that need
+// a trained model, before Fit or Load.
+var ErrNotFitted = errors.New("anomnet: the model is not fitted; call Fit or Load first")
+
+// Model is an AnomNet anomaly detector: a frozen backbone, the trained
+// adapter and centroids, and the calibration of its scores. Create one with
+// New and train it with Fit, or Load a saved one. After that, Predict and
+// PredictBatch are safe for concurrent use by many goroutines.
+type Model struct {
+	cfg Config
+	bb  Backbone
+	dev Device
+
+	mu       sync.RWMutex // Fit and SetThresholds write; the rest read
+	fitted   bool
+	channels []int    // per tap
+	sizes    [][2]int // per tap, at the crop size
+	ad       *adapter.Adapter
+	set      *centroid.Set
+	delta    float64
+	cal      Calibration
+}
+
+// New returns an untrained model that uses backbone bb on the default
+// Device, with cfg's settings (zero fields take DefaultConfig's values).
+func New(bb Backbone, cfg Config) (*Model, error) {
+	if bb == nil {
+		return nil, errors.New("anomnet: New without a backbone")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Model{cfg: cfg, bb: bb, dev: tensor.Default()}, nil
+}
+
+// Config returns the model's settings, defaults filled in.
+func (m *Model) Config() Config { return m.cfg }
+
+// Backbone returns the model's backbone.
+func (m *Model) Backbone() Backbone { return m.bb }
+
+// Adapter returns the trained adapter (nil before Fit or Load).
+func (m *Model) Adapter() *adapter.Adapter {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.ad
+}
+
+// Centroids returns the trained centroids (nil before Fit or Load).
+func (m *Model) Centroids() *centroid.Set {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.set
+}
+
+// Calibration returns the score range of the normal training images and
+// the thresholds in use.
+func (m *Model) Calibration() Calibration {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.cal
+}
+
+// SetThresholds replaces the image and pixel thresholds (raw score units).
+func (m *Model) SetThresholds(image, pixel float64) {
+	m.mu.Lock()
+	m.cal.ImageThreshold, m.cal.PixelThreshold = image, pixel
+	m.mu.Unlock()
+}
+
+// Delta returns the separation threshold that training used.
+func (m *Model) Delta() float64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.delta
+}
+
+// Prepared marks an image that is already resized and cropped as the
+// model's Config says, such as the Image of a dataset.Loader item loaded
+// with the same Resize and Crop: Fit and Predict pass it to the backbone as
+// it is instead of preprocessing it again.
+type Prepared struct{ *image.RGBA }
+
+// preprocess resizes and crops images as the config says.
+func (m *Model) preprocess(imgs []image.Image) ([]image.Image, error) {
+	pre := dataset.Preprocess{Resize: m.cfg.Resize, Crop: m.cfg.Crop}
+	out := make([]image.Image, len(imgs))
+	for i, img := range imgs {
+		if img == nil {
+			return nil, fmt.Errorf("anomnet: image %d is nil", i)
+		}
+		if p, ok := img.(Prepared); ok {
+			if b := p.Bounds(); b.Dx() != m.cfg.Crop || b.Dy() != m.cfg.Crop {
+				return nil, fmt.Errorf("anomnet: prepared image %d is %dx%d, the model crops %dx%d", i, b.Dx(), b.Dy(), m.cfg.Crop, m.cfg.Crop)
+			}
+			out[i] = p.RGBA
+			continue
+		}
+		if b := img.Bounds(); b.Empty() {
+			return nil, fmt.Errorf("anomnet: image %d is empty", i)
+		}
+		out[i] = pre.Image(img)
+	}
+	return out, nil
+}
+
+// backboneMaps preprocesses images, runs them through the backbone and checks
+// the maps against what the model was trained with (when it was).
+func (m *Model) backboneMaps(raw []image.Image) ([]*Tensor, error) {
+	imgs, err := m.preprocess(raw)
+	if err != nil {
+		return nil, err
+	}
+	x, err := m.bb.Input(imgs...)
+	if err != nil {
+		return nil, err
+	}
+	xd := m.dev.FromHost(x)
+	maps, err := m.bb.Forward(m.dev, xd, m.cfg.Taps...)
+	m.dev.Free(xd)
+	if err != nil {
+		return nil, err
+	}
+	if m.channels != nil {
+		for i, t := range maps {
+			if t.Dim(1) != m.channels[i] || t.Dim(2) != m.sizes[i][0] || t.Dim(3) != m.sizes[i][1] {
+				return nil, fmt.Errorf("anomnet: backbone tap %s gives %v, the model was trained on %d x %d x %d",
+					m.cfg.Taps[i], t.Shape(), m.channels[i], m.sizes[i][0], m.sizes[i][1])
+			}
+		}
+	}
+	return maps, nil
+}
+
+// scorer returns the model's NearestScorer.
+func (m *Model) scorer() *NearestScorer {
+	return &NearestScorer{Set: m.set, Size: m.cfg.Crop, Sigma: m.cfg.Sigma}
+}
+
+// Predict scores one image.
+func (m *Model) Predict(img image.Image) (Result, error) {
+	rs, err := m.PredictBatch(context.Background(), []image.Image{img})
+	if err != nil {
+		return Result{}, err
+	}
+	return rs[0], nil
+}
+
+// PredictBatch scores images, BackboneBatch at a time.
+func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if !m.fitted {
+		return nil, ErrNotFitted
+	}
+	out := make([]Result, 0, len(imgs))
+	for lo := 0; lo < len(imgs); lo += m.cfg.BackboneBatch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hi := min(lo+m.cfg.BackboneBatch, len(imgs))
+		maps, err := m.backboneMaps(imgs[lo:hi])
+		if err != nil {
+			return nil, err
+		}
+		pix := m.pixelMaps(maps)
+		for i := range hi - lo {
+			out = append(out, m.result(pix[i]))
+		}
+	}
+	return out, nil
+}
+
+// pixelMaps adapts and scores backbone maps, freeing them, and returns
+// one host pixel map per image.
+func (m *Model) pixelMaps(maps []*Tensor) [][]float32 {
+	d := m.dev
+	f := m.ad.Forward(d, maps)
+	for _, t := range maps {
+		d.Free(t)
+	}
+	pix := m.scorer().Score(d, f)
+	d.Free(f)
+	host := d.ToHost(pix)
+	d.Free(pix)
+	all := host.Float32s()
+	n, s := pix.Dim(0), m.cfg.Crop*m.cfg.Crop
+	out := make([][]float32, n)
+	for i := range n {
+		out[i] = all[i*s : (i+1)*s : (i+1)*s]
+	}
+	return out
+}
+
+// result turns a pixel map into a Result with the model's thresholds.
+func (m *Model) result(pix []float32) Result {
+	r := Result{Map: pix, Size: m.cfg.Crop, Mask: make([]bool, len(pix))}
+	r.Score = float64(slices.Max(pix))
+	r.Anomalous = r.Score > m.cal.ImageThreshold
+	for i, v := range pix {
+		r.Mask[i] = float64(v) > m.cal.PixelThreshold
+	}
+	return r
+}

@@ -1,0 +1,318 @@
+package anomnet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/org/anomnet/metrics"
+)
+
+// synthSet is a training set of normal stripes and a test set with
+// blotches, made in the test.
+type synthSet struct {
+	train []image.Image
+	test  []image.Image
+	masks [][]bool // nil for normal test images
+}
+
+func makeSynth(seed uint64, train, good, bad int) synthSet {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var s synthSet
+	for range train {
+		img, _ := stripes(rng, 64, false)
+		s.train = append(s.train, img)
+	}
+	for i := range good + bad {
+		img, mask := stripes(rng, 64, i >= good)
+		s.test = append(s.test, img)
+		if i < good {
+			mask = nil
+		}
+		s.masks = append(s.masks, mask)
+	}
+	return s
+}
+
+func fitTiny(t *testing.T, cfg Config, s synthSet) *Model {
+	t.Helper()
+	m, err := New(newTinyNet(3), cfg)
+	require.NoError(t, err)
+	require.NoError(t, m.Fit(context.Background(), s.train))
+	return m
+}
+
+// TestEndToEnd trains on normal stripes and checks that blotched images
+// score higher and that the heatmap peaks on the blotch.
+func TestEndToEnd(t *testing.T) {
+	s := makeSynth(11, 48, 16, 16)
+	m := fitTiny(t, testConfig(), s)
+	rs, err := m.PredictBatch(context.Background(), s.test)
+	require.NoError(t, err)
+	scores := make([]float64, len(rs))
+	labels := make([]bool, len(rs))
+	inside := 0
+	for i, r := range rs {
+		scores[i], labels[i] = r.Score, s.masks[i] != nil
+		require.Len(t, r.Map, 64*64)
+		require.Equal(t, r.Score, float64(slices.Max(r.Map)))
+		if s.masks[i] != nil && s.masks[i][slices.Index(r.Map, slices.Max(r.Map))] {
+			inside++
+		}
+	}
+	auroc, err := metrics.AUROC(scores, labels)
+	require.NoError(t, err)
+	t.Logf("image AUROC %.3f, heatmap maximum inside the blotch for %d of 16", auroc, inside)
+	require.Greater(t, auroc, 0.9)
+	require.GreaterOrEqual(t, inside, 12)
+
+	cal := m.Calibration()
+	require.Less(t, cal.Min, cal.Max)
+	require.Greater(t, cal.ImageThreshold, cal.Min)
+	detected := 0
+	for i, r := range rs {
+		if r.Anomalous && s.masks[i] != nil {
+			detected++
+		}
+	}
+	require.Greater(t, detected, 8, "the calibrated image threshold flags most blotches")
+}
+
+// TestAblationsTrain runs each ablation switch end to end.
+func TestAblationsTrain(t *testing.T) {
+	s := makeSynth(12, 16, 4, 4)
+	for name, mod := range map[string]func(*Config){
+		"single stage":           func(c *Config) { c.SingleStage = true },
+		"single stage no con":    func(c *Config) { c.SingleStage, c.NoCon = true, true },
+		"no stage 2":             func(c *Config) { c.NoStage2 = true },
+		"attraction only":        func(c *Config) { c.NoSep, c.NoEnt = true, true },
+		"k-means++, 3x3, nopool": func(c *Config) { c.KMeansPP, c.Adapter.Kernel, c.Adapter.NoPool = true, 3, true },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Epochs1, cfg.Epochs2 = 1, 1
+			mod(&cfg)
+			var stages []string
+			cfg.Progress = func(p Progress) {
+				if len(stages) == 0 || stages[len(stages)-1] != p.Stage {
+					stages = append(stages, p.Stage)
+				}
+			}
+			m := fitTiny(t, cfg, s)
+			want := []string{"features", "init", "stage1", "stage2", "calibrate"}
+			switch {
+			case cfg.SingleStage:
+				want = []string{"features", "init", "joint", "calibrate"}
+			case cfg.NoStage2:
+				want = []string{"features", "init", "stage1", "calibrate"}
+			}
+			require.Equal(t, want, stages)
+			_, err := m.Predict(s.test[0])
+			require.NoError(t, err)
+		})
+	}
+}
+
+// TestFitDeterministic: one seed, one model.
+func TestFitDeterministic(t *testing.T) {
+	s := makeSynth(13, 16, 2, 2)
+	cfg := testConfig()
+	cfg.Epochs1, cfg.Epochs2 = 1, 1
+	var files [2][]byte
+	for i := range files {
+		var buf bytes.Buffer
+		require.NoError(t, fitTiny(t, cfg, s).Save(&buf))
+		files[i] = buf.Bytes()
+	}
+	require.Equal(t, files[0], files[1])
+}
+
+func TestSaveLoad(t *testing.T) {
+	s := makeSynth(14, 16, 3, 3)
+	cfg := testConfig()
+	cfg.Epochs1, cfg.Epochs2 = 1, 1
+	m := fitTiny(t, cfg, s)
+	path := filepath.Join(t.TempDir(), "model.anm")
+	require.NoError(t, m.SaveFile(path))
+
+	l, err := LoadFile(path, newTinyNet(3))
+	require.NoError(t, err)
+	require.Equal(t, m.Calibration(), l.Calibration())
+	require.Equal(t, m.Delta(), l.Delta())
+	for _, img := range s.test {
+		a, err := m.Predict(img)
+		require.NoError(t, err)
+		b, err := l.Predict(img)
+		require.NoError(t, err)
+		require.Equal(t, a, b, "bit-identical after Save and Load")
+	}
+
+	good, err := os.ReadFile(path)
+	require.NoError(t, err)
+	_, err = Load(bytes.NewReader(good), newTinyNet(4))
+	require.ErrorContains(t, err, "trained with backbone tiny")
+
+	for name, bad := range map[string][]byte{
+		"empty":             nil,
+		"truncated header":  good[:20],
+		"truncated tensors": good[:len(good)/2],
+		"no checksum":       good[:len(good)-32],
+		"trailing data":     append(slices.Clone(good), 0),
+		"not a model":       []byte("PNG\x89 certainly not a model file, but long enough to read"),
+	} {
+		_, err := Load(bytes.NewReader(bad), newTinyNet(3))
+		require.ErrorIs(t, err, ErrCorrupt, name)
+	}
+	// Flip one bit anywhere: header, tensors or checksum.
+	for _, at := range []int{10, 40, len(good) / 2, len(good) - 40, len(good) - 1} {
+		bad := slices.Clone(good)
+		bad[at] ^= 0x10
+		_, err := Load(bytes.NewReader(bad), newTinyNet(3))
+		require.Error(t, err, "bit flip at %d", at)
+	}
+
+	_, err = LoadFile(filepath.Join(t.TempDir(), "missing.anm"), newTinyNet(3))
+	require.ErrorContains(t, err, "missing.anm")
+	require.NoError(t, os.WriteFile(path, good[:100], 0o644))
+	_, err = LoadFile(path, newTinyNet(3))
+	require.ErrorContains(t, err, path)
+}
+
+func TestSaveFileKeepsOldOnFailure(t *testing.T) {
+	m, err := New(newTinyNet(3), testConfig())
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "model.anm")
+	require.NoError(t, os.WriteFile(path, []byte("old"), 0o644))
+	require.ErrorIs(t, m.SaveFile(path), ErrNotFitted)
+	got, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "old", string(got))
+	entries, err := os.ReadDir(filepath.Dir(path))
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "no temporary file left behind")
+}
+
+// TestConcurrentPredict runs Predict from many goroutines (run it with
+// -race) and compares with sequential results.
+func TestConcurrentPredict(t *testing.T) {
+	s := makeSynth(15, 16, 4, 4)
+	cfg := testConfig()
+	cfg.Epochs1, cfg.Epochs2 = 1, 1
+	m := fitTiny(t, cfg, s)
+	want := make([]Result, len(s.test))
+	for i, img := range s.test {
+		var err error
+		want[i], err = m.Predict(img)
+		require.NoError(t, err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 3 {
+				i := (g + k) % len(s.test)
+				r, err := m.Predict(s.test[i])
+				if err == nil && !slices.Equal(r.Map, want[i].Map) {
+					err = errors.New("concurrent Predict differs from sequential")
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+}
+
+func TestFitCancel(t *testing.T) {
+	s := makeSynth(16, 16, 0, 0)
+	cfg := testConfig()
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg.Progress = func(p Progress) {
+		if p.Stage == "stage1" {
+			cancel()
+		}
+	}
+	m, err := New(newTinyNet(3), cfg)
+	require.NoError(t, err)
+	require.ErrorIs(t, m.Fit(ctx, s.train), context.Canceled)
+	_, err = m.Predict(s.train[0])
+	require.ErrorIs(t, err, ErrNotFitted)
+}
+
+func TestFitGuards(t *testing.T) {
+	s := makeSynth(17, 16, 0, 0)
+	nan := newTinyNet(3)
+	nan.nan = true
+	m, err := New(nan, testConfig())
+	require.NoError(t, err)
+	require.ErrorContains(t, m.Fit(context.Background(), s.train), "initial features of training images 0 to 7: value 0 is NaN")
+
+	cfg := testConfig()
+	cfg.LR = 1e36 // the first Adam step sends the weights to ~1e36: features overflow
+	m, err = New(newTinyNet(3), cfg)
+	require.NoError(t, err)
+	err = m.Fit(context.Background(), s.train)
+	require.Error(t, err)
+	require.Regexp(t, `^anomnet: stage1, epoch \d+, step \d+: [a-z ]+ (loss is (NaN|[+-]Inf)|gradient is not finite)$`, err.Error())
+
+	require.ErrorContains(t, m.Fit(context.Background(), nil), "without images")
+	_, err = New(newTinyNet(3), Config{K: -1})
+	require.ErrorContains(t, err, "K = -1")
+	_, err = New(nil, DefaultConfig())
+	require.Error(t, err)
+}
+
+// TestFeatureCacheSpills trains with a cache budget of two images: the
+// model must not change.
+func TestFeatureCacheSpills(t *testing.T) {
+	s := makeSynth(18, 16, 2, 2)
+	cfg := testConfig()
+	cfg.Epochs1, cfg.Epochs2 = 1, 1
+	var a, b bytes.Buffer
+	require.NoError(t, fitTiny(t, cfg, s).Save(&a))
+	cfg.CacheBytes = 2 * (16*16*16 + 32*8*8) * 4
+	cfg.TempDir = t.TempDir()
+	require.NoError(t, fitTiny(t, cfg, s).Save(&b))
+	require.Equal(t, a.Bytes(), b.Bytes())
+	entries, err := os.ReadDir(cfg.TempDir)
+	require.NoError(t, err)
+	require.Empty(t, entries, "the spill file is removed")
+}
+
+func TestFeatureCache(t *testing.T) {
+	c := newFeatureCache(3, 8, t.TempDir()) // room for none in memory (12 bytes each)
+	c2 := newFeatureCache(3, 24, t.TempDir())
+	for i := range 5 {
+		rec := []float32{float32(i), float32(i) + 0.5, -float32(i)}
+		require.NoError(t, c.Append(rec))
+		require.NoError(t, c2.Append(rec))
+	}
+	require.Equal(t, 5, c.Spilled())
+	require.Equal(t, 3, c2.Spilled())
+	for i := range 5 {
+		got := make([]float32, 3)
+		require.NoError(t, c.Get(i, got))
+		require.Equal(t, []float32{float32(i), float32(i) + 0.5, -float32(i)}, got)
+		require.NoError(t, c2.Get(i, got))
+		require.Equal(t, []float32{float32(i), float32(i) + 0.5, -float32(i)}, got)
+	}
+	require.NoError(t, c.Close())
+	require.NoError(t, c2.Close())
+}

@@ -1,0 +1,294 @@
+package anomnet
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/org/anomnet/adapter"
+	"github.com/org/anomnet/centroid"
+	"github.com/org/anomnet/internal/tensor"
+)
+
+// The model file: the magic, a format version (uint32), the header length
+// (uint32) and the JSON header, every tensor the header lists as
+// little-endian float32, and the SHA-256 of all that.
+const (
+	fileMagic     = "ANOMNET\n"
+	fileVersion   = 1
+	maxHeader     = 1 << 20
+	maxFileFloats = 1 << 30 // 4 GiB of parameters: far beyond any adapter
+)
+
+// ErrCorrupt is wrapped by the errors of Load for a file that is truncated,
+// altered or not a model file.
+var ErrCorrupt = errors.New("not a valid anomnet model file")
+
+type fileHeader struct {
+	Backbone    string      `json:"backbone"`
+	Fingerprint string      `json:"fingerprint"`
+	Config      Config      `json:"config"`
+	Channels    []int       `json:"channels"`
+	Sizes       [][2]int    `json:"sizes"`
+	K           int         `json:"k"`
+	D           int         `json:"d"`
+	Delta       float64     `json:"delta"`
+	Calibration Calibration `json:"calibration"`
+	Tensors     []fileShape `json:"tensors"`
+}
+
+type fileShape struct {
+	Name  string `json:"name"`
+	Shape []int  `json:"shape"`
+}
+
+// params returns the model's tensors in file order with their names.
+func (m *Model) params() ([]string, []*Tensor) {
+	var names []string
+	var ts []*Tensor
+	for i, l := range m.ad.Layers {
+		names = append(names, fmt.Sprintf("adapter.%d.weight", i), fmt.Sprintf("adapter.%d.bias", i))
+		ts = append(ts, l.W, l.B)
+	}
+	return append(names, "centroids"), append(ts, m.set.C)
+}
+
+// Save writes the model in anomnet's versioned binary format. The file
+// records the backbone's name and fingerprint, so that Load refuses it with
+// another backbone, and ends with a SHA-256 checksum, so that Load rejects
+// a truncated or altered file.
+func (m *Model) Save(w io.Writer) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if !m.fitted {
+		return ErrNotFitted
+	}
+	names, ts := m.params()
+	h := fileHeader{
+		Backbone: m.bb.Name(), Fingerprint: m.bb.Fingerprint(), Config: m.cfg,
+		Channels: m.channels, Sizes: m.sizes, K: m.set.K(), D: m.set.D(), Delta: m.delta, Calibration: m.cal,
+	}
+	for i, t := range ts {
+		h.Tensors = append(h.Tensors, fileShape{Name: names[i], Shape: t.Shape()})
+	}
+	js, err := json.Marshal(h)
+	if err != nil {
+		return fmt.Errorf("anomnet: save: %w", err)
+	}
+	sum := sha256.New()
+	bw := bufio.NewWriter(io.MultiWriter(w, sum))
+	var pre []byte
+	pre = append(pre, fileMagic...)
+	pre = binary.LittleEndian.AppendUint32(pre, fileVersion)
+	pre = binary.LittleEndian.AppendUint32(pre, uint32(len(js)))
+	bw.Write(pre)
+	bw.Write(js)
+	var buf []byte
+	for _, t := range ts {
+		buf = buf[:0]
+		for _, v := range m.dev.ToHost(t).Float32s() {
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+		}
+		bw.Write(buf)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("anomnet: save: %w", err)
+	}
+	if _, err := w.Write(sum.Sum(nil)); err != nil {
+		return fmt.Errorf("anomnet: save: %w", err)
+	}
+	return nil
+}
+
+// SaveFile writes the model to path safely: to a temporary file in the same
+// directory, synced, then renamed over path, so that path holds either its
+// old contents or the complete new model, never a mix.
+func (m *Model) SaveFile(path string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("anomnet: save %s: %w", path, err)
+	}
+	tmp := f.Name()
+	err = m.Save(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("anomnet: save %s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadFile reads a model saved by SaveFile; errors name the file.
+func LoadFile(path string, bb Backbone) (*Model, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("anomnet: load: %w", err)
+	}
+	defer f.Close()
+	m, err := Load(bufio.NewReader(f), bb)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+// Load reads a model written by Save, for use with backbone bb, which must
+// be the backbone it was trained with (same name and fingerprint). The
+// model runs on the default Device.
+func Load(r io.Reader, bb Backbone) (*Model, error) {
+	corrupt := func(format string, args ...any) error {
+		return fmt.Errorf("anomnet: load: %w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+	}
+	sum := sha256.New()
+	tr := io.TeeReader(r, sum)
+	pre := make([]byte, len(fileMagic)+8)
+	if _, err := io.ReadFull(tr, pre); err != nil {
+		return nil, corrupt("reading the preamble: %v", err)
+	}
+	if string(pre[:len(fileMagic)]) != fileMagic {
+		return nil, corrupt("no anomnet magic number")
+	}
+	if v := binary.LittleEndian.Uint32(pre[len(fileMagic):]); v != fileVersion {
+		return nil, fmt.Errorf("anomnet: load: format version %d, this anomnet reads version %d", v, fileVersion)
+	}
+	n := binary.LittleEndian.Uint32(pre[len(fileMagic)+4:])
+	if n > maxHeader {
+		return nil, corrupt("header of %d bytes (at most %d)", n, maxHeader)
+	}
+	js := make([]byte, n)
+	if _, err := io.ReadFull(tr, js); err != nil {
+		return nil, corrupt("reading the header: %v", err)
+	}
+	var h fileHeader
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&h); err != nil {
+		return nil, corrupt("header: %v", err)
+	}
+	if err := h.check(); err != nil {
+		return nil, corrupt("header: %v", err)
+	}
+	host := make([]*Tensor, len(h.Tensors))
+	buf := make([]byte, 1<<16)
+	for i, s := range h.Tensors {
+		t := tensor.New(s.Shape...)
+		data := t.Float32s()
+		for lo := 0; lo < len(data); lo += len(buf) / 4 {
+			hi := min(lo+len(buf)/4, len(data))
+			b := buf[:4*(hi-lo)]
+			if _, err := io.ReadFull(tr, b); err != nil {
+				return nil, corrupt("reading %s: %v", s.Name, err)
+			}
+			for k := range data[lo:hi] {
+				data[lo+k] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*k:]))
+			}
+		}
+		host[i] = t
+	}
+	want := sum.Sum(nil)
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(r, got); err != nil {
+		return nil, corrupt("reading the checksum: %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		return nil, corrupt("checksum mismatch: the file was altered or damaged")
+	}
+	if k, err := r.Read(make([]byte, 1)); k > 0 || (err != nil && err != io.EOF) {
+		return nil, corrupt("data after the checksum")
+	}
+	for i, t := range host {
+		if err := finite(t.Float32s()); err != nil {
+			return nil, corrupt("%s: %v", h.Tensors[i].Name, err)
+		}
+	}
+	if bb == nil {
+		return nil, errors.New("anomnet: load without a backbone")
+	}
+	if bb.Name() != h.Backbone || bb.Fingerprint() != h.Fingerprint {
+		return nil, fmt.Errorf("anomnet: load: the model was trained with backbone %s (fingerprint %.12s), not %s (%.12s)",
+			h.Backbone, h.Fingerprint, bb.Name(), bb.Fingerprint())
+	}
+	cfg, err := h.Config.withDefaults()
+	if err != nil {
+		return nil, corrupt("%v", err)
+	}
+	m, err := New(bb, cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := m.dev
+	m.ad = adapter.New(d, h.Channels, cfg.Adapter)
+	m.set = centroid.NewSet(d.Zeros(h.K, h.D))
+	_, params := m.params()
+	for i, p := range params {
+		if !tensor.SameShape(p, host[i]) {
+			return nil, corrupt("%s is %v, want %v", h.Tensors[i].Name, host[i].Shape(), p.Shape())
+		}
+		src := d.FromHost(host[i])
+		d.Copy(p, src)
+		d.Free(src)
+	}
+	m.fitted, m.channels, m.sizes, m.delta, m.cal = true, h.Channels, h.Sizes, h.Delta, h.Calibration
+	return m, d.Sync()
+}
+
+// check validates a header's shapes before anything is allocated from them.
+func (h *fileHeader) check() error {
+	if len(h.Channels) == 0 || len(h.Channels) != len(h.Sizes) || len(h.Channels) != len(h.Config.Taps) {
+		return fmt.Errorf("%d channel counts, %d sizes, %d taps", len(h.Channels), len(h.Sizes), len(h.Config.Taps))
+	}
+	k := h.Config.Adapter.Kernel
+	if k == 0 {
+		k = 1
+	}
+	if k != 1 && k != 3 {
+		return fmt.Errorf("adapter kernel %d", k)
+	}
+	var want []fileShape
+	dim := 0
+	for i, c := range h.Channels {
+		if c <= 0 || c > 1<<16 || h.Sizes[i][0] <= 0 || h.Sizes[i][1] <= 0 {
+			return fmt.Errorf("tap %d: %d channels, size %v", i, c, h.Sizes[i])
+		}
+		dim += c
+		want = append(want, fileShape{fmt.Sprintf("adapter.%d.weight", i), []int{c, c + 2, k, k}},
+			fileShape{fmt.Sprintf("adapter.%d.bias", i), []int{c}})
+	}
+	if h.D != dim || h.K <= 0 || h.K > 1<<16 {
+		return fmt.Errorf("%d centroids of dimension %d for %d channels", h.K, h.D, dim)
+	}
+	want = append(want, fileShape{"centroids", []int{h.K, h.D}})
+	if len(h.Tensors) != len(want) {
+		return fmt.Errorf("%d tensors, want %d", len(h.Tensors), len(want))
+	}
+	total := 0
+	for i, s := range h.Tensors {
+		if s.Name != want[i].Name || fmt.Sprint(s.Shape) != fmt.Sprint(want[i].Shape) {
+			return fmt.Errorf("tensor %d is %s %v, want %s %v", i, s.Name, s.Shape, want[i].Name, want[i].Shape)
+		}
+		n := 1
+		for _, v := range s.Shape {
+			n *= v
+		}
+		if total += n; total > maxFileFloats {
+			return fmt.Errorf("more than %d parameters", maxFileFloats)
+		}
+	}
+	return nil
+}

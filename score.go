@@ -1,0 +1,82 @@
+package anomnet
+
+import (
+	"fmt"
+	"math"
+)
+
+// NearestScorer is METHOD.md's scoring (section 5): each location's score
+// is its Euclidean distance to the nearest centroid; the score map is
+// upsampled bilinearly to Size x Size and blurred with a Gaussian of
+// standard deviation Sigma pixels (radius floor(4 Sigma + 0.5)).
+type NearestScorer struct {
+	Set   CentroidSet
+	Size  int
+	Sigma float64
+}
+
+// Score implements Scorer.
+func (s *NearestScorer) Score(d Device, f *Tensor) *Tensor {
+	sh := f.Shape()
+	if len(sh) != 4 || sh[1] != s.Set.D() {
+		panic(fmt.Sprintf("anomnet: NearestScorer: features %v, want N x %d x H x W", sh, s.Set.D()))
+	}
+	n, dim, h, w := sh[0], sh[1], sh[2], sh[3]
+	rows := d.Zeros(n*h*w, dim)
+	d.ChannelsLast(rows, f)
+	dist := d.Zeros(n * h * w)
+	s.Set.Nearest(d, nil, dist, rows)
+	d.Free(rows)
+	up := d.Zeros(n, 1, s.Size, s.Size)
+	d.ResizeBilinear(up, dist.Reshape(n, 1, h, w))
+	d.Free(dist)
+	out := d.Zeros(n, 1, s.Size, s.Size)
+	if s.Sigma > 0 {
+		d.GaussianBlur(out, up, s.Sigma, GaussianRadius(s.Sigma))
+		d.Free(up)
+	} else {
+		out = up
+	}
+	return out
+}
+
+// GaussianRadius is the blur radius for a sigma: floor(4 sigma + 0.5).
+func GaussianRadius(sigma float64) int { return int(math.Floor(4*sigma + 0.5)) }
+
+// Result is the verdict on one image.
+type Result struct {
+	// Score is the image anomaly score, the maximum of Map.
+	Score float64
+	// Anomalous reports Score > the model's image threshold.
+	Anomalous bool
+	// Map is the pixel anomaly map, Size x Size, row-major, in raw score
+	// units (the distance to the nearest centroid, upsampled and blurred),
+	// over the preprocessed (resized and cropped) image.
+	Map  []float32
+	Size int
+	// Mask marks the pixels of Map above the model's pixel threshold.
+	Mask []bool
+}
+
+// Calibration holds what the model measured on its normal training images:
+// the range of pixel scores, for normalisation, and the thresholds.
+type Calibration struct {
+	// Min and Max are the smallest and largest pixel score over the normal
+	// training images.
+	Min float64 `json:"min"`
+	Max float64 `json:"max"`
+	// ImageThreshold and PixelThreshold are the decision thresholds, in
+	// raw score units.
+	ImageThreshold float64 `json:"image_threshold"`
+	PixelThreshold float64 `json:"pixel_threshold"`
+}
+
+// Normalize maps a raw score to the normal images' range: 0 at their
+// smallest pixel score and 1 at their largest. Anomalies exceed 1; the
+// result is not clamped.
+func (c Calibration) Normalize(v float64) float64 {
+	if c.Max <= c.Min {
+		return v - c.Min
+	}
+	return (v - c.Min) / (c.Max - c.Min)
+}

@@ -1,0 +1,431 @@
+package anomnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/org/anomnet/adapter"
+	"github.com/org/anomnet/centroid"
+	"github.com/org/anomnet/contrastive"
+	"github.com/org/anomnet/internal/tensor"
+	"github.com/org/anomnet/metrics"
+)
+
+// initSampleRows is how many feature vectors initialisation keeps to
+// measure delta and to seed k-means++.
+const initSampleRows = 16384
+
+// Fit trains the model on images of normal parts: backbone features once
+// per image, centroid initialisation, stage 1 and stage 2 (or the ablation
+// the Config selects), then the calibration of scores on the same images.
+// It reports progress through Config.Progress and stops early, returning
+// ctx's error, when ctx is cancelled. On error the model keeps its
+// previous state.
+func (m *Model) Fit(ctx context.Context, images []image.Image) error {
+	if len(images) == 0 {
+		return errors.New("anomnet: Fit without images")
+	}
+	t := &trainer{m: m, cfg: m.cfg, d: m.dev, rng: rand.New(rand.NewPCG(m.cfg.Seed, 0x616e6f6d6e6574))}
+	defer t.close()
+	if err := t.extract(ctx, images); err != nil {
+		return err
+	}
+	if err := t.init(ctx); err != nil {
+		return err
+	}
+	var err error
+	switch {
+	case m.cfg.SingleStage:
+		err = t.stage(ctx, "joint", m.cfg.Epochs1)
+	default:
+		if err = t.stage(ctx, "stage1", m.cfg.Epochs1); err == nil && !m.cfg.NoStage2 {
+			err = t.stage(ctx, "stage2", m.cfg.Epochs2)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	cal, err := t.calibrate(ctx)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.fitted, m.channels, m.sizes = true, t.channels, t.sizes
+	m.ad, m.set, m.delta, m.cal = t.ad, t.set, t.delta, cal
+	m.mu.Unlock()
+	return nil
+}
+
+// trainer holds one Fit's state.
+type trainer struct {
+	m   *Model
+	cfg Config
+	d   Device
+	rng *rand.Rand
+
+	cache    *featureCache
+	channels []int
+	sizes    [][2]int
+	offsets  []int // per tap, within a cache record
+	rec      []float32
+
+	ad    *adapter.Adapter
+	set   *centroid.Set
+	delta float64
+	opt   []adam // adapter params, then the centroids
+	step  int
+}
+
+// adam is one parameter's Adam state.
+type adam struct {
+	param, grad, m, v *Tensor
+}
+
+func (t *trainer) close() {
+	if t.cache != nil {
+		t.cache.Close()
+	}
+}
+
+func (t *trainer) progress(p Progress) {
+	if t.cfg.Progress != nil {
+		t.cfg.Progress(p)
+	}
+}
+
+// extract runs the backbone over the images once and caches the maps.
+func (t *trainer) extract(ctx context.Context, images []image.Image) error {
+	bs := t.cfg.BackboneBatch
+	for lo := 0; lo < len(images); lo += bs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hi := min(lo+bs, len(images))
+		maps, err := t.m.backboneMaps(images[lo:hi])
+		if err != nil {
+			return fmt.Errorf("anomnet: training images %d to %d: %w", lo, hi-1, err)
+		}
+		if t.cache == nil {
+			record := 0
+			for _, mp := range maps {
+				t.channels = append(t.channels, mp.Dim(1))
+				t.sizes = append(t.sizes, [2]int{mp.Dim(2), mp.Dim(3)})
+				t.offsets = append(t.offsets, record)
+				record += mp.Dim(1) * mp.Dim(2) * mp.Dim(3)
+			}
+			t.cache = newFeatureCache(record, t.cfg.CacheBytes, t.cfg.TempDir)
+			t.rec = make([]float32, record)
+		}
+		host := make([][]float32, len(maps))
+		for k, mp := range maps {
+			host[k] = t.d.ToHost(mp).Float32s()
+			t.d.Free(mp)
+		}
+		for i := range hi - lo {
+			for k := range maps {
+				n := t.channels[k] * t.sizes[k][0] * t.sizes[k][1]
+				copy(t.rec[t.offsets[k]:], host[k][i*n:(i+1)*n])
+			}
+			if err := t.cache.Append(t.rec); err != nil {
+				return err
+			}
+		}
+		t.progress(Progress{Stage: "features", Epoch: 1, Epochs: 1, Step: hi, Steps: len(images)})
+	}
+	return nil
+}
+
+// batch returns the cached maps of images idx, on the device.
+func (t *trainer) batch(idx []int) ([]*Tensor, error) {
+	maps := make([]*Tensor, len(t.channels))
+	data := make([][]float32, len(t.channels))
+	for k, c := range t.channels {
+		maps[k] = tensor.New(len(idx), c, t.sizes[k][0], t.sizes[k][1])
+		data[k] = maps[k].Float32s()
+	}
+	for j, i := range idx {
+		if err := t.cache.Get(i, t.rec); err != nil {
+			return nil, err
+		}
+		for k := range maps {
+			n := t.channels[k] * t.sizes[k][0] * t.sizes[k][1]
+			copy(data[k][j*n:(j+1)*n], t.rec[t.offsets[k]:t.offsets[k]+n])
+		}
+	}
+	for k, mp := range maps {
+		maps[k] = t.d.FromHost(mp)
+	}
+	return maps, nil
+}
+
+// rows returns F's feature vectors as rows ((N*H*W) x D).
+func (t *trainer) rows(f *Tensor) *Tensor {
+	sh := f.Shape()
+	r := t.d.Zeros(sh[0]*sh[2]*sh[3], sh[1])
+	t.d.ChannelsLast(r, f)
+	return r
+}
+
+// init builds the adapter and places the centroids: the global mean of the
+// initial features plus jitter, or k-means++ on a sample of them; it also
+// measures the default delta on that sample.
+func (t *trainer) init(ctx context.Context) error {
+	t.ad = adapter.New(t.d, t.channels, t.cfg.Adapter)
+	dim := t.ad.Dim()
+	stats := centroid.NewStats(dim)
+	n := t.cache.Len()
+	perImage := max(1, initSampleRows/n)
+	var sample []float32
+	for lo := 0; lo < n; lo += t.cfg.BackboneBatch {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		idx := seq(lo, min(lo+t.cfg.BackboneBatch, n))
+		maps, err := t.batch(idx)
+		if err != nil {
+			return err
+		}
+		f := t.ad.Forward(t.d, maps)
+		freeAll(t.d, maps)
+		r := t.rows(f)
+		t.d.Free(f)
+		host := t.d.ToHost(r).Float32s()
+		t.d.Free(r)
+		if err := finite(host); err != nil {
+			return fmt.Errorf("anomnet: initial features of training images %d to %d: %w", idx[0], idx[len(idx)-1], err)
+		}
+		stats.Add(host)
+		locs := len(host) / dim / len(idx)
+		for j := range idx {
+			for _, p := range contrastive.Sample(t.rng, locs, perImage) {
+				row := j*locs + int(p)
+				sample = append(sample, host[row*dim:(row+1)*dim]...)
+			}
+		}
+		t.progress(Progress{Stage: "init", Epoch: 1, Epochs: 1, Step: idx[len(idx)-1] + 1, Steps: n})
+	}
+	mean := stats.Mean()
+	md := centroid.NewMeanDistance(mean)
+	md.Add(sample)
+	t.delta = t.cfg.Delta
+	if t.delta == 0 {
+		t.delta = md.Value()
+	}
+	var c *Tensor
+	if t.cfg.KMeansPP {
+		var err error
+		if c, err = centroid.InitKMeansPP(sample, dim, t.cfg.K, t.rng); err != nil {
+			return fmt.Errorf("anomnet: k-means++ initialisation: %w", err)
+		}
+	} else {
+		c = centroid.InitMean(mean, stats.MeanStd(), t.cfg.K, t.cfg.Jitter, t.rng)
+	}
+	t.set = centroid.NewSet(t.d.FromHost(c))
+	for _, p := range t.ad.Params() {
+		t.opt = append(t.opt, t.newAdam(p))
+	}
+	t.opt = append(t.opt, t.newAdam(t.set.C))
+	return nil
+}
+
+func (t *trainer) newAdam(p *Tensor) adam {
+	sh := p.Shape()
+	return adam{param: p, grad: t.d.Zeros(sh...), m: t.d.Zeros(sh...), v: t.d.Zeros(sh...)}
+}
+
+// stage runs the epochs of one training stage: "stage1" (attraction,
+// separation, entropy; adapter and centroids), "stage2" (attraction and
+// contrastive; adapter only) or "joint" (all of them, both trainable).
+func (t *trainer) stage(ctx context.Context, name string, epochs int) error {
+	n := t.cache.Len()
+	bs := min(t.cfg.BatchSize, n)
+	steps := (n + bs - 1) / bs
+	order := seq(0, n)
+	for epoch := 1; epoch <= epochs; epoch++ {
+		t.rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for s := range steps {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			idx := order[s*bs : min((s+1)*bs, n)]
+			l, err := t.trainStep(name, idx)
+			if err != nil {
+				return fmt.Errorf("anomnet: %s, epoch %d, step %d: %w", name, epoch, s+1, err)
+			}
+			t.progress(Progress{Stage: name, Epoch: epoch, Epochs: epochs, Step: s + 1, Steps: steps, Losses: l})
+		}
+	}
+	return nil
+}
+
+// trainStep computes the stage's losses on one batch, their gradients, and
+// takes one Adam step.
+func (t *trainer) trainStep(stage string, idx []int) (Losses, error) {
+	d, cfg := t.d, t.cfg
+	maps, err := t.batch(idx)
+	if err != nil {
+		return Losses{}, err
+	}
+	tape := &adapter.Tape{}
+	defer tape.Free(d)
+	f := t.ad.ForwardTape(d, maps, tape)
+	freeAll(d, maps)
+	rows := t.rows(f)
+	defer d.Free(rows)
+	dRows := d.Zeros(rows.Shape()...)
+	defer d.Free(dRows)
+
+	centroids := stage != "stage2"
+	var dC *Tensor
+	if centroids {
+		dC = t.opt[len(t.opt)-1].grad
+		d.Fill(dC, 0)
+	}
+	var l Losses
+	c := t.set.C
+	l.Att = centroid.Attraction(d, rows, c, float32(cfg.LambdaAtt), dRows, dC)
+	l.Total = cfg.LambdaAtt * l.Att
+	if centroids {
+		if !cfg.NoSep {
+			l.Sep = centroid.Separation(d, c, t.delta, float32(cfg.LambdaSep), dC)
+			l.Total += cfg.LambdaSep * l.Sep
+		}
+		if !cfg.NoEnt {
+			l.Ent = centroid.Entropy(d, c, float32(cfg.LambdaEnt), dC)
+			l.Total += cfg.LambdaEnt * l.Ent
+		}
+	}
+	if stage == "stage2" || (stage == "joint" && !cfg.NoCon) {
+		l.Pos, l.Neg = t.contrastive(rows, dRows)
+		l.Total += cfg.LambdaCon * (l.Pos + l.Neg)
+	}
+	for name, v := range map[string]float64{"attraction": l.Att, "separation": l.Sep, "entropy": l.Ent,
+		"contrastive positive": l.Pos, "contrastive negative": l.Neg} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return l, fmt.Errorf("%s loss is %g", name, v)
+		}
+	}
+	df := d.Zeros(f.Shape()...)
+	d.ChannelsFirst(df, dRows)
+	d.Free(f)
+	grads := make([]*Tensor, len(t.ad.Params()))
+	for i := range grads {
+		grads[i] = t.opt[i].grad
+	}
+	t.ad.Backward(d, tape, df, grads)
+	d.Free(df)
+	t.step++
+	for i, o := range t.opt {
+		isCentroids := i == len(t.opt)-1
+		if isCentroids && !centroids {
+			continue
+		}
+		if g := d.Dot(o.grad, o.grad); math.IsNaN(g) || math.IsInf(g, 0) {
+			what := fmt.Sprintf("adapter parameter %d", i)
+			if isCentroids {
+				what = "centroid"
+			}
+			return l, fmt.Errorf("%s gradient is not finite", what)
+		}
+		p := tensor.AdamParams{LR: float32(cfg.LR), Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: float32(cfg.WeightDecay), Step: t.step}
+		if isCentroids {
+			p.LR, p.WeightDecay = float32(cfg.LRCentroids), 0
+		}
+		d.Adam(o.param, o.grad, o.m, o.v, p)
+	}
+	return l, d.Sync()
+}
+
+// contrastive adds the weighted CCL gradient of a random sample of rows to
+// dRows and returns the positive and negative terms.
+func (t *trainer) contrastive(rows, dRows *Tensor) (pos, neg float64) {
+	d := t.d
+	n, dim := rows.Dim(0), rows.Dim(1)
+	pick := contrastive.Sample(t.rng, n, t.cfg.Sample)
+	idx := d.FromHost(tensor.FromInt32s(pick, len(pick)))
+	defer d.Free(idx)
+	sub := d.Zeros(len(pick), dim)
+	defer d.Free(sub)
+	d.GatherRows(sub, rows, idx)
+	labels := d.ZerosInt32(len(pick))
+	defer d.Free(labels)
+	t.set.Nearest(d, labels, nil, sub)
+	dSub := d.Zeros(len(pick), dim)
+	defer d.Free(dSub)
+	pos, neg = contrastive.Loss(d, sub, labels, t.set.K(), float32(t.cfg.Margin), float32(t.cfg.LambdaCon), dSub)
+	d.ScatterAddRows(dRows, dSub, idx)
+	return pos, neg
+}
+
+// calibrate scores the training images with the trained model and sets the
+// normalisation range and the thresholds.
+func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
+	m := &Model{cfg: t.cfg, dev: t.d, ad: t.ad, set: t.set}
+	n := t.cache.Len()
+	var images, pixels []float64
+	cal := Calibration{Min: math.Inf(1), Max: math.Inf(-1)}
+	const stride = 7 // a pixel sample for the pixel quantile
+	for lo := 0; lo < n; lo += t.cfg.BackboneBatch {
+		if err := ctx.Err(); err != nil {
+			return cal, err
+		}
+		idx := seq(lo, min(lo+t.cfg.BackboneBatch, n))
+		maps, err := t.batch(idx)
+		if err != nil {
+			return cal, err
+		}
+		for _, pix := range m.pixelMaps(maps) {
+			lo, hi := slices.Min(pix), slices.Max(pix)
+			cal.Min, cal.Max = min(cal.Min, float64(lo)), max(cal.Max, float64(hi))
+			images = append(images, float64(hi))
+			for i := 0; i < len(pix); i += stride {
+				pixels = append(pixels, float64(pix[i]))
+			}
+		}
+		t.progress(Progress{Stage: "calibrate", Epoch: 1, Epochs: 1, Step: idx[len(idx)-1] + 1, Steps: n})
+	}
+	if math.IsNaN(cal.Min) || math.IsInf(cal.Max, 0) || math.IsInf(cal.Min, 0) {
+		return cal, fmt.Errorf("anomnet: calibration: training scores are not finite")
+	}
+	var err error
+	if cal.ImageThreshold = t.cfg.ImageThreshold; cal.ImageThreshold == 0 {
+		if cal.ImageThreshold, err = metrics.Quantile(images, t.cfg.ImageQuantile); err != nil {
+			return cal, err
+		}
+	}
+	if cal.PixelThreshold = t.cfg.PixelThreshold; cal.PixelThreshold == 0 {
+		if cal.PixelThreshold, err = metrics.Quantile(pixels, t.cfg.PixelQuantile); err != nil {
+			return cal, err
+		}
+	}
+	return cal, nil
+}
+
+func seq(lo, hi int) []int {
+	s := make([]int, hi-lo)
+	for i := range s {
+		s[i] = lo + i
+	}
+	return s
+}
+
+func freeAll(d Device, ts []*Tensor) {
+	for _, t := range ts {
+		d.Free(t)
+	}
+}
+
+// finite returns an error for the first NaN or Inf in v.
+func finite(v []float32) error {
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return fmt.Errorf("value %d is %g", i, x)
+		}
+	}
+	return nil
+}
