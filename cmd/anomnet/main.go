@@ -46,11 +46,21 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 const usage = `usage:
+  anomnet fit [flags] DATA/CATEGORY      train a model on CATEGORY/train/good (-o model.anm)
+  anomnet eval [flags] MODEL DATA/CATEGORY   metrics on CATEGORY/test
   anomnet weights fetch [-cache DIR]     fetch and verify the ResNet-50 weights
   anomnet bench backbone [flags]         images per second of the backbone
   anomnet bench adapter [flags]          training steps per second of the adapter's convolution`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) >= 1 {
+		switch args[0] {
+		case "fit":
+			return fit(ctx, args[1:], stdout, stderr)
+		case "eval":
+			return eval(ctx, args[1:], stdout, stderr)
+		}
+	}
 	if len(args) < 2 {
 		return usageError{usage}
 	}
