@@ -94,6 +94,24 @@ type Config struct {
 	// Progress, when set, is called as training advances. It runs on the
 	// training goroutine: it should return quickly.
 	Progress func(Progress) `json:"-"`
+	// Snapshot, when set, receives the centroids and a fixed sample of
+	// adapted features after initialisation and after every epoch of
+	// stage 1 (or of the joint stage): what a plot of the centroids'
+	// evolution needs. It runs on the training goroutine.
+	Snapshot func(Snapshot) `json:"-"`
+}
+
+// Snapshot is the state of training at the end of an epoch (Epoch 0: just
+// after initialisation).
+type Snapshot struct {
+	Stage string
+	Epoch int
+	// D is the feature dimension; Centroids holds K x D values and
+	// Features a sample of adapted feature vectors (n x D), the same
+	// locations of the same training images at every snapshot.
+	D         int
+	Centroids []float32
+	Features  []float32
 }
 
 // DefaultConfig returns METHOD.md's defaults (and this library's choices

@@ -11,8 +11,21 @@
 // Device: a pure-Go CPU implementation that always builds, or the CUDA one
 // of package cuda when the program is built with the cuda tag.
 //
-// This package holds the Backbone interface (and the Tensor and Device names
-// that programs outside the module use); the user-facing Model (Fit,
-// Predict, Save, Load) and the interfaces Adapter, CentroidSet and Scorer
-// arrive with the issues that build those stages.
+// This package holds the user-facing Model and the four interfaces that
+// separate the stages: Backbone, Adapter, CentroidSet and Scorer.
+//
+//	bb, err := backbone.LoadResNet50(ctx, backbone.FetchOptions{})
+//	m, err := anomnet.New(bb, anomnet.DefaultConfig())
+//	err = m.Fit(ctx, goodImages)      // normal parts only
+//	err = m.SaveFile("part.anm")
+//	r, err := m.Predict(img)          // r.Score, r.Anomalous, r.Map, r.Mask
+//
+// Fit computes the backbone features of each training image once (cached
+// in memory up to Config.CacheBytes, then in a temporary file), initialises
+// the centroids, runs stage 1 and stage 2 with Adam, and calibrates the
+// score range and the thresholds on the training images. Config holds every
+// setting with METHOD.md's defaults, and the ablations of its section 4 as
+// switches. A saved model records its backbone's fingerprint and a
+// checksum; Load refuses another backbone and a damaged file. Predict is
+// safe for concurrent use.
 package anomnet

@@ -178,7 +178,7 @@ func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result,
 		hi := min(lo+m.cfg.BackboneBatch, len(imgs))
 		maps, err := m.backboneMaps(imgs[lo:hi])
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("anomnet: predicting images %d to %d: %w", lo, hi-1, err)
 		}
 		pix := m.pixelMaps(maps)
 		for i := range hi - lo {

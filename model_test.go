@@ -316,3 +316,23 @@ func TestFeatureCache(t *testing.T) {
 	require.NoError(t, c.Close())
 	require.NoError(t, c2.Close())
 }
+
+func TestSnapshots(t *testing.T) {
+	s := makeSynth(19, 8, 0, 0)
+	cfg := testConfig()
+	cfg.Epochs1, cfg.Epochs2 = 2, 1
+	var snaps []Snapshot
+	cfg.Snapshot = func(s Snapshot) { snaps = append(snaps, s) }
+	m := fitTiny(t, cfg, s)
+	require.Len(t, snaps, 3)
+	for i, sn := range snaps {
+		require.Equal(t, i, sn.Epoch)
+		require.Equal(t, 48, sn.D)
+		require.Len(t, sn.Centroids, cfg.K*48)
+		require.Len(t, sn.Features, 4*16*16*48)
+	}
+	require.Equal(t, "init", snaps[0].Stage)
+	require.Equal(t, "stage1", snaps[2].Stage)
+	require.NotEqual(t, snaps[0].Centroids, snaps[2].Centroids, "the centroids moved")
+	require.Equal(t, m.Centroids().D(), 48)
+}

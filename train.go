@@ -230,6 +230,39 @@ func (t *trainer) init(ctx context.Context) error {
 		t.opt = append(t.opt, t.newAdam(p))
 	}
 	t.opt = append(t.opt, t.newAdam(t.set.C))
+	return t.snapshot("init", 0)
+}
+
+// snapshotImages and snapshotRows bound the feature sample of a Snapshot.
+const (
+	snapshotImages = 4
+	snapshotRows   = 2048
+)
+
+// snapshot reports the centroids and the adapted features of the first
+// training images (a fixed subset of their locations) to Config.Snapshot.
+func (t *trainer) snapshot(stage string, epoch int) error {
+	if t.cfg.Snapshot == nil {
+		return nil
+	}
+	maps, err := t.batch(seq(0, min(snapshotImages, t.cache.Len())))
+	if err != nil {
+		return err
+	}
+	f := t.ad.Forward(t.d, maps)
+	freeAll(t.d, maps)
+	r := t.rows(f)
+	t.d.Free(f)
+	rows := t.d.ToHost(r).Float32s()
+	t.d.Free(r)
+	dim := t.ad.Dim()
+	n := len(rows) / dim
+	stride := (n + snapshotRows - 1) / snapshotRows
+	var feats []float32
+	for i := 0; i < n; i += stride {
+		feats = append(feats, rows[i*dim:(i+1)*dim]...)
+	}
+	t.cfg.Snapshot(Snapshot{Stage: stage, Epoch: epoch, D: dim, Centroids: t.d.ToHost(t.set.C).Float32s(), Features: feats})
 	return nil
 }
 
@@ -258,6 +291,11 @@ func (t *trainer) stage(ctx context.Context, name string, epochs int) error {
 				return fmt.Errorf("anomnet: %s, epoch %d, step %d: %w", name, epoch, s+1, err)
 			}
 			t.progress(Progress{Stage: name, Epoch: epoch, Epochs: epochs, Step: s + 1, Steps: steps, Losses: l})
+		}
+		if name != "stage2" {
+			if err := t.snapshot(name, epoch); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
