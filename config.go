@@ -25,7 +25,9 @@ type Config struct {
 	// Adapter configures the feature adapter (METHOD.md 3).
 	Adapter adapter.Options `json:"adapter"`
 
-	// K is the number of centroids.
+	// K is the number of centroids. METHOD.md leaves it open; with
+	// k-means++ seeding, 256 measured best of 64, 256 and 1024 on kolektor
+	// (docs/RESULTS.md).
 	K int `json:"k"`
 	// KMeansPP seeds the centroids with k-means++ on a sample of training
 	// features instead of the global mean plus jitter.
@@ -121,7 +123,7 @@ func DefaultConfig() Config {
 		Taps:          []string{"stage2", "stage3"},
 		Resize:        256,
 		Crop:          224,
-		K:             10,
+		K:             256,
 		Jitter:        0.01,
 		Epochs1:       10,
 		Epochs2:       10,

@@ -25,7 +25,7 @@ func ExampleDefaultConfig() {
 	fmt.Println("blur sigma:", cfg.Sigma)
 	// Output:
 	// taps: [stage2 stage3]
-	// centroids: 10
+	// centroids: 256
 	// epochs: 10 + 10
 	// learning rate: 0.0001
 	// lambdas: att 1, sep 1, ent 0.1, con 0.8
