@@ -1,5 +1,50 @@
-// Package cuda is the GPU Device: hand-written CUDA kernels for
-// convolution, the pairwise similarity matrix and nearest-centroid search,
-// linked through cgo when built with the cuda build tag. It is the only
-// package that uses cgo. (Filled by the cuda issue.)
+// Package cuda is the GPU Device: hand-written CUDA kernels for every op of
+// tensor.Device, linked through cgo when built with the cuda build tag. It
+// is the only package that uses cgo.
+//
+// # Building
+//
+// The kernels (kernels/*.cu, behind the C header kernels/anomnet_cuda.h,
+// which includes no CUDA header) are compiled by nvcc into a static
+// library, and the Go package links it with CUDA's static runtime:
+//
+//	make -C cuda/kernels          # libanomnet_cuda.a: sm_80, sm_90 and compute_90 PTX
+//	go build -tags cuda ./...
+//	go test -tags cuda ./cuda/    # skips without a GPU
+//
+// nvcc 11.8 (Debian's nvidia-cuda-toolkit, in the non-free component) or
+// newer will do. Without the cuda tag the package is a stub: New returns a
+// "built without CUDA" error, Available reports false, and everything runs
+// on tensor.CPU.
+//
+// The same kernels also compile for the CPU, against a small emulation of
+// CUDA (kernels/emu: the threads of a block as fibers, __syncthreads as a
+// switch between them), so that the conformance suite checks their
+// indexing, barriers and reductions on machines without a GPU:
+//
+//	make -C cuda/kernels emu
+//	go test -tags 'cuda cudaemu' ./cuda/
+//
+// scripts/gpu-check.sh builds a static test and benchmark binary for a GPU
+// machine without Go and prints the command that runs it there.
+//
+// # What runs where
+//
+// With a Device installed (Use, or passing it where a tensor.Device is
+// taken), every op runs on the GPU, so that a whole Predict and a whole
+// training step stay there: the host is reached only by FromHost, ToHost,
+// Sum, Dot and Sync. Ops are queued on one CUDA stream and return at once;
+// Sync waits and returns the first failure (every CUDA call is checked, and
+// a failure names the op and carries CUDA's message).
+//
+// The heavy ops are implicit GEMMs over one tiled, shared-memory float32
+// kernel (tile.cuh): Gemm; the convolution forward (with the bias,
+// accumulation and ReLU fused), backward-data and backward-filter passes,
+// whose im2col matrices are gathered on the fly; CosineSimilarity; the
+// distances of Nearest, which then measures the candidates of each row
+// directly in float64 as the CPU does; and NegativeHinge, which reduces
+// each tile of similarities in registers (the M x M matrix is never
+// stored; for the gradient, one bit per pair marks the active ones). Sums
+// the CPU forms in float64 are float64 here too, so results agree with the
+// CPU within devicetest.DefaultTolerance.
 package cuda

@@ -1,0 +1,136 @@
+// common.cuh: what every kernel file shares: the context, error checks,
+// launch helpers and block reductions. Under ANC_EMU the same code compiles
+// with a host compiler against emu/cuda_emu.h (see there).
+#ifndef ANC_COMMON_CUH
+#define ANC_COMMON_CUH
+
+#ifdef ANC_EMU
+#include "emu/cuda_emu.h"
+#else
+#include <cuda_runtime.h>
+#endif
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+
+#include "anomnet_cuda.h"
+
+struct anc_ctx {
+	int device;
+	cudaStream_t stream;
+	bool pools;           // stream-ordered allocation (cudaMallocAsync) works
+	void *scratch;        // temporaries of one op at a time, in stream order
+	size_t scratch_bytes;
+	int *fault;           // device word where kernels report bad indices
+	double *red;          // partial sums of anc_sum and anc_dot
+	char msg[512];
+};
+
+namespace anc {
+
+// Threads of the one-dimensional kernels, and the most blocks they launch
+// (they loop over the rest). The emulation takes fewer, larger blocks.
+constexpr int kThreads = 256;
+#ifdef ANC_EMU
+constexpr long long kMaxBlocks = 64;
+#else
+constexpr long long kMaxBlocks = 65535;
+#endif
+// Blocks of anc_sum's first pass; the second pass is one block.
+constexpr int kRedBlocks = 1024;
+
+inline int fail(anc_ctx *c, const char *what, cudaError_t e) {
+	std::snprintf(c->msg, sizeof c->msg, "%s: %s", what, cudaGetErrorString(e));
+	return (int)e;
+}
+
+inline int fail_arg(anc_ctx *c, const char *what) {
+	std::snprintf(c->msg, sizeof c->msg, "%s", what);
+	return ANC_ERR_ARG;
+}
+
+inline unsigned blocks_for(long long n, int threads = kThreads) {
+	long long b = (n + threads - 1) / threads;
+	if (b > kMaxBlocks) {
+		b = kMaxBlocks;
+	}
+	return (unsigned)(b < 1 ? 1 : b);
+}
+
+// scratch returns at least bytes of the context's scratch memory, growing
+// it (in stream order) when needed.
+int scratch(anc_ctx *c, size_t bytes, void **p);
+
+template <class T>
+__host__ __device__ __forceinline__ T *ptr(anc_dptr p) {
+	return reinterpret_cast<T *>(static_cast<uintptr_t>(p));
+}
+
+__device__ __forceinline__ long long gtid() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
+__device__ __forceinline__ long long gstride() { return (long long)gridDim.x * blockDim.x; }
+
+__host__ __device__ __forceinline__ int imin(int a, int b) { return a < b ? a : b; }
+__host__ __device__ __forceinline__ int imax(int a, int b) { return a > b ? a : b; }
+
+// block_sum returns the sum of v over the block's THREADS threads (a
+// power of two, blockDim.x == THREADS) to every thread, in a fixed order;
+// sh holds THREADS values. Every thread must call it.
+template <int THREADS, class T>
+__device__ __forceinline__ T block_sum(T v, T *sh) {
+	int t = threadIdx.x;
+	sh[t] = v;
+	__syncthreads();
+	for (int s = THREADS / 2; s > 0; s >>= 1) {
+		if (t < s) {
+			sh[t] += sh[t + s];
+		}
+		__syncthreads();
+	}
+	T r = sh[0];
+	__syncthreads();
+	return r;
+}
+
+// report records the first fault code of the stream's kernels.
+__device__ __forceinline__ void report(int *fault, int code) { atomicCAS(fault, 0, code); }
+
+}  // namespace anc
+
+// CK returns from the calling entry point with the status of a failed
+// runtime call, after recording its name and CUDA's message.
+#define CK(what, call)                              \
+	do {                                            \
+		cudaError_t e_ = (call);                    \
+		if (e_ != cudaSuccess) {                    \
+			return anc::fail(c, what, e_);          \
+		}                                           \
+	} while (0)
+
+// BEGIN checks the context and makes its device current on this thread:
+// cgo calls may come from any OS thread.
+#define BEGIN(c)                                          \
+	do {                                                  \
+		if ((c) == nullptr) {                             \
+			return ANC_ERR_ARG;                           \
+		}                                                 \
+		CK("cudaSetDevice", cudaSetDevice((c)->device)); \
+	} while (0)
+
+// LAUNCH launches kernel (a name, or a variable holding a template
+// instance) on the context's stream and checks the launch.
+#ifdef ANC_EMU
+#define LAUNCH(what, kernel, grid, block, ...)                                          \
+	do {                                                                                \
+		emu::launch((grid), (block), [=] { kernel(__VA_ARGS__); });                     \
+		CK(what, cudaGetLastError());                                                   \
+	} while (0)
+#else
+#define LAUNCH(what, kernel, grid, block, ...)                  \
+	do {                                                        \
+		kernel<<<(grid), (block), 0, c->stream>>>(__VA_ARGS__); \
+		CK(what, cudaGetLastError());                           \
+	} while (0)
+#endif
+
+#endif

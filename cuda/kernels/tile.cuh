@@ -1,0 +1,223 @@
+// tile.cuh: the tiled matrix product every heavy kernel is built on (Gemm,
+// the three convolutions as implicit GEMMs, CosineSimilarity, the two passes
+// of NegativeHinge and the distances of Nearest).
+//
+// A block of 256 threads computes a BM x BN tile of op(A) op(B), A being
+// M x K and B K x N, through shared memory in steps of kTileK along K; each
+// thread holds (BM/16) x (BN/16) accumulators: rows g*64 + ty*4 + {0..3} and
+// columns g*64 + tx*4 + {0..3} for tx, ty = tid % 16, tid / 16. The operands
+// come from loader functors, la(i, l) = A[i][l] and lb(l, j) = B[l][j],
+// called only for indices in range (out of range reads as 0), which is how
+// the convolutions gather their implicit im2col matrices. The next step's
+// operands are fetched into registers while the current one is computed.
+#ifndef ANC_TILE_CUH
+#define ANC_TILE_CUH
+
+#include "common.cuh"
+
+namespace anc {
+
+constexpr int kTileK = 8;
+constexpr int kTileThreads = 256;
+constexpr int kTilePad = 4;  // keeps rows 16-byte aligned and spreads the stores over the banks
+
+// Loaders of row-major matrices: RowMajor(i, l) = p[i*ld + l] and
+// Transposed(i, l) = p[l*ld + i].
+struct RowMajor {
+	const float *p;
+	int ld;
+	__device__ __forceinline__ float operator()(int i, int l) const { return p[(long long)i * ld + l]; }
+};
+struct Transposed {
+	const float *p;
+	int ld;
+	__device__ __forceinline__ float operator()(int i, int l) const { return p[(long long)l * ld + i]; }
+};
+
+// Which thread fetches which element of a tile: with LFAST (for A) or
+// !JFAST (for B) consecutive threads take consecutive l, else consecutive
+// i (or j), so that each loader reads memory where it is contiguous.
+template <int BM, bool LFAST, class LA>
+__device__ __forceinline__ void fetch_a(const LA &la, int M, int K, int bm, int k0, float *ra) {
+	const int tid = threadIdx.x;
+#pragma unroll
+	for (int t = 0; t < BM / 32; t++) {
+		int e = tid + kTileThreads * t, i, l;
+		if (LFAST) {
+			l = e % kTileK;
+			i = e / kTileK;
+		} else {
+			i = e % BM;
+			l = e / BM;
+		}
+		int gi = bm + i, gl = k0 + l;
+		ra[t] = (gi < M && gl < K) ? la(gi, gl) : 0.0f;
+	}
+}
+
+template <int BM, bool LFAST>
+__device__ __forceinline__ void store_a(float (*As)[BM + kTilePad], const float *ra) {
+	const int tid = threadIdx.x;
+#pragma unroll
+	for (int t = 0; t < BM / 32; t++) {
+		int e = tid + kTileThreads * t, i, l;
+		if (LFAST) {
+			l = e % kTileK;
+			i = e / kTileK;
+		} else {
+			i = e % BM;
+			l = e / BM;
+		}
+		As[l][i] = ra[t];
+	}
+}
+
+template <int BN, bool JFAST, class LB>
+__device__ __forceinline__ void fetch_b(const LB &lb, int N, int K, int bn, int k0, float *rb) {
+	const int tid = threadIdx.x;
+#pragma unroll
+	for (int t = 0; t < BN / 32; t++) {
+		int e = tid + kTileThreads * t, j, l;
+		if (JFAST) {
+			j = e % BN;
+			l = e / BN;
+		} else {
+			l = e % kTileK;
+			j = e / kTileK;
+		}
+		int gj = bn + j, gl = k0 + l;
+		rb[t] = (gj < N && gl < K) ? lb(gl, gj) : 0.0f;
+	}
+}
+
+template <int BN, bool JFAST>
+__device__ __forceinline__ void store_b(float (*Bs)[BN + kTilePad], const float *rb) {
+	const int tid = threadIdx.x;
+#pragma unroll
+	for (int t = 0; t < BN / 32; t++) {
+		int e = tid + kTileThreads * t, j, l;
+		if (JFAST) {
+			j = e % BN;
+			l = e / BN;
+		} else {
+			l = e % kTileK;
+			j = e / kTileK;
+		}
+		Bs[l][j] = rb[t];
+	}
+}
+
+// tile_row and tile_col are the tile coordinates of a thread's r-th row and
+// q-th column.
+__device__ __forceinline__ int tile_row(int r) { return (r / 4) * 64 + (threadIdx.x / 16) * 4 + r % 4; }
+__device__ __forceinline__ int tile_col(int q) { return (q / 4) * 64 + (threadIdx.x % 16) * 4 + q % 4; }
+
+// tile_product sets acc to the thread's part of the (bm, bn) tile of
+// op(A) op(B). Every thread of the block must call it (it synchronises).
+template <int BM, int BN, bool A_LFAST, bool B_JFAST, class LA, class LB>
+__device__ __forceinline__ void tile_product(int M, int N, int K, int bm, int bn, const LA &la, const LB &lb,
+	float (*As)[BM + kTilePad], float (*Bs)[BN + kTilePad], float (&acc)[BM / 16][BN / 16]) {
+	static_assert(BM % 64 == 0 && BN % 64 == 0, "tiles are multiples of 64");
+	const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+#pragma unroll
+	for (int r = 0; r < BM / 16; r++) {
+#pragma unroll
+		for (int q = 0; q < BN / 16; q++) {
+			acc[r][q] = 0.0f;
+		}
+	}
+	float ra[BM / 32], rb[BN / 32];
+	fetch_a<BM, A_LFAST>(la, M, K, bm, 0, ra);
+	fetch_b<BN, B_JFAST>(lb, N, K, bn, 0, rb);
+	store_a<BM, A_LFAST>(As, ra);
+	store_b<BN, B_JFAST>(Bs, rb);
+	__syncthreads();
+	for (int k0 = 0; k0 < K; k0 += kTileK) {
+		const bool more = k0 + kTileK < K;  // the same in every thread
+		if (more) {
+			fetch_a<BM, A_LFAST>(la, M, K, bm, k0 + kTileK, ra);
+			fetch_b<BN, B_JFAST>(lb, N, K, bn, k0 + kTileK, rb);
+		}
+#pragma unroll
+		for (int kk = 0; kk < kTileK; kk++) {
+			float a[BM / 16], b[BN / 16];
+#pragma unroll
+			for (int g = 0; g < BM / 64; g++) {
+				float4 v = *reinterpret_cast<const float4 *>(&As[kk][g * 64 + ty * 4]);
+				a[g * 4 + 0] = v.x;
+				a[g * 4 + 1] = v.y;
+				a[g * 4 + 2] = v.z;
+				a[g * 4 + 3] = v.w;
+			}
+#pragma unroll
+			for (int g = 0; g < BN / 64; g++) {
+				float4 v = *reinterpret_cast<const float4 *>(&Bs[kk][g * 64 + tx * 4]);
+				b[g * 4 + 0] = v.x;
+				b[g * 4 + 1] = v.y;
+				b[g * 4 + 2] = v.z;
+				b[g * 4 + 3] = v.w;
+			}
+#pragma unroll
+			for (int r = 0; r < BM / 16; r++) {
+#pragma unroll
+				for (int q = 0; q < BN / 16; q++) {
+					acc[r][q] += a[r] * b[q];
+				}
+			}
+		}
+		__syncthreads();
+		if (more) {
+			store_a<BM, A_LFAST>(As, ra);
+			store_b<BN, B_JFAST>(Bs, rb);
+			__syncthreads();
+		}
+	}
+}
+
+// gemm_kernel stores every element of the product through st(i, j, v).
+// Tiles of rows go along blockIdx.x (up to 2^31 - 1 of them), tiles of
+// columns along blockIdx.y (up to 65535).
+template <int BM, int BN, bool A_LFAST, bool B_JFAST, class LA, class LB, class ST>
+__global__ void __launch_bounds__(kTileThreads) gemm_kernel(int M, int N, int K, LA la, LB lb, ST st) {
+	__shared__ __align__(16) float As[kTileK][BM + kTilePad];
+	__shared__ __align__(16) float Bs[kTileK][BN + kTilePad];
+	float acc[BM / 16][BN / 16];
+	const int bm = blockIdx.x * BM, bn = blockIdx.y * BN;
+	tile_product<BM, BN, A_LFAST, B_JFAST>(M, N, K, bm, bn, la, lb, As, Bs, acc);
+#pragma unroll
+	for (int r = 0; r < BM / 16; r++) {
+		int i = bm + tile_row(r);
+		if (i >= M) {
+			continue;
+		}
+#pragma unroll
+		for (int q = 0; q < BN / 16; q++) {
+			int j = bn + tile_col(q);
+			if (j < N) {
+				st(i, j, acc[r][q]);
+			}
+		}
+	}
+}
+
+// launch_gemm launches gemm_kernel over M x N (nothing when either is 0).
+template <int BM, int BN, bool A_LFAST, bool B_JFAST, class LA, class LB, class ST>
+int launch_gemm(anc_ctx *c, const char *what, int M, int N, int K, LA la, LB lb, ST st) {
+	if (M <= 0 || N <= 0) {
+		return 0;
+	}
+	long long gx = ((long long)M + BM - 1) / BM, gy = ((long long)N + BN - 1) / BN;
+	if (gy > 65535) {
+		return fail_arg(c, "matrix product with too many columns for one launch");
+	}
+	auto kernel = gemm_kernel<BM, BN, A_LFAST, B_JFAST, LA, LB, ST>;
+	LAUNCH(what, kernel, dim3((unsigned)gx, (unsigned)gy), dim3(kTileThreads), M, N, K, la, lb, st);
+	return 0;
+}
+
+// tile_size picks 128 when a dimension fills such tiles, else 64.
+inline bool big_tiles(long long m, long long n) { return m >= 128 && n >= 128 && (m / 128) * (n / 128) >= 64; }
+
+}  // namespace anc
+
+#endif
