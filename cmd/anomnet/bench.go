@@ -1,0 +1,355 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"image"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/org/anomnet"
+	"github.com/org/anomnet/backbone"
+	"github.com/org/anomnet/dataset"
+	"github.com/org/anomnet/internal/tensor"
+)
+
+//go:embed torch_backbone.py
+var torchBackbone string
+
+func benchBackbone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench backbone", "", "Times the backbone's forward pass on zero images, optionally beside PyTorch's.")
+	batch := fs.Int("batch", 8, "images per batch")
+	size := fs.Int("size", 224, "input height and width")
+	iters := fs.Int("iters", 5, "timed batches (after one warm-up)")
+	tap := fs.String("tap", "stage3", "the last layer computed")
+	cache := fs.String("cache", "", "weights cache directory")
+	peer := fs.Bool("peer", false, "also time PyTorch (torch and torchvision) on the same work, for a ratio")
+	python := fs.String("python", "python3", "the Python that runs the -peer timing")
+	if _, err := fs.parse(args, 0, stdout); err != nil {
+		return err
+	}
+	if *batch < 1 || *size < 32 || *iters < 1 {
+		return usageError{msg: "need -batch >= 1, -size >= 32, -iters >= 1"}
+	}
+	net, err := backbone.LoadResNet50(ctx, backbone.FetchOptions{CacheDir: *cache, Progress: stderr})
+	if err != nil {
+		return err
+	}
+	dev := tensor.Default()
+	x := dev.Zeros(*batch, 3, *size, *size)
+	times := make([]float64, 0, *iters)
+	for i := range *iters + 1 {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		start := time.Now()
+		out, err := net.Forward(dev, x, *tap)
+		if err != nil {
+			return err
+		}
+		dev.Free(out[0])
+		if i > 0 { // the first batch warms up
+			times = append(times, time.Since(start).Seconds())
+		}
+		fmt.Fprintf(stderr, "\rbatch %d/%d", i, *iters)
+	}
+	fmt.Fprintln(stderr)
+	slices.Sort(times)
+	med := times[len(times)/2]
+	ips := float64(*batch) / med
+	fmt.Fprintf(stdout, "anomnet  %s up to %s, batch %d, %dx%d, %s, GOMAXPROCS %d: %.2f images/s (median of %d batches, %.3f s each)\n",
+		net.Name(), *tap, *batch, *size, *size, dev.Name(), runtime.GOMAXPROCS(0), ips, *iters, med)
+	if !*peer {
+		return nil
+	}
+	if *tap != "stage3" {
+		return fmt.Errorf("-peer times torchvision's ResNet-50 up to layer3, which is -tap stage3")
+	}
+	res, err := runPeer(ctx, *python, torchBackbone, stderr, *batch, *size, *iters, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return err
+	}
+	peerIPS := float64(*batch) / res.Median
+	fmt.Fprintf(stdout, "pytorch  torchvision resnet50 up to layer3, batch %d, %dx%d, torch %s, %d threads: %.2f images/s (median of %d batches, %.3f s each)\n",
+		*batch, *size, *size, res.Torch, res.Threads, peerIPS, *iters, res.Median)
+	fmt.Fprintf(stdout, "ratio    anomnet/pytorch = %.2f\n", ips/peerIPS)
+	return nil
+}
+
+// peerResult is what a PyTorch peer script prints.
+type peerResult struct {
+	Torch   string  `json:"torch"`
+	Threads int     `json:"threads"`
+	Median  float64 `json:"median_s"`
+}
+
+// runPeer runs an embedded PyTorch script with the given arguments and
+// reads its one JSON line.
+func runPeer(ctx context.Context, python, script string, stderr io.Writer, args ...int) (peerResult, error) {
+	var argv []string
+	for _, a := range args {
+		argv = append(argv, fmt.Sprint(a))
+	}
+	cmd := exec.CommandContext(ctx, python, append([]string{"-c", script}, argv...)...)
+	cmd.Stderr = stderr
+	b, err := cmd.Output()
+	if err != nil {
+		return peerResult{}, fmt.Errorf("PyTorch peer (%s with torch and torchvision; Debian: apt-get install python3-torchvision): %v", python, err)
+	}
+	var res peerResult
+	if err := json.Unmarshal(b, &res); err != nil || res.Median <= 0 {
+		return peerResult{}, fmt.Errorf("PyTorch peer printed %q: %v", b, err)
+	}
+	return res, nil
+}
+
+//go:embed torch_adapter.py
+var torchAdapter string
+
+// benchAdapter times one training step of the adapter's convolution: a
+// 1x1 convolution from C+2 (CoordConv) to C channels with bias, forward,
+// both backward passes and an Adam step on the weights and bias.
+func benchAdapter(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench adapter", "", "Times one training step of the adapter's 1x1 convolution, optionally beside PyTorch's.")
+	batch := fs.Int("batch", 32, "images per batch")
+	channels := fs.Int("channels", 1536, "feature channels C (the convolution maps C+2 to C)")
+	size := fs.Int("size", 28, "feature map height and width")
+	iters := fs.Int("iters", 3, "timed steps (after one warm-up)")
+	peer := fs.Bool("peer", false, "also time PyTorch on the same step, for a ratio")
+	python := fs.String("python", "python3", "the Python that runs the -peer timing")
+	if _, err := fs.parse(args, 0, stdout); err != nil {
+		return err
+	}
+	if *batch < 1 || *channels < 1 || *size < 1 || *iters < 1 {
+		return usageError{msg: "need -batch, -channels, -size and -iters >= 1"}
+	}
+	dev := tensor.Default()
+	n, c, s := *batch, *channels, *size
+	r := rand.New(rand.NewPCG(1, 2))
+	randn := func(shape ...int) *tensor.Tensor {
+		t := tensor.New(shape...)
+		for i := range t.Float32s() {
+			t.Float32s()[i] = float32(r.NormFloat64())
+		}
+		return dev.FromHost(t)
+	}
+	x, dy := randn(n, c+2, s, s), randn(n, c, s, s)
+	w, b := randn(c, c+2, 1, 1), randn(c)
+	y, dx := dev.Zeros(n, c, s, s), dev.Zeros(n, c+2, s, s)
+	dw, db := dev.Zeros(c, c+2, 1, 1), dev.Zeros(c)
+	mw, vw, mb, vb := dev.Zeros(c, c+2, 1, 1), dev.Zeros(c, c+2, 1, 1), dev.Zeros(c), dev.Zeros(c)
+	p := tensor.Conv2DParams{StrideH: 1, StrideW: 1}
+	times := make([]float64, 0, *iters)
+	for i := range *iters + 1 {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		start := time.Now()
+		dev.Conv2D(y, x, w, b, p)
+		dev.Conv2DBackwardData(dx, dy, w, p)
+		dev.Conv2DBackwardFilter(dw, db, x, dy, p)
+		ap := tensor.AdamParams{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 5e-4, Step: i + 1}
+		dev.Adam(w, dw, mw, vw, ap)
+		dev.Adam(b, db, mb, vb, ap)
+		if err := dev.Sync(); err != nil {
+			return err
+		}
+		if i > 0 {
+			times = append(times, time.Since(start).Seconds())
+		}
+		fmt.Fprintf(stderr, "\rstep %d/%d", i, *iters)
+	}
+	fmt.Fprintln(stderr)
+	slices.Sort(times)
+	med := times[len(times)/2]
+	flops := 3 * 2 * float64(n*c*(c+2)*s*s)
+	fmt.Fprintf(stdout, "anomnet  adapter step, 1x1 %d->%d at %dx%d, batch %d, %s, GOMAXPROCS %d: %.3f steps/s (%.1f GFLOP/s, median of %d steps, %.3f s each)\n",
+		c+2, c, s, s, n, dev.Name(), runtime.GOMAXPROCS(0), 1/med, flops/med/1e9, *iters, med)
+	if !*peer {
+		return nil
+	}
+	res, err := runPeer(ctx, *python, torchAdapter, stderr, n, c, s, *iters, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "pytorch  the same step, torch %s, %d threads: %.3f steps/s (%.1f GFLOP/s, median of %d steps, %.3f s each)\n",
+		res.Torch, res.Threads, 1/res.Median, flops/res.Median/1e9, *iters, res.Median)
+	fmt.Fprintf(stdout, "ratio    anomnet/pytorch = %.2f\n", res.Median/med)
+	return nil
+}
+
+// benchPredict times each stage of Predict on synthetic test images: the
+// backbone (input conversion and forward pass to the taps), the adapter,
+// the scoring (nearest centroid, upsampling, blur, copy to the host) and
+// the whole PredictBatch, which also preprocesses nothing here (the
+// images come prepared) and thresholds.
+func benchPredict(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench predict", "",
+		"Times the stages of Predict in images per second: backbone, adapter, scoring and the whole\n"+
+			"PredictBatch, on synthetic images, with -model or a model fitted here in seconds on a few\n"+
+			"synthetic images (one epoch per stage: the timing does not depend on how well it learnt).")
+	modelPath := fs.String("model", "", "model file (default: fit one quickly on synthetic images)")
+	batch := fs.Int("batch", 8, "images per batch")
+	iters := fs.Int("iters", 3, "timed batches per stage (after one warm-up)")
+	train := fs.Int("train", 8, "synthetic training images of the quick fit")
+	cache := fs.String("cache", "", "weights cache directory (default $ANOMNET_CACHE, else the user cache dir)")
+	if _, err := fs.parse(args, 0, stdout); err != nil {
+		return err
+	}
+	if *batch < 1 || *iters < 1 || *train < 1 {
+		return usageError{msg: "bench predict: need -batch, -iters and -train >= 1"}
+	}
+	if *modelPath != "" {
+		f, err := os.Open(*modelPath)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
+	bb, err := loadBackbone(ctx, *cache, stderr)
+	if err != nil {
+		return err
+	}
+	var m *anomnet.Model
+	origin := *modelPath
+	if *modelPath != "" {
+		if m, err = anomnet.LoadFile(*modelPath, bb); err != nil {
+			return err
+		}
+	} else {
+		if m, err = quickModel(ctx, bb, *train, stderr); err != nil {
+			return err
+		}
+		origin = fmt.Sprintf("fitted on %d synthetic images", *train)
+	}
+	cfg := m.Config()
+	imgs, err := benchImages(cfg, *batch)
+	if err != nil {
+		return err
+	}
+	prepared := make([]image.Image, len(imgs))
+	raw := make([]image.Image, len(imgs))
+	for i, img := range imgs {
+		prepared[i], raw[i] = anomnet.Prepared{RGBA: img}, img
+	}
+	dev := anomnet.DefaultDevice()
+	scorer := &anomnet.NearestScorer{Set: m.Centroids(), Size: cfg.Crop, Sigma: cfg.Sigma}
+	var maps []*anomnet.Tensor
+	var feats *anomnet.Tensor
+	stages := []struct {
+		name string
+		step func() error
+	}{
+		{"backbone", func() error {
+			x, err := bb.Input(raw...)
+			if err != nil {
+				return err
+			}
+			xd := dev.FromHost(x)
+			out, err := bb.Forward(dev, xd, cfg.Taps...)
+			dev.Free(xd)
+			if err != nil {
+				return err
+			}
+			for _, t := range maps {
+				dev.Free(t)
+			}
+			maps = out
+			return dev.Sync()
+		}},
+		{"adapter", func() error {
+			if feats != nil {
+				dev.Free(feats)
+			}
+			feats = m.Adapter().Forward(dev, maps)
+			return dev.Sync()
+		}},
+		{"scoring", func() error {
+			pix := scorer.Score(dev, feats)
+			dev.ToHost(pix)
+			dev.Free(pix)
+			return dev.Sync()
+		}},
+		{"predict", func() error {
+			_, err := m.PredictBatch(ctx, prepared)
+			return err
+		}},
+	}
+	fmt.Fprintf(stdout, "anomnet bench predict: %s, model %s, %d taps %v, K %d, %dx%d, batch %d, %s, GOMAXPROCS %d\n",
+		bb.Name(), origin, len(cfg.Taps), cfg.Taps, m.Centroids().K(), cfg.Crop, cfg.Crop, *batch, dev.Name(), runtime.GOMAXPROCS(0))
+	for _, s := range stages {
+		times := make([]float64, 0, *iters)
+		for i := range *iters + 1 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			start := time.Now()
+			if err := s.step(); err != nil {
+				return fmt.Errorf("bench predict: %s: %w", s.name, err)
+			}
+			if i > 0 { // the first batch warms up
+				times = append(times, time.Since(start).Seconds())
+			}
+		}
+		slices.Sort(times)
+		med := times[len(times)/2]
+		fmt.Fprintf(stdout, "%-9s %9.2f images/s  (median of %d batches, %.3f s each)\n", s.name, float64(*batch)/med, *iters, med)
+	}
+	for _, t := range maps {
+		dev.Free(t)
+	}
+	dev.Free(feats)
+	return nil
+}
+
+// quickModel fits a model in seconds on n synthetic "washer" images, one
+// epoch per stage: enough to time prediction, which does not depend on
+// what the model learnt.
+func quickModel(ctx context.Context, bb anomnet.Backbone, n int, stderr io.Writer) (*anomnet.Model, error) {
+	cfg := anomnet.DefaultConfig()
+	cfg.Epochs1, cfg.Epochs2 = 1, 1
+	imgs := make([]image.Image, n)
+	for i := range imgs {
+		img, _, err := dataset.SynthImage("washer", i, dataset.Good, dataset.SynthOptions{})
+		if err != nil {
+			return nil, err
+		}
+		imgs[i] = img
+	}
+	p := newProgress(stderr)
+	log := &fitLog{cfg: cfg}
+	cfg.Progress = log.progress(p, cfg)
+	m, err := anomnet.New(bb, cfg)
+	if err != nil {
+		return nil, err
+	}
+	err = m.Fit(ctx, imgs)
+	p.end()
+	return m, err
+}
+
+// benchImages renders n synthetic test images, defective ones of each
+// kind in turn, preprocessed as cfg says.
+func benchImages(cfg anomnet.Config, n int) ([]*image.RGBA, error) {
+	defects, err := dataset.SynthDefects("washer")
+	if err != nil {
+		return nil, err
+	}
+	pre := dataset.Preprocess{Resize: cfg.Resize, Crop: cfg.Crop}
+	out := make([]*image.RGBA, n)
+	for i := range out {
+		img, _, err := dataset.SynthImage("washer", 2<<20+i, defects[i%len(defects)], dataset.SynthOptions{})
+		if err != nil {
+			return nil, err
+		}
+		out[i] = pre.Image(img)
+	}
+	return out, nil
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/org/anomnet"
+	"github.com/org/anomnet/backbone"
+	"github.com/org/anomnet/dataset"
+)
+
+// needWeights skips a test when the ResNet-50 weights are not in the
+// cache, except under CI=true, where their absence is a failure.
+func needWeights(t *testing.T) {
+	t.Helper()
+	if _, err := backbone.CachedResNet50(backbone.FetchOptions{}); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and the weights are missing: %v", err)
+		}
+		t.Skipf("needs the ResNet-50 weights (anomnet weights fetch): %v", err)
+	}
+}
+
+// TestEndToEnd fits a tiny model on a small synthetic set, evaluates it
+// and predicts its test folder with -save-maps, then checks the files of
+// each step and that predict's maps, scores and eval's report agree.
+func TestEndToEnd(t *testing.T) {
+	needWeights(t)
+	// One backbone for the three commands: loading it takes seconds.
+	var bb anomnet.Backbone
+	saved := loadBackbone
+	loadBackbone = func(ctx context.Context, cache string, stderr io.Writer) (anomnet.Backbone, error) {
+		if bb == nil {
+			var err error
+			if bb, err = saved(ctx, cache, stderr); err != nil {
+				return nil, err
+			}
+		}
+		return bb, nil
+	}
+	t.Cleanup(func() { loadBackbone = saved })
+
+	root := t.TempDir()
+	synth := dataset.SynthOptions{Size: 128, Train: 4, TestGood: 2, TestDefect: 3, Categories: []string{"washer"}}
+	if err := dataset.WriteSynthetic(filepath.Join(root, "data"), synth, nil); err != nil {
+		t.Fatal(err)
+	}
+	cat := filepath.Join(root, "data", "washer")
+	model := filepath.Join(root, "washer.anm")
+	small := []string{"-resize", "128", "-crop", "112", "-epochs1", "2", "-epochs2", "1", "-k", "8", "-batch", "2", "-sample", "256"}
+
+	code, out, errOut := runCLI(t, append(append([]string{"fit", "-o", model, "-plots", filepath.Join(root, "plots")}, small...), cat)...)
+	if code != exitOK {
+		t.Fatalf("fit: exit %d: %s", code, errOut)
+	}
+	for _, p := range []string{model, filepath.Join(root, "plots", "centroids.png"), filepath.Join(root, "plots", "losses.png")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("fit: %v (stdout %q)", err, out)
+		}
+	}
+
+	code, out, errOut = runCLI(t, "eval", model, cat)
+	if code != exitOK {
+		t.Fatalf("eval: exit %d: %s", code, errOut)
+	}
+	evalDir := filepath.Join(root, "washer.eval") // the default: next to the model
+	for _, name := range []string{"report.json", "report.md", "roc.png", "overlays.png"} {
+		if _, err := os.Stat(filepath.Join(evalDir, name)); err != nil {
+			t.Errorf("eval: %v", err)
+		}
+	}
+	if !strings.Contains(out, "I-AUROC") || !strings.Contains(out, filepath.Join(evalDir, "report.md")) {
+		t.Errorf("eval printed %q", out)
+	}
+	b, err := os.ReadFile(filepath.Join(evalDir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep evalReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Images != 5 || rep.Crop != 112 || len(rep.Rows) != 1+3 || rep.Rows[0].IAUROC == nil || rep.Rows[0].AUPRO == nil {
+		t.Errorf("report.json: %s", b)
+	}
+	evalScore := map[string]float64{}
+	for _, s := range rep.Scores {
+		evalScore[s.Path] = s.Score
+	}
+
+	pred := filepath.Join(root, "pred")
+	code, out, errOut = runCLI(t, "predict", "-save-maps", "-out", pred, model, filepath.Join(cat, "test"))
+	if code != exitOK {
+		t.Fatalf("predict: exit %d: %s", code, errOut)
+	}
+	var lines []prediction
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		var p prediction
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			t.Fatalf("predict: line %q: %v", sc.Text(), err)
+		}
+		lines = append(lines, p)
+	}
+	if len(lines) != 5 {
+		t.Fatalf("predict: %d JSON lines, want 5:\n%s", len(lines), out)
+	}
+	for _, p := range lines {
+		rel, _ := filepath.Rel(filepath.Join(cat, "test"), p.Path)
+		if want := filepath.Join(pred, strings.TrimSuffix(rel, ".png")+".npy"); p.Map != want {
+			t.Errorf("%s: map at %s, want %s (mirroring test/<defect>/)", p.Path, p.Map, want)
+		}
+		for _, f := range []string{p.Overlay, p.Mask} {
+			if _, err := dataset.Open(f); err != nil {
+				t.Error(err)
+			}
+		}
+		b, err := os.ReadFile(p.Map)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, rows, cols, err := readNPY(b)
+		if err != nil {
+			t.Fatalf("%s: %v", p.Map, err)
+		}
+		if rows != 112 || cols != 112 {
+			t.Errorf("%s: %d x %d", p.Map, rows, cols)
+		}
+		if max := float64(slices.Max(m)); max != p.Score {
+			t.Errorf("%s: score %v, map max %v", p.Path, p.Score, max)
+		}
+		if s, ok := evalScore[p.Path]; !ok || math.Abs(s-p.Score) > 1e-6*math.Abs(s) {
+			t.Errorf("%s: predict scores %v, eval %v (listed %v)", p.Path, p.Score, s, ok)
+		}
+	}
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/org/anomnet"
+	"github.com/org/anomnet/backbone"
+	"github.com/org/anomnet/dataset"
+)
+
+// openCategory lists DATA/CAT as an MVTec AD category; errors name the
+// folder or file at fault.
+func openCategory(path string) (*dataset.Category, error) {
+	path = filepath.Clean(path)
+	return dataset.MVTec(filepath.Dir(path), filepath.Base(path))
+}
+
+// loadBackbone loads the default backbone, fetching the weights on first
+// use. A variable so that tests can check which failures come before it.
+var loadBackbone = func(ctx context.Context, cache string, stderr io.Writer) (anomnet.Backbone, error) {
+	return backbone.LoadResNet50(ctx, backbone.FetchOptions{CacheDir: cache, Progress: stderr})
+}
+
+// loadImages decodes and preprocesses samples as cfg says, in parallel,
+// showing progress, and returns them also as images marked Prepared for
+// the model. Errors name the file.
+func loadImages(ctx context.Context, cfg anomnet.Config, samples []dataset.Sample, p *progress, what string) ([]dataset.Item, []image.Image, error) {
+	p.begin(what, "img", len(samples))
+	l := &dataset.Loader{Pre: dataset.Preprocess{Resize: cfg.Resize, Crop: cfg.Crop}, CacheBytes: -1,
+		Progress: func(done, total int) { p.update(done, "") }}
+	items, err := l.Load(ctx, samples)
+	p.end()
+	if err != nil {
+		return nil, nil, err
+	}
+	imgs := make([]image.Image, len(items))
+	for i, it := range items {
+		imgs[i] = anomnet.Prepared{RGBA: it.Image}
+	}
+	return items, imgs, nil
+}
+
+// checkOutputFile fails early, before minutes of work, when path cannot
+// become a file: its folder is missing, is a file, or refuses writes, or
+// path is a folder. It leaves nothing behind.
+func checkOutputFile(path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("cannot write %s: it is a folder", path)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".anomnet-check-*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, unwrapPath(err))
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// outputDir creates dir (and its parents) and checks that it takes files.
+func outputDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cannot create the output folder %s: %w", dir, unwrapPath(err))
+	}
+	return checkOutputFile(filepath.Join(dir, "x"))
+}
+
+// unwrapPath drops the *PathError's path and operation, which name a
+// temporary file, and keeps the reason.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// writeFile writes a file through a temporary file in its folder, renamed
+// into place once complete, so that path never holds a partial file.
+func writeFile(path string, write func(w io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, unwrapPath(err))
+	}
+	tmp := f.Name()
+	err = write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644) // CreateTemp makes it private; outputs are for sharing
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	return nil
+}
+
+// noBackbone lets anomnet.New check a Config before the real backbone is
+// loaded, so that a bad flag fails at once.
+type noBackbone struct{}
+
+func (noBackbone) Name() string        { return "none" }
+func (noBackbone) Fingerprint() string { return "" }
+func (noBackbone) Input(...image.Image) (*anomnet.Tensor, error) {
+	return nil, errors.New("no backbone")
+}
+func (noBackbone) Forward(anomnet.Device, *anomnet.Tensor, ...string) ([]*anomnet.Tensor, error) {
+	return nil, errors.New("no backbone")
+}
+
+// heatRange is the score range that the pictures map to the colour scale:
+// from the normal images' lowest pixel score to half as far again beyond
+// the image threshold (at least their highest), so that the threshold
+// sits at two thirds of the scale: normal texture stays dark and an
+// anomaly above the threshold glows.
+func heatRange(c anomnet.Calibration) (lo, hi float64) {
+	return c.Min, max(c.Max, c.ImageThreshold+(c.ImageThreshold-c.Min)/2)
+}

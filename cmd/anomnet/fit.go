@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/org/anomnet"
+	"github.com/org/anomnet/dataset"
+)
+
+// configFlags registers a flag for each Config knob, with DefaultConfig's
+// values, and returns a function that reads them back.
+func configFlags(fs *flagSet) func() (anomnet.Config, error) {
+	c := anomnet.DefaultConfig()
+	taps := fs.String("taps", strings.Join(c.Taps, ","), "backbone taps, comma-separated")
+	fs.IntVar(&c.Resize, "resize", c.Resize, "resize images to this square size")
+	fs.IntVar(&c.Crop, "crop", c.Crop, "then crop this centred square")
+	fs.IntVar(&c.K, "k", c.K, "number of centroids")
+	fs.BoolVar(&c.KMeansPP, "kmeanspp", c.KMeansPP, "seed the centroids with k-means++ instead of mean + jitter")
+	fs.Float64Var(&c.Jitter, "jitter", c.Jitter, "initial jitter, fraction of the features' mean std")
+	fs.Float64Var(&c.Delta, "delta", c.Delta, "separation threshold (0: mean distance of the features to their mean)")
+	fs.IntVar(&c.Adapter.Kernel, "adapter-kernel", max(c.Adapter.Kernel, 1), "adapter convolution kernel, 1 or 3")
+	fs.BoolVar(&c.Adapter.NoPool, "no-pool", c.Adapter.NoPool, "turn off the adapter's 3x3 average aggregation")
+	fs.IntVar(&c.Epochs1, "epochs1", c.Epochs1, "stage 1 epochs")
+	fs.IntVar(&c.Epochs2, "epochs2", c.Epochs2, "stage 2 epochs")
+	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "images per training step")
+	fs.Float64Var(&c.LR, "lr", c.LR, "Adam learning rate of the adapter")
+	fs.Float64Var(&c.LRCentroids, "lr-centroids", c.LRCentroids, "Adam learning rate of the centroids (0: -lr)")
+	fs.Float64Var(&c.WeightDecay, "weight-decay", c.WeightDecay, "adapter weight decay")
+	fs.Float64Var(&c.LambdaAtt, "lambda-att", c.LambdaAtt, "attraction loss weight")
+	fs.Float64Var(&c.LambdaSep, "lambda-sep", c.LambdaSep, "separation loss weight")
+	fs.Float64Var(&c.LambdaEnt, "lambda-ent", c.LambdaEnt, "entropy loss weight")
+	fs.Float64Var(&c.LambdaCon, "lambda-con", c.LambdaCon, "contrastive loss weight")
+	fs.Float64Var(&c.Margin, "margin", c.Margin, "contrastive negative margin")
+	fs.IntVar(&c.Sample, "sample", c.Sample, "feature vectors per batch in the contrastive pairs")
+	fs.BoolVar(&c.NoSep, "no-sep", c.NoSep, "ablation: no separation loss in stage 1")
+	fs.BoolVar(&c.NoEnt, "no-ent", c.NoEnt, "ablation: no entropy loss in stage 1")
+	fs.BoolVar(&c.NoStage2, "no-stage2", c.NoStage2, "ablation: skip stage 2")
+	fs.BoolVar(&c.SingleStage, "single-stage", c.SingleStage, "ablation: all losses jointly for -epochs1 epochs")
+	fs.BoolVar(&c.NoCon, "no-con", c.NoCon, "ablation: single stage without the contrastive loss")
+	fs.Float64Var(&c.Sigma, "sigma", c.Sigma, "Gaussian blur of the anomaly map, pixels")
+	fs.Float64Var(&c.ImageQuantile, "image-quantile", c.ImageQuantile, "image threshold: this quantile of the training images' scores")
+	fs.Float64Var(&c.PixelQuantile, "pixel-quantile", c.PixelQuantile, "pixel threshold: this quantile of the training pixels' scores")
+	fs.Float64Var(&c.ImageThreshold, "image-threshold", c.ImageThreshold, "image threshold, raw score (0: calibrate)")
+	fs.Float64Var(&c.PixelThreshold, "pixel-threshold", c.PixelThreshold, "pixel threshold, raw score (0: calibrate)")
+	fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed")
+	fs.IntVar(&c.BackboneBatch, "backbone-batch", c.BackboneBatch, "images per backbone pass")
+	cacheMB := fs.Int64("feature-cache-mb", c.CacheBytes>>20, "memory for cached backbone features, MiB; the rest spills to a temporary file")
+	return func() (anomnet.Config, error) {
+		c.Taps = strings.Split(*taps, ",")
+		c.CacheBytes = *cacheMB << 20
+		if c.Epochs1 == 0 && c.Epochs2 == 0 {
+			return c, usageError{msg: "-epochs1 and -epochs2 are both 0"}
+		}
+		// New checks every setting; without a backbone yet, a stand-in.
+		if _, err := anomnet.New(noBackbone{}, c); err != nil {
+			return c, usageError{msg: err.Error()}
+		}
+		return c, nil
+	}
+}
+
+func fit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("fit", "DATA/CATEGORY",
+		"Trains a model on the normal images of DATA/CATEGORY/train/good and saves it (-o).\n"+
+			"With -plots DIR it also draws the centroids' evolution in stage 1 and the loss curves.")
+	out := fs.String("o", "model.anm", "output model file")
+	plots := fs.String("plots", "", "also write centroids.png and losses.png to this folder")
+	cache := fs.String("cache", "", "weights cache directory (default $ANOMNET_CACHE, else the user cache dir)")
+	config := configFlags(fs)
+	pos, err := fs.parse(args, 1, stdout)
+	if err != nil {
+		return err
+	}
+	cfg, err := config()
+	if err != nil {
+		return err
+	}
+	job := fitJob{data: pos[0], out: *out, plots: *plots, cache: *cache, cfg: cfg}
+	_, err = job.run(ctx, stdout, stderr)
+	return err
+}
+
+// fitJob is one training run: fit's, or demo's.
+type fitJob struct {
+	data, out, plots, cache string
+	cfg                     anomnet.Config
+	bb                      anomnet.Backbone // nil: load the default
+}
+
+// fitted is what a fitJob leaves for the next step.
+type fitted struct {
+	model *anomnet.Model
+	cat   *dataset.Category
+	bb    anomnet.Backbone
+	took  time.Duration
+	plots []string
+}
+
+// run checks every input and output before the slow work (backbone,
+// features, training), so that a bad file fails in seconds; then trains,
+// saves the model and draws the plots.
+func (j fitJob) run(ctx context.Context, stdout, stderr io.Writer) (fitted, error) {
+	var res fitted
+	if err := checkOutputFile(j.out); err != nil {
+		return res, err
+	}
+	if j.plots != "" {
+		if err := outputDir(j.plots); err != nil {
+			return res, err
+		}
+	}
+	cat, err := openCategory(j.data)
+	if err != nil {
+		return res, err
+	}
+	res.cat = cat
+	p := newProgress(stderr)
+	_, imgs, err := loadImages(ctx, j.cfg, cat.Train, p, "load")
+	if err != nil {
+		return res, err
+	}
+	bb := j.bb
+	if bb == nil {
+		if bb, err = loadBackbone(ctx, j.cache, stderr); err != nil {
+			return res, err
+		}
+	}
+	res.bb = bb
+
+	cfg := j.cfg
+	log := &fitLog{cfg: cfg}
+	cfg.Progress = log.progress(p, cfg)
+	if j.plots != "" {
+		cfg.Snapshot = log.snapshot
+	}
+	m, err := anomnet.New(bb, cfg)
+	if err != nil {
+		return res, err
+	}
+	start := time.Now()
+	p.mark()
+	err = m.Fit(ctx, imgs)
+	p.end()
+	if err != nil {
+		return res, fmt.Errorf("fit %s: %w", j.data, err)
+	}
+	res.took = time.Since(start)
+	if err := m.SaveFile(j.out); err != nil {
+		return res, err
+	}
+	res.model = m
+	cal := m.Calibration()
+	fmt.Fprintf(stdout, "fitted %s on %d images in %s; image threshold %.4g, pixel threshold %.4g; wrote %s\n",
+		cat.Name, len(imgs), fmtDuration(res.took), cal.ImageThreshold, cal.PixelThreshold, j.out)
+	if j.plots != "" {
+		if log.err != nil {
+			return res, fmt.Errorf("plots: %w", log.err)
+		}
+		if res.plots, err = log.write(j.plots); err != nil {
+			return res, err
+		}
+		fmt.Fprintf(stdout, "plots: %s\n", strings.Join(res.plots, ", "))
+	}
+	return res, nil
+}
+
+// stageLabel names a Progress stage for people.
+var stageLabel = map[string]string{
+	"features": "features", "init": "init", "stage1": "stage 1", "stage2": "stage 2",
+	"joint": "joint", "calibrate": "calibrate",
+}
+
+// training tells the stages with training steps (and losses).
+func training(stage string) bool {
+	return stage == "stage1" || stage == "stage2" || stage == "joint"
+}
+
+// progress returns the Config.Progress callback: it records the losses
+// for the plot, draws the bar, and prints each epoch's mean losses.
+func (l *fitLog) progress(p *progress, cfg anomnet.Config) func(anomnet.Progress) {
+	var stage string
+	var sum anomnet.Losses
+	var n int
+	return func(pr anomnet.Progress) {
+		if pr.Stage != stage {
+			stage = pr.Stage
+			unit := "img"
+			if training(stage) {
+				unit = "steps"
+			}
+			p.begin(stageLabel[stage], unit, pr.Epochs*pr.Steps)
+			sum, n = anomnet.Losses{}, 0
+		}
+		done := (pr.Epoch-1)*pr.Steps + pr.Step
+		if !training(stage) {
+			p.update(done, "")
+			return
+		}
+		l.steps = append(l.steps, stepLosses{stage: stage, epoch: pr.Epoch, losses: pr.Losses})
+		lo := pr.Losses
+		sum.Att, sum.Sep, sum.Ent, sum.Pos, sum.Neg, sum.Total = sum.Att+lo.Att, sum.Sep+lo.Sep, sum.Ent+lo.Ent, sum.Pos+lo.Pos, sum.Neg+lo.Neg, sum.Total+lo.Total
+		n++
+		if pr.Step == pr.Steps {
+			f := 1 / float64(n)
+			mean := anomnet.Losses{Att: sum.Att * f, Sep: sum.Sep * f, Ent: sum.Ent * f, Pos: sum.Pos * f, Neg: sum.Neg * f, Total: sum.Total * f}
+			p.println(fmt.Sprintf("%s epoch %d/%d: mean loss %s", stageLabel[stage], pr.Epoch, pr.Epochs, fmtLosses(stage, cfg, mean)))
+			sum, n = anomnet.Losses{}, 0
+		}
+		p.update(done, fmt.Sprintf("epoch %d/%d, loss %.4g", pr.Epoch, pr.Epochs, lo.Total))
+	}
+}
+
+// lossTerm is one term of the training objective, for the log and the plot.
+type lossTerm struct {
+	name string
+	get  func(anomnet.Losses) float64
+}
+
+// lossTerms returns the terms that stage minimises under cfg, the
+// weighted total first.
+func lossTerms(stage string, cfg anomnet.Config) []lossTerm {
+	terms := []lossTerm{{"total", func(l anomnet.Losses) float64 { return l.Total }},
+		{"attraction", func(l anomnet.Losses) float64 { return l.Att }}}
+	if stage != "stage2" {
+		if !cfg.NoSep {
+			terms = append(terms, lossTerm{"separation", func(l anomnet.Losses) float64 { return l.Sep }})
+		}
+		if !cfg.NoEnt {
+			terms = append(terms, lossTerm{"entropy", func(l anomnet.Losses) float64 { return l.Ent }})
+		}
+	}
+	if stage == "stage2" || (stage == "joint" && !cfg.NoCon) {
+		terms = append(terms, lossTerm{"contrastive +", func(l anomnet.Losses) float64 { return l.Pos }},
+			lossTerm{"contrastive -", func(l anomnet.Losses) float64 { return l.Neg }})
+	}
+	return terms
+}
+
+func fmtLosses(stage string, cfg anomnet.Config, l anomnet.Losses) string {
+	terms := lossTerms(stage, cfg)
+	s := fmt.Sprintf("%.4g (", terms[0].get(l))
+	for i, t := range terms[1:] {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%s %.4g", t.name, t.get(l))
+	}
+	return s + ")"
+}

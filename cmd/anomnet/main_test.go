@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/org/anomnet"
+)
+
+// runCLI runs the command line as main does and returns the exit status
+// and what went to stdout and stderr.
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// forbidBackbone makes loading the backbone a test failure: the failures
+// under test must come before it, in seconds, and need no weights.
+func forbidBackbone(t *testing.T) {
+	t.Helper()
+	saved := loadBackbone
+	loadBackbone = func(context.Context, string, io.Writer) (anomnet.Backbone, error) {
+		t.Error("the backbone was loaded before the input was checked")
+		return nil, errors.New("no backbone in this test")
+	}
+	t.Cleanup(func() { loadBackbone = saved })
+}
+
+// oneLine checks that s is exactly one line.
+func oneLine(t *testing.T, s string) string {
+	t.Helper()
+	if strings.Count(s, "\n") != 1 || !strings.HasSuffix(s, "\n") {
+		t.Errorf("stderr is not one line: %q", s)
+	}
+	return strings.TrimSuffix(s, "\n")
+}
+
+func TestUsage(t *testing.T) {
+	verbs := []string{"fit", "eval", "predict", "demo", "bench predict", "bench backbone", "bench adapter", "weights fetch", "version", "help"}
+	code, out, errOut := runCLI(t)
+	if code != exitUsage || out != "" {
+		t.Errorf("no arguments: exit %d, stdout %q; want 2 and nothing", code, out)
+	}
+	for _, v := range verbs {
+		if !strings.Contains(errOut, "\n  "+v+" ") {
+			t.Errorf("the usage printed without arguments does not list %q:\n%s", v, errOut)
+		}
+	}
+	code, out, _ = runCLI(t, "help")
+	if code != exitOK || out != errOut {
+		t.Errorf("help: exit %d, want 0 and the same usage on stdout; got\n%s", code, out)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string // in stdout (exit 0) or stderr
+	}{
+		{[]string{"help", "fit"}, exitOK, "-plots"},
+		{[]string{"help", "help"}, exitOK, "commands:"},
+		{[]string{"-h", "-h"}, exitOK, "commands:"},
+		{[]string{"help", "bench"}, exitOK, "bench predict"},
+		{[]string{"fit", "-h"}, exitOK, "-epochs1"},
+		{[]string{"eval", "--help"}, exitOK, "-out"},
+		{[]string{"help", "bench", "predict"}, exitOK, "-model"},
+		{[]string{"version"}, exitOK, runtime.Version()},
+		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{[]string{"bench"}, exitUsage, "needs a sub-command"},
+		{[]string{"bench", "frobnicate"}, exitUsage, `unknown command "bench frobnicate"`},
+		{[]string{"fit"}, exitUsage, "fit wants DATA/CATEGORY, got 0"},
+		{[]string{"fit", "a", "b"}, exitUsage, "got 2"},
+		{[]string{"fit", "-nope", "data/cat"}, exitUsage, "flag provided but not defined: -nope"},
+		{[]string{"fit", "-epochs1", "x", "data/cat"}, exitUsage, "-epochs1"},
+		{[]string{"fit", "-crop", "300", "data/cat"}, exitUsage, "crop 300"},
+		{[]string{"fit", "-epochs1", "0", "-epochs2", "0", "data/cat"}, exitUsage, "both 0"},
+		{[]string{"eval", "model.anm"}, exitUsage, "eval wants MODEL DATA/CATEGORY"},
+		{[]string{"predict", "-chunk", "0", "m", "x"}, exitUsage, "-chunk"},
+		{[]string{"version", "extra"}, exitUsage, "version wants no arguments"},
+		{[]string{"demo", "extra"}, exitUsage, "demo wants no arguments"},
+	} {
+		code, out, errOut := runCLI(t, tc.args...)
+		if code != tc.code {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", tc.args, code, tc.code, errOut)
+		}
+		got := out
+		if tc.code != exitOK {
+			got = oneLine(t, errOut)
+			if out != "" {
+				t.Errorf("%v: stdout %q on a usage error", tc.args, out)
+			}
+			if !strings.HasPrefix(got, "anomnet") || !strings.Contains(got, "see 'anomnet help") {
+				t.Errorf("%v: %q lacks the prefix or the pointer to help", tc.args, got)
+			}
+		}
+		if !strings.Contains(got, tc.out) {
+			t.Errorf("%v: output %q does not contain %q", tc.args, got, tc.out)
+		}
+	}
+}
+
+func TestFlagsAfterArguments(t *testing.T) {
+	fs := newFlags("x", "A B", "")
+	o := fs.String("o", "", "")
+	v := fs.Bool("v", false, "")
+	pos, err := fs.parse([]string{"a", "-o", "out", "b", "-v"}, 2, io.Discard)
+	if err != nil || !slices.Equal(pos, []string{"a", "b"}) || *o != "out" || !*v {
+		t.Errorf("got %v, %v, -o %q, -v %v", pos, err, *o, *v)
+	}
+	fs = newFlags("x", "A B", "")
+	fs.Bool("v", false, "")
+	pos, err = fs.parse([]string{"-v", "--", "-a", "-v"}, 2, io.Discard)
+	if err != nil || !slices.Equal(pos, []string{"-a", "-v"}) {
+		t.Errorf("after --: got %v, %v", pos, err)
+	}
+}
+
+func TestErrorLine(t *testing.T) {
+	for _, tc := range []struct{ err, want string }{
+		{"anomnet/dataset: x.png: bad", "anomnet/dataset: x.png: bad"},
+		{"open m.anm: no such file", "anomnet: open m.anm: no such file"},
+		{"npm failed:\n  line 1\n\tline 2\n", "anomnet: npm failed: line 1 line 2"},
+	} {
+		if got := errorLine(errors.New(tc.err)); got != tc.want {
+			t.Errorf("errorLine(%q) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+// writeTestPNG writes a small noisy RGB (or, for masks, 0/255 gray) PNG.
+func writeTestPNG(t *testing.T, path string, seed uint64, mask bool) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(seed, 7))
+	var img image.Image
+	if mask {
+		g := image.NewGray(image.Rect(0, 0, 40, 40))
+		for y := 10; y < 20; y++ {
+			for x := 12; x < 25; x++ {
+				g.SetGray(x, y, color.Gray{255})
+			}
+		}
+		img = g
+	} else {
+		m := image.NewRGBA(image.Rect(0, 0, 40, 40))
+		for i := range m.Pix {
+			m.Pix[i] = uint8(r.IntN(256))
+		}
+		for i := 3; i < len(m.Pix); i += 4 {
+			m.Pix[i] = 255
+		}
+		img = m
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// makeCategory writes a small MVTec AD category under root and returns
+// its path: 3 training images, 1 normal and 2 "crack" test images with
+// their masks.
+func makeCategory(t *testing.T, root string) string {
+	t.Helper()
+	cat := filepath.Join(root, "part")
+	for i, p := range []string{"train/good/000.png", "train/good/001.png", "train/good/002.png", "test/good/000.png", "test/crack/000.png", "test/crack/001.png"} {
+		writeTestPNG(t, filepath.Join(cat, p), uint64(i), false)
+	}
+	writeTestPNG(t, filepath.Join(cat, "ground_truth/crack/000_mask.png"), 0, true)
+	writeTestPNG(t, filepath.Join(cat, "ground_truth/crack/001_mask.png"), 0, true)
+	return cat
+}
+
+// dirNames lists a folder's entries, hidden ones included.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// TestBadInput checks that bad data and an unwritable output each fail
+// with one line naming the file, exit status 1, before the backbone
+// loads, and leave no model (nor a temporary file) behind.
+func TestBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// setup breaks the category and returns the command line and the
+		// file the error must name.
+		setup func(t *testing.T, cat, out string) (args []string, names string)
+	}{
+		{"corrupt PNG in train/good", func(t *testing.T, cat, out string) ([]string, string) {
+			p := filepath.Join(cat, "train/good/001.png")
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, b[:len(b)/2], 0o644); err != nil { // truncated: the header reads, the pixels do not
+				t.Fatal(err)
+			}
+			return []string{"fit", "-o", filepath.Join(out, "model.anm"), cat}, p
+		}},
+		{"not an image in train/good", func(t *testing.T, cat, out string) ([]string, string) {
+			p := filepath.Join(cat, "train/good/002.png")
+			if err := os.WriteFile(p, []byte("this is no PNG"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"fit", "-o", filepath.Join(out, "model.anm"), "-plots", filepath.Join(out, "plots"), cat}, p
+		}},
+		{"missing mask", func(t *testing.T, cat, out string) ([]string, string) {
+			if err := os.Remove(filepath.Join(cat, "ground_truth/crack/001_mask.png")); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"fit", "-o", filepath.Join(out, "model.anm"), cat}, filepath.Join(cat, "test/crack/001.png")
+		}},
+		{"empty train/good", func(t *testing.T, cat, out string) ([]string, string) {
+			dir := filepath.Join(cat, "train/good")
+			for _, n := range dirNames(t, dir) {
+				if err := os.Remove(filepath.Join(dir, n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return []string{"fit", "-o", filepath.Join(out, "model.anm"), cat}, dir
+		}},
+		{"output under a regular file", func(t *testing.T, cat, out string) ([]string, string) {
+			// Tests may run as root, whom a read-only folder does not stop;
+			// a path through a regular file fails for everyone.
+			file := filepath.Join(out, "file")
+			if err := os.WriteFile(file, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(file, "model.anm")
+			return []string{"fit", "-o", p, cat}, p
+		}},
+		{"output is a folder", func(t *testing.T, cat, out string) ([]string, string) {
+			p := filepath.Join(out, "sub")
+			if err := os.Mkdir(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"fit", "-o", p, cat}, p
+		}},
+		{"plots under a regular file", func(t *testing.T, cat, out string) ([]string, string) {
+			file := filepath.Join(out, "file")
+			if err := os.WriteFile(file, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(file, "plots")
+			return []string{"fit", "-o", filepath.Join(out, "model.anm"), "-plots", p, cat}, p
+		}},
+		{"missing category", func(t *testing.T, cat, out string) ([]string, string) {
+			p := filepath.Join(filepath.Dir(cat), "nope")
+			return []string{"fit", "-o", filepath.Join(out, "model.anm"), p}, p
+		}},
+		{"eval: missing model", func(t *testing.T, cat, out string) ([]string, string) {
+			p := filepath.Join(out, "none.anm")
+			return []string{"eval", "-out", filepath.Join(out, "report"), p, cat}, p
+		}},
+		{"eval: missing mask", func(t *testing.T, cat, out string) ([]string, string) {
+			m := filepath.Join(out, "model.anm")
+			if err := os.WriteFile(m, []byte("not read: the data fails first"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(cat, "ground_truth/crack/000_mask.png")); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"eval", "-out", filepath.Join(out, "report"), m, cat}, filepath.Join(cat, "test/crack/000.png")
+		}},
+		{"eval: report under a regular file", func(t *testing.T, cat, out string) ([]string, string) {
+			m := filepath.Join(out, "model.anm")
+			if err := os.WriteFile(m, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(m, "report")
+			return []string{"eval", "-out", p, m, cat}, p
+		}},
+		{"predict: folder without images", func(t *testing.T, cat, out string) ([]string, string) {
+			m := filepath.Join(out, "model.anm")
+			if err := os.WriteFile(m, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(cat, "ground_truth", "none")
+			if err := os.Mkdir(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"predict", "-out", filepath.Join(out, "pred"), m, p}, p
+		}},
+		{"predict: missing image", func(t *testing.T, cat, out string) ([]string, string) {
+			m := filepath.Join(out, "model.anm")
+			if err := os.WriteFile(m, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(cat, "test/good/nope.png")
+			return []string{"predict", "-out", filepath.Join(out, "pred"), m, p}, p
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forbidBackbone(t)
+			root := t.TempDir()
+			cat := makeCategory(t, filepath.Join(root, "data"))
+			out := filepath.Join(root, "out")
+			if err := os.Mkdir(out, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			args, names := tc.setup(t, cat, out)
+			before := dirNames(t, out)
+			code, stdout, stderr := runCLI(t, args...)
+			if code != exitFailure {
+				t.Errorf("exit %d, want %d", code, exitFailure)
+			}
+			line := oneLine(t, stderr)
+			if !strings.Contains(line, names) {
+				t.Errorf("error %q does not name %s", line, names)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q", stdout)
+			}
+			// Nothing new in the output folder but the folders asked for.
+			for _, n := range dirNames(t, out) {
+				if !slices.Contains(before, n) && n != "plots" && n != "report" && n != "pred" {
+					t.Errorf("%s left behind in the output folder", n)
+				}
+			}
+			if dir := filepath.Join(out, "plots"); slices.Contains(dirNames(t, out), "plots") && len(dirNames(t, dir)) > 0 {
+				t.Errorf("files left in the plots folder: %v", dirNames(t, dir))
+			}
+		})
+	}
+}

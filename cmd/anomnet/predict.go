@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/org/anomnet"
+	"github.com/org/anomnet/dataset"
+	"github.com/org/anomnet/internal/report"
+)
+
+func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("predict", "MODEL IMAGE|DIR",
+		"Scores an image, or every image under a folder (recursively), with MODEL. For each image it\n"+
+			"writes STEM.overlay.png (the anomaly map over the preprocessed image) and STEM.mask.png (the\n"+
+			"pixels above the pixel threshold) to -out, mirroring the folders under DIR, and prints a JSON\n"+
+			"line: {\"path\", \"score\", \"anomalous\", \"overlay\", \"mask\", \"map\"}. -save-maps also writes\n"+
+			"STEM.npy, the raw float32 score map (crop x crop) for numpy.load. Run on DATA/CAT/test it\n"+
+			"writes OUT/<defect>/<stem>.npy, the layout scripts/check_metrics.py reads.")
+	out := fs.String("out", "predictions", "output folder")
+	saveMaps := fs.Bool("save-maps", false, "also write each raw score map as a NumPy .npy file")
+	chunk := fs.Int("chunk", 32, "images decoded and scored at a time (bounds memory)")
+	cache := fs.String("cache", "", "weights cache directory (default $ANOMNET_CACHE, else the user cache dir)")
+	pos, err := fs.parse(args, 2, stdout)
+	if err != nil {
+		return err
+	}
+	if *chunk < 1 {
+		return usageError{msg: "predict: -chunk must be at least 1"}
+	}
+	modelPath, input := pos[0], pos[1]
+	f, err := os.Open(modelPath)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	inputs, err := listInputs(input, *out)
+	if err != nil {
+		return err
+	}
+	if err := outputDir(*out); err != nil {
+		return err
+	}
+	bb, err := loadBackbone(ctx, *cache, stderr)
+	if err != nil {
+		return err
+	}
+	m, err := anomnet.LoadFile(modelPath, bb)
+	if err != nil {
+		return err
+	}
+	cfg, cal := m.Config(), m.Calibration()
+	lo, hi := heatRange(cal)
+	loader := &dataset.Loader{Pre: dataset.Preprocess{Resize: cfg.Resize, Crop: cfg.Crop}, CacheBytes: -1}
+	p := newProgress(stderr)
+	p.begin("predict", "img", len(inputs))
+	defer p.end()
+	enc := json.NewEncoder(stdout)
+	for start := 0; start < len(inputs); start += *chunk {
+		batch := inputs[start:min(start+*chunk, len(inputs))]
+		samples := make([]dataset.Sample, len(batch))
+		for i, in := range batch {
+			samples[i] = dataset.Sample{Path: in.path}
+		}
+		items, err := loader.Load(ctx, samples)
+		if err != nil {
+			return err
+		}
+		imgs := make([]image.Image, len(items))
+		for i, it := range items {
+			imgs[i] = anomnet.Prepared{RGBA: it.Image}
+		}
+		rs, err := m.PredictBatch(ctx, imgs)
+		if err != nil {
+			return fmt.Errorf("predict %s to %s: %w", batch[0].path, batch[len(batch)-1].path, err)
+		}
+		for i, r := range rs {
+			line, err := writePrediction(*out, batch[i], items[i].Image, r, lo, hi, *saveMaps)
+			if err != nil {
+				return err
+			}
+			if err := enc.Encode(line); err != nil {
+				return err
+			}
+			p.update(start+i+1, "")
+		}
+	}
+	return nil
+}
+
+// input is an image to score and where its outputs go, relative to -out
+// and without an extension.
+type input struct {
+	path, stem string
+}
+
+// listInputs returns the image at path, or the images under the folder
+// path (hidden entries and the output folder outDir skipped, so that a second
+// run does not score the first one's pictures), sorted; each output stem
+// mirrors the image's place under the folder.
+func listInputs(path, outDir string) ([]input, error) {
+	outAbs, err := filepath.Abs(outDir)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		if !isImageFile(path) {
+			return nil, fmt.Errorf("%s: not an image file (want %s)", path, strings.Join(imageExts, ", "))
+		}
+		return []input{{path: path, stem: stemOf(filepath.Base(path))}}, nil
+	}
+	var out []input
+	taken := map[string]string{}
+	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != path && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			if abs, err := filepath.Abs(p); err == nil && abs == outAbs {
+				return filepath.SkipDir
+			}
+		}
+		if d.IsDir() || !isImageFile(p) {
+			return nil
+		}
+		rel, err := filepath.Rel(path, p)
+		if err != nil {
+			return err
+		}
+		stem := stemOf(rel)
+		if prev, dup := taken[stem]; dup {
+			return fmt.Errorf("%s and %s would write the same outputs %s.*; rename one", prev, p, stem)
+		}
+		taken[stem] = p
+		out = append(out, input{path: p, stem: stem})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no image files (%s) in the folder", path, strings.Join(imageExts, ", "))
+	}
+	return out, nil
+}
+
+// imageExts are the extensions that the dataset package decodes.
+var imageExts = []string{".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+
+func isImageFile(p string) bool {
+	ext := strings.ToLower(filepath.Ext(p))
+	for _, e := range imageExts {
+		if ext == e {
+			return true
+		}
+	}
+	return false
+}
+
+func stemOf(p string) string { return strings.TrimSuffix(p, filepath.Ext(p)) }
+
+// prediction is predict's JSON line for one image.
+type prediction struct {
+	Path      string  `json:"path"`
+	Score     float64 `json:"score"`
+	Anomalous bool    `json:"anomalous"`
+	Overlay   string  `json:"overlay"`
+	Mask      string  `json:"mask"`
+	Map       string  `json:"map,omitempty"`
+}
+
+// writePrediction writes one image's overlay, mask and (saveMap) score
+// map under out.
+func writePrediction(out string, in input, img *image.RGBA, r anomnet.Result, lo, hi float64, saveMap bool) (prediction, error) {
+	base := filepath.Join(out, in.stem)
+	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
+		return prediction{}, fmt.Errorf("cannot create the output folder %s: %w", filepath.Dir(base), unwrapPath(err))
+	}
+	line := prediction{Path: in.path, Score: r.Score, Anomalous: r.Anomalous, Overlay: base + ".overlay.png", Mask: base + ".mask.png"}
+	if err := report.WritePNG(line.Overlay, report.Overlay(img, r.Map, r.Size, lo, hi, 0.6)); err != nil {
+		return line, err
+	}
+	if err := report.WritePNG(line.Mask, report.MaskImage(r.Mask, r.Size)); err != nil {
+		return line, err
+	}
+	if saveMap {
+		line.Map = base + ".npy"
+		if err := writeFile(line.Map, func(w io.Writer) error { return writeNPY(w, r.Map, r.Size, r.Size) }); err != nil {
+			return line, err
+		}
+	}
+	return line, nil
+}
