@@ -119,6 +119,9 @@ func (m *Model) SaveFile(path string) error {
 	tmp := f.Name()
 	err = m.Save(f)
 	if err == nil {
+		err = f.Chmod(0o644) // CreateTemp's 0600 is for the half-written file only
+	}
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
