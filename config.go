@@ -29,9 +29,11 @@ type Config struct {
 	// k-means++ seeding, 256 measured best of 64, 256 and 1024 on kolektor
 	// (docs/RESULTS.md).
 	K int `json:"k"`
-	// KMeansPP seeds the centroids with k-means++ on a sample of training
-	// features instead of the global mean plus jitter.
-	KMeansPP bool `json:"kmeanspp"`
+	// Init is how the centroids start: InitMean (METHOD.md's: the global
+	// mean of the training features plus jitter; the default), InitKMeansPP
+	// (k-means++ seeding) or InitKCenter (greedy farthest-point seeding, as
+	// PatchCore's coreset), both on a sample of the training features.
+	Init string `json:"init"`
 	// Jitter is the standard deviation of the initial jitter, as a
 	// fraction of the features' mean per-dimension standard deviation.
 	Jitter float64 `json:"jitter"`
@@ -124,6 +126,7 @@ func DefaultConfig() Config {
 		Resize:        256,
 		Crop:          224,
 		K:             256,
+		Init:          InitMean,
 		Jitter:        0.01,
 		Epochs1:       10,
 		Epochs2:       10,
@@ -179,6 +182,9 @@ func (c Config) withDefaults() (Config, error) {
 			*f.v = f.def
 		}
 	}
+	if c.Init == "" {
+		c.Init = InitMean
+	}
 	if c.LRCentroids == 0 {
 		c.LRCentroids = c.LR
 	}
@@ -203,6 +209,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("anomnet: config: adapter size %dx%d", c.Adapter.Width, c.Adapter.Height)
 	case c.ImageQuantile <= 0 || c.ImageQuantile > 1 || c.PixelQuantile <= 0 || c.PixelQuantile > 1:
 		return c, fmt.Errorf("anomnet: config: threshold quantiles %g, %g outside (0, 1]", c.ImageQuantile, c.PixelQuantile)
+	case c.Init != InitMean && c.Init != InitKMeansPP && c.Init != InitKCenter:
+		return c, fmt.Errorf("anomnet: config: centroid initialisation %q (want %s, %s or %s)", c.Init, InitMean, InitKMeansPP, InitKCenter)
 	case c.CacheBytes < 0:
 		return c, fmt.Errorf("anomnet: config: cache budget %d bytes", c.CacheBytes)
 	}
@@ -214,6 +222,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	return c, nil
 }
+
+// The centroid initialisations of Config.Init.
+const (
+	InitMean     = "mean"
+	InitKMeansPP = "kmeans++"
+	InitKCenter  = "kcenter"
+)
 
 // Progress reports how training advances.
 type Progress struct {

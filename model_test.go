@@ -95,7 +95,8 @@ func TestAblationsTrain(t *testing.T) {
 		"single stage no con":    func(c *Config) { c.SingleStage, c.NoCon = true, true },
 		"no stage 2":             func(c *Config) { c.NoStage2 = true },
 		"attraction only":        func(c *Config) { c.NoSep, c.NoEnt = true, true },
-		"k-means++, 3x3, nopool": func(c *Config) { c.KMeansPP, c.Adapter.Kernel, c.Adapter.NoPool = true, 3, true },
+		"k-means++, 3x3, nopool": func(c *Config) { c.Init, c.Adapter.Kernel, c.Adapter.NoPool = InitKMeansPP, 3, true },
+		"k-center":               func(c *Config) { c.Init = InitKCenter },
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := testConfig()
@@ -275,6 +276,8 @@ func TestFitGuards(t *testing.T) {
 	require.ErrorContains(t, m.Fit(context.Background(), nil), "without images")
 	_, err = New(newTinyNet(3), Config{K: -1})
 	require.ErrorContains(t, err, "K = -1")
+	_, err = New(newTinyNet(3), Config{Init: "kmeans"})
+	require.ErrorContains(t, err, `centroid initialisation "kmeans"`)
 	_, err = New(nil, DefaultConfig())
 	require.Error(t, err)
 }

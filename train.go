@@ -217,13 +217,17 @@ func (t *trainer) init(ctx context.Context) error {
 		t.delta = md.Value()
 	}
 	var c *Tensor
-	if t.cfg.KMeansPP {
-		var err error
-		if c, err = centroid.InitKMeansPP(sample, dim, t.cfg.K, t.rng); err != nil {
-			return fmt.Errorf("anomnet: k-means++ initialisation: %w", err)
-		}
-	} else {
+	var err error
+	switch t.cfg.Init {
+	case InitKMeansPP:
+		c, err = centroid.InitKMeansPP(sample, dim, t.cfg.K, t.rng)
+	case InitKCenter:
+		c, err = centroid.InitKCenter(sample, dim, t.cfg.K, t.rng)
+	default:
 		c = centroid.InitMean(mean, stats.MeanStd(), t.cfg.K, t.cfg.Jitter, t.rng)
+	}
+	if err != nil {
+		return fmt.Errorf("anomnet: %s initialisation: %w", t.cfg.Init, err)
 	}
 	t.set = centroid.NewSet(t.d.FromHost(c))
 	for _, p := range t.ad.Params() {

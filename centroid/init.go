@@ -259,3 +259,46 @@ func sqDist(a, b []float32) float64 {
 	}
 	return s
 }
+
+// InitKCenter runs greedy k-center (farthest-point) seeding on a host
+// sample of rows (n x dim, row-major): a first row drawn at random, then
+// each next centroid the row farthest from every centroid chosen so far.
+// The centroids cover the sample's extremes as well as its bulk, as
+// PatchCore's greedy coreset covers its memory bank. It returns a K x D
+// host tensor, or an error wrapping ErrSampleTooSmall when n < k. When
+// every remaining row coincides with a chosen centroid, it takes the
+// lowest-numbered row not yet chosen.
+func InitKCenter(sample []float32, dim, k int, rng *rand.Rand) (*tensor.Tensor, error) {
+	if dim < 1 || k < 1 || rng == nil {
+		panic(fmt.Sprintf("anomnet/centroid: InitKCenter: dimension %d, k %d, rng %p", dim, k, rng))
+	}
+	n := rowCount("InitKCenter", sample, dim)
+	if n < k {
+		return nil, fmt.Errorf("%w: %d rows for %d centroids", ErrSampleTooSmall, n, k)
+	}
+	row := func(i int) []float32 { return sample[i*dim : (i+1)*dim] }
+	c := make([]float32, 0, k*dim)
+	chosen := make([]bool, n)
+	w := make([]float64, n) // squared distance to the nearest chosen centroid
+	for i := range w {
+		w[i] = math.Inf(1)
+	}
+	pick := rng.IntN(n)
+	for {
+		chosen[pick] = true
+		p := row(pick)
+		c = append(c, p...)
+		if len(c) == k*dim {
+			break
+		}
+		next, far := -1, -1.0
+		for i := range w {
+			w[i] = min(w[i], sqDist(row(i), p))
+			if !chosen[i] && w[i] > far {
+				next, far = i, w[i]
+			}
+		}
+		pick = next
+	}
+	return tensor.FromFloat32s(c, k, dim), nil
+}

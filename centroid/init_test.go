@@ -201,3 +201,51 @@ func uniq(xs []int) []int {
 	slices.Sort(s)
 	return slices.Compact(s)
 }
+
+func TestInitKCenter(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const n, dim, k = 200, 3, 12
+	sample := make([]float32, n*dim)
+	for i := range sample {
+		sample[i] = float32(rng.NormFloat64())
+	}
+	c, err := InitKCenter(sample, dim, k, rand.New(rand.NewPCG(1, 2)))
+	require.NoError(t, err)
+	require.Equal(t, []int{k, dim}, c.Shape())
+	cs := c.Float32s()
+	// Each centroid is a sample row, and each after the first is the row
+	// farthest from those before it.
+	idx := make([]int, k)
+	for j := range k {
+		idx[j] = -1
+		for i := range n {
+			if slices.Equal(sample[i*dim:(i+1)*dim], cs[j*dim:(j+1)*dim]) {
+				idx[j] = i
+			}
+		}
+		require.GreaterOrEqual(t, idx[j], 0, "centroid %d is a sample row", j)
+	}
+	minDist := func(i, upto int) float64 {
+		best := math.Inf(1)
+		for j := range upto {
+			best = min(best, sqDist(sample[i*dim:(i+1)*dim], cs[j*dim:(j+1)*dim]))
+		}
+		return best
+	}
+	for j := 1; j < k; j++ {
+		got := minDist(idx[j], j)
+		for i := range n {
+			require.LessOrEqual(t, minDist(i, j), got, "centroid %d is the farthest row", j)
+		}
+	}
+	again, err := InitKCenter(sample, dim, k, rand.New(rand.NewPCG(1, 2)))
+	require.NoError(t, err)
+	require.Equal(t, cs, again.Float32s(), "deterministic for a seed")
+	_, err = InitKCenter(sample[:dim*5], dim, 6, rng)
+	require.ErrorIs(t, err, ErrSampleTooSmall)
+	// Duplicated rows: still k distinct picks.
+	dup := append(slices.Repeat(sample[:dim], 10), sample[dim:dim*3]...)
+	c, err = InitKCenter(dup, dim, 4, rng)
+	require.NoError(t, err)
+	require.Equal(t, 4, c.Dim(0))
+}

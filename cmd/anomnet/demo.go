@@ -26,7 +26,7 @@ var (
 
 func demoConfig() anomnet.Config {
 	cfg := anomnet.DefaultConfig()
-	cfg.KMeansPP = true
+	cfg.Init = anomnet.InitKMeansPP
 	cfg.Epochs1, cfg.Epochs2 = demoEpochs, demoEpochs
 	cfg.BatchSize = 8 // 5 steps per epoch on 40 images rather than 2
 	return cfg
@@ -51,10 +51,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "demo: synthetic %q (defects %s): %d training images, %d normal and %d defective test images, %dx%d px, data seed %d\n",
 		cat, strings.Join(defects, ", "), demoSynth.Train, demoSynth.TestGood, demoSynth.TestDefect, dataset.SynthDefaultSize, dataset.SynthDefaultSize, demoSynth.Seed)
-	seeding := "mean + jitter"
-	if cfg.KMeansPP {
-		seeding = "k-means++"
-	}
+	seeding := cfg.Init
 	fmt.Fprintf(stdout, "demo: ResNet-50 taps %s, K %d seeded by %s, %d+%d epochs (METHOD.md: 10+10), batch %d, lr %g, resize %d crop %d, seed %d\n",
 		strings.Join(cfg.Taps, "+"), cfg.K, seeding, cfg.Epochs1, cfg.Epochs2, cfg.BatchSize, cfg.LR, cfg.Resize, cfg.Crop, cfg.Seed)
 	if err := outputDir(*out); err != nil {
