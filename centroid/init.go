@@ -188,10 +188,19 @@ var ErrSampleTooSmall = errors.New("anomnet/centroid: k-means++ sample has fewer
 // centroid, it draws uniformly among the rows not yet chosen. It returns an
 // error wrapping ErrSampleTooSmall when n < k.
 func InitKMeansPP(sample []float32, dim, k int, rng *rand.Rand) (*tensor.Tensor, error) {
+	return greedySeed("InitKMeansPP", sample, dim, k, rng, func(w []float64, total float64, chosen []bool) int {
+		return drawWeighted(w, total, chosen, rng)
+	})
+}
+
+// greedySeed picks k rows of sample one after another: the first at random,
+// each next by next, given every row's squared distance w to its nearest
+// chosen row, their total, and which rows are chosen.
+func greedySeed(name string, sample []float32, dim, k int, rng *rand.Rand, next func(w []float64, total float64, chosen []bool) int) (*tensor.Tensor, error) {
 	if dim < 1 || k < 1 || rng == nil {
-		panic(fmt.Sprintf("anomnet/centroid: InitKMeansPP: dimension %d, k %d, rng %p", dim, k, rng))
+		panic(fmt.Sprintf("anomnet/centroid: %s: dimension %d, k %d, rng %p", name, dim, k, rng))
 	}
-	n := rowCount("InitKMeansPP", sample, dim)
+	n := rowCount(name, sample, dim)
 	if n < k {
 		return nil, fmt.Errorf("%w: %d rows for %d centroids", ErrSampleTooSmall, n, k)
 	}
@@ -215,7 +224,7 @@ func InitKMeansPP(sample []float32, dim, k int, rng *rand.Rand) (*tensor.Tensor,
 			w[i] = min(w[i], sqDist(row(i), p))
 			total += w[i]
 		}
-		pick = drawWeighted(w, total, chosen, rng)
+		pick = next(w, total, chosen)
 	}
 	return tensor.FromFloat32s(c, k, dim), nil
 }
@@ -269,36 +278,13 @@ func sqDist(a, b []float32) float64 {
 // every remaining row coincides with a chosen centroid, it takes the
 // lowest-numbered row not yet chosen.
 func InitKCenter(sample []float32, dim, k int, rng *rand.Rand) (*tensor.Tensor, error) {
-	if dim < 1 || k < 1 || rng == nil {
-		panic(fmt.Sprintf("anomnet/centroid: InitKCenter: dimension %d, k %d, rng %p", dim, k, rng))
-	}
-	n := rowCount("InitKCenter", sample, dim)
-	if n < k {
-		return nil, fmt.Errorf("%w: %d rows for %d centroids", ErrSampleTooSmall, n, k)
-	}
-	row := func(i int) []float32 { return sample[i*dim : (i+1)*dim] }
-	c := make([]float32, 0, k*dim)
-	chosen := make([]bool, n)
-	w := make([]float64, n) // squared distance to the nearest chosen centroid
-	for i := range w {
-		w[i] = math.Inf(1)
-	}
-	pick := rng.IntN(n)
-	for {
-		chosen[pick] = true
-		p := row(pick)
-		c = append(c, p...)
-		if len(c) == k*dim {
-			break
-		}
+	return greedySeed("InitKCenter", sample, dim, k, rng, func(w []float64, _ float64, chosen []bool) int {
 		next, far := -1, -1.0
-		for i := range w {
-			w[i] = min(w[i], sqDist(row(i), p))
-			if !chosen[i] && w[i] > far {
-				next, far = i, w[i]
+		for i, v := range w {
+			if !chosen[i] && v > far {
+				next, far = i, v
 			}
 		}
-		pick = next
-	}
-	return tensor.FromFloat32s(c, k, dim), nil
+		return next
+	})
 }
