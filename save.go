@@ -190,19 +190,23 @@ func Load(r io.Reader, bb Backbone) (*Model, error) {
 	host := make([]*Tensor, len(h.Tensors))
 	buf := make([]byte, 1<<16)
 	for i, s := range h.Tensors {
-		t := tensor.New(s.Shape...)
-		data := t.Float32s()
-		for lo := 0; lo < len(data); lo += len(buf) / 4 {
-			hi := min(lo+len(buf)/4, len(data))
-			b := buf[:4*(hi-lo)]
+		n := 1
+		for _, v := range s.Shape {
+			n *= v
+		}
+		// Grow with the bytes actually read, so that a forged header cannot
+		// allocate more than the file holds (check allows 4 GiB).
+		data := make([]float32, 0, min(n, len(buf)/4))
+		for len(data) < n {
+			b := buf[:4*min(n-len(data), len(buf)/4)]
 			if _, err := io.ReadFull(tr, b); err != nil {
 				return nil, corrupt("reading %s: %v", s.Name, err)
 			}
-			for k := range data[lo:hi] {
-				data[lo+k] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*k:]))
+			for k := 0; k < len(b); k += 4 {
+				data = append(data, math.Float32frombits(binary.LittleEndian.Uint32(b[k:])))
 			}
 		}
-		host[i] = t
+		host[i] = tensor.FromFloat32s(data, s.Shape...)
 	}
 	want := sum.Sum(nil)
 	got := make([]byte, len(want))

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -648,6 +649,14 @@ func readRecord(f *zip.File, limit int, fileSize int64) ([]byte, error) {
 	defer rc.Close()
 	b := make([]byte, n)
 	if _, err := io.ReadFull(rc, b); err != nil {
+		return nil, fmt.Errorf("record %s: %v", f.Name, err)
+	}
+	// archive/zip checks a record's CRC-32 only when a read reaches its
+	// end: read on to EOF, or a flipped bit in the weights goes unnoticed.
+	if _, err := io.ReadFull(rc, make([]byte, 1)); err != io.EOF {
+		if err == nil {
+			err = errors.New("longer than its header says")
+		}
 		return nil, fmt.Errorf("record %s: %v", f.Name, err)
 	}
 	return b, nil

@@ -1,0 +1,253 @@
+package anomnet
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// settledGoroutines waits up to two seconds for the goroutine count to fall
+// to at most want (goroutines that were told to stop need a moment to
+// return) and returns the last count.
+func settledGoroutines(want int) int {
+	n := runtime.NumGoroutine()
+	for deadline := time.Now().Add(2 * time.Second); n > want && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		n = runtime.NumGoroutine()
+	}
+	return n
+}
+
+// stableGoroutines is the goroutine count once it has held for 50 ms.
+func stableGoroutines() int {
+	n := runtime.NumGoroutine()
+	for range 40 {
+		time.Sleep(50 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			break
+		}
+		n = m
+	}
+	return n
+}
+
+// goroutineStacks is every goroutine's stack, for a failure message.
+func goroutineStacks() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
+}
+
+// TestFitCancelMidway cancels Fit at each stage (from the progress callback)
+// and after several delays (from another goroutine). Fit must return
+// context.Canceled promptly, leave no goroutine behind, and leave a model
+// that was fitted before exactly as it was.
+func TestFitCancelMidway(t *testing.T) {
+	s := makeSynth(21, 16, 2, 0)
+	cfg := testConfig()
+	cfg.Epochs1, cfg.Epochs2 = 1, 1
+	m := fitTiny(t, cfg, s)
+	before, err := m.Predict(s.test[0])
+	require.NoError(t, err)
+
+	type point struct {
+		name  string
+		stage string        // cancel on the first progress report of this stage
+		after time.Duration // or this long after Fit starts
+	}
+	points := []point{{"features", "features", 0}, {"init", "init", 0}, {"stage1", "stage1", 0},
+		{"stage2", "stage2", 0}, {"calibrate", "calibrate", 0}}
+	for _, d := range []time.Duration{0, 5 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond} {
+		points = append(points, point{name: fmt.Sprintf("after %v", d), after: d})
+	}
+	for _, p := range points {
+		t.Run(p.name, func(t *testing.T) {
+			base := stableGoroutines()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var cancelled atomic.Int64 // UnixNano of the cancel
+			stop := func() {
+				if cancelled.CompareAndSwap(0, time.Now().UnixNano()) {
+					cancel()
+				}
+			}
+			c := cfg
+			c.Epochs1, c.Epochs2 = 50, 50 // long enough to be interrupted
+			c.Progress = func(pr Progress) {
+				if pr.Stage == p.stage {
+					stop()
+				}
+			}
+			if p.stage == "calibrate" || p.stage == "stage2" {
+				c.Epochs1 = 1
+			}
+			if p.stage == "calibrate" {
+				c.Epochs2 = 1
+			}
+			if p.stage == "" {
+				time.AfterFunc(p.after, stop)
+			}
+			// Refit the fitted model: a cancelled Fit must not touch it.
+			m.cfg.Progress, m.cfg.Epochs1, m.cfg.Epochs2 = c.Progress, c.Epochs1, c.Epochs2
+			err := m.Fit(ctx, s.train)
+			returned := time.Now()
+			m.cfg.Progress, m.cfg.Epochs1, m.cfg.Epochs2 = nil, cfg.Epochs1, cfg.Epochs2
+			require.ErrorIs(t, err, context.Canceled)
+			at := cancelled.Load()
+			require.NotZero(t, at)
+			// Prompt: one training step or one batch of features after the
+			// cancel (milliseconds here; the bound allows for -race and a
+			// loaded machine).
+			require.Less(t, returned.Sub(time.Unix(0, at)), 3*time.Second, "Fit returned late after the cancel")
+			if n := settledGoroutines(base); n > base {
+				t.Fatalf("%d goroutines after the cancelled Fit, %d before:\n%s", n, base, goroutineStacks())
+			}
+			after, err := m.Predict(s.test[0])
+			require.NoError(t, err)
+			require.Equal(t, before.Score, after.Score, "a cancelled Fit changed the fitted model")
+			require.True(t, slices.Equal(before.Map, after.Map), "a cancelled Fit changed the fitted model")
+		})
+	}
+}
+
+// TestPredictLoad64 runs Predict from 64 goroutines for a bounded time (at
+// least two rounds each, at most about two seconds) and compares every
+// result with the sequential one. CI runs it with -race.
+func TestPredictLoad64(t *testing.T) {
+	s := makeSynth(22, 16, 4, 4)
+	cfg := testConfig()
+	cfg.Epochs1, cfg.Epochs2 = 1, 1
+	m := fitTiny(t, cfg, s)
+	want := make([]Result, len(s.test))
+	for i, img := range s.test {
+		var err error
+		want[i], err = m.Predict(img)
+		require.NoError(t, err)
+	}
+	base := stableGoroutines()
+	deadline := time.Now().Add(2 * time.Second)
+	var (
+		wg    sync.WaitGroup
+		calls atomic.Int64
+		mu    sync.Mutex
+		errs  []error
+	)
+	for g := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < 2 || time.Now().Before(deadline); k++ {
+				i := (g + k) % len(s.test)
+				r, err := m.Predict(s.test[i])
+				calls.Add(1)
+				if err == nil && (r.Score != want[i].Score || r.Anomalous != want[i].Anomalous || !slices.Equal(r.Map, want[i].Map)) {
+					err = fmt.Errorf("goroutine %d, call %d, image %d: result differs from the sequential one", g, k, i)
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d Predict calls from 64 goroutines", calls.Load())
+	require.NoError(t, errors.Join(errs...))
+	if n := settledGoroutines(base); n > base {
+		t.Fatalf("%d goroutines after the load, %d before:\n%s", n, base, goroutineStacks())
+	}
+}
+
+// TestSaveFileKilled kills a child process that saves two models in turn
+// over one path, at several moments, with SIGKILL: the path must always
+// hold one of the two complete models, never a mix or a truncated file.
+// The child is this test binary, run with ANOMNET_SAVE_CHILD set.
+func TestSaveFileKilled(t *testing.T) {
+	if dir := os.Getenv("ANOMNET_SAVE_CHILD"); dir != "" {
+		saveChild(dir)
+		return
+	}
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	dir := t.TempDir()
+	s := makeSynth(23, 8, 0, 0)
+	cfg := testConfig()
+	cfg.Epochs1, cfg.Epochs2 = 1, 1
+	var want [][]byte
+	for i, seed := range []uint64{1, 2} {
+		c := cfg
+		c.Seed = seed
+		m := fitTiny(t, c, s)
+		path := filepath.Join(dir, fmt.Sprintf("%c.anm", 'a'+i))
+		require.NoError(t, m.SaveFile(path))
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		want = append(want, b)
+	}
+	require.False(t, bytes.Equal(want[0], want[1]))
+	target := filepath.Join(dir, "model.anm")
+	require.NoError(t, os.WriteFile(target, want[0], 0o644))
+	for _, d := range []time.Duration{0, 1 * time.Millisecond, 3 * time.Millisecond, 7 * time.Millisecond,
+		15 * time.Millisecond, 30 * time.Millisecond, 60 * time.Millisecond, 120 * time.Millisecond} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestSaveFileKilled$")
+		cmd.Env = append(os.Environ(), "ANOMNET_SAVE_CHILD="+dir)
+		out, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		// Wait until the child saves in its loop, then kill it.
+		line, err := bufio.NewReader(out).ReadString('\n')
+		require.NoError(t, err, "child: %q", line)
+		time.Sleep(d)
+		require.NoError(t, cmd.Process.Kill())
+		cmd.Wait()
+		got, err := os.ReadFile(target)
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(got, want[0]) || bytes.Equal(got, want[1]),
+			"killed %v into the save loop: %s holds %d bytes, neither model", d, target, len(got))
+		_, err = LoadFile(target, newTinyNet(3))
+		require.NoError(t, err)
+	}
+	// A kill between CreateTemp and Rename leaves the temporary file; it
+	// is never read, and its dot name keeps it out of directory listings.
+	left, _ := filepath.Glob(filepath.Join(dir, ".model.anm.tmp*"))
+	t.Logf("8 kills, %d temporary files left behind", len(left))
+}
+
+// saveChild loads the two models that TestSaveFileKilled saved in dir and
+// saves them in turn over dir/model.anm until it is killed.
+func saveChild(dir string) {
+	var ms []*Model
+	for _, name := range []string{"a.anm", "b.anm"} {
+		m, err := LoadFile(filepath.Join(dir, name), newTinyNet(3))
+		if err != nil {
+			fmt.Println("load:", err)
+			os.Exit(1)
+		}
+		ms = append(ms, m)
+	}
+	for i := 0; ; i++ {
+		if err := ms[i%2].SaveFile(filepath.Join(dir, "model.anm")); err != nil {
+			fmt.Println("save:", err)
+			os.Exit(1)
+		}
+		if i == 0 {
+			fmt.Println("saving")
+		}
+	}
+}
