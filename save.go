@@ -11,10 +11,10 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 
 	"github.com/org/anomnet/adapter"
 	"github.com/org/anomnet/centroid"
+	"github.com/org/anomnet/internal/atomicfile"
 	"github.com/org/anomnet/internal/tensor"
 )
 
@@ -112,26 +112,7 @@ func (m *Model) Save(w io.Writer) error {
 // directory, synced, then renamed over path, so that path holds either its
 // old contents or the complete new model, never a mix.
 func (m *Model) SaveFile(path string) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("anomnet: save %s: %w", path, err)
-	}
-	tmp := f.Name()
-	err = m.Save(f)
-	if err == nil {
-		err = f.Chmod(0o644) // CreateTemp's 0600 is for the half-written file only
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(path, 0o644, m.Save); err != nil {
 		return fmt.Errorf("anomnet: save %s: %w", path, err)
 	}
 	return nil

