@@ -92,7 +92,11 @@ func VisA(root, name, splitCSV string) (*Category, error) {
 		if img == "" {
 			return nil, fmt.Errorf("anomnet/dataset: %s: no image path", where)
 		}
-		s := Sample{Path: visaPath(root, img), Defect: Good, MaskThreshold: VisAMaskThreshold}
+		path, err := visaPath(root, img, where)
+		if err != nil {
+			return nil, err
+		}
+		s := Sample{Path: path, Defect: Good, MaskThreshold: VisAMaskThreshold}
 		switch label := field("label"); strings.ToLower(label) {
 		case "":
 			return nil, fmt.Errorf("anomnet/dataset: %s: no label for %s", where, s.Path)
@@ -115,7 +119,9 @@ func VisA(root, name, splitCSV string) (*Category, error) {
 				}
 				withoutMask++
 			} else {
-				s.MaskPath = visaPath(root, m)
+				if s.MaskPath, err = visaPath(root, m, where); err != nil {
+					return nil, err
+				}
 				if err := requireFile(s.MaskPath, where); err != nil {
 					return nil, err
 				}
@@ -148,13 +154,15 @@ func VisA(root, name, splitCSV string) (*Category, error) {
 	return c, nil
 }
 
-// visaPath resolves a split-file path (slash-separated) against root.
-func visaPath(root, p string) string {
-	p = filepath.FromSlash(p)
-	if filepath.IsAbs(p) {
-		return p
+// visaPath resolves a path of the split file against root. It must be
+// relative and stay inside root: a split file cannot point the loader at
+// other files of the machine.
+func visaPath(root, p, where string) (string, error) {
+	local := filepath.FromSlash(p)
+	if !filepath.IsLocal(local) {
+		return "", fmt.Errorf("anomnet/dataset: %s: path %q leaves the dataset root %s (paths in the split file are relative to it)", where, p, root)
 	}
-	return filepath.Join(root, p)
+	return filepath.Join(root, local), nil
 }
 
 // requireFile checks that a listed file exists and is not a folder.

@@ -94,6 +94,12 @@ func TestVisAErrors(t *testing.T) {
 		{name: "no test rows", csv: "object,split,label,image,mask\n" +
 			"candle,train,normal,candle/Data/Images/Normal/0000.JPG,\n", want: []string{"1cls.csv", "no test images"}},
 		{name: "header", csv: "obj,split,label,image\n", want: []string{"1cls.csv", `no "object" column`}},
+		{name: "absolute image path", csv: "object,split,label,image,mask\n" +
+			"candle,test,normal,/etc/passwd,\n", want: []string{"1cls.csv:2", `path "/etc/passwd" leaves the dataset root`}},
+		{name: "image path out of the root", csv: "object,split,label,image,mask\n" +
+			"candle,train,normal,../../candle/Data/Images/Normal/0000.JPG,\n", want: []string{"1cls.csv:2", `path "../../candle/Data/Images/Normal/0000.JPG" leaves the dataset root`}},
+		{name: "mask path out of the root", csv: "object,split,label,image,mask\n" +
+			"candle,test,anomaly,candle/Data/Images/Anomaly/000.JPG,candle/../../x.png\n", want: []string{"1cls.csv:2", `path "candle/../../x.png" leaves`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
