@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/org/anomnet/adapter"
+	"github.com/org/anomnet/dataset"
 )
 
 // Config holds every setting of a model: what the backbone taps, the
@@ -95,6 +96,10 @@ type Config struct {
 	// beyond it spill to a temporary file in TempDir ("" : the system's).
 	CacheBytes int64  `json:"-"`
 	TempDir    string `json:"-"`
+	// MaxPixels caps the pixels (width times height) of an image given to
+	// Fit or Predict; larger images are refused with an error instead of
+	// being resized. 0 means dataset.DefaultMaxPixels (64 Mi pixels).
+	MaxPixels int `json:"-"`
 	// Progress, when set, is called as training advances. It runs on the
 	// training goroutine: it should return quickly.
 	Progress func(Progress) `json:"-"`
@@ -145,6 +150,7 @@ func DefaultConfig() Config {
 		Seed:          1,
 		BackboneBatch: 8,
 		CacheBytes:    2 << 30,
+		MaxPixels:     dataset.DefaultMaxPixels,
 	}
 }
 
@@ -161,7 +167,7 @@ func (c Config) withDefaults() (Config, error) {
 		def int
 	}{
 		{&c.Resize, def.Resize}, {&c.Crop, def.Crop}, {&c.K, def.K}, {&c.BatchSize, def.BatchSize},
-		{&c.Sample, def.Sample}, {&c.BackboneBatch, def.BackboneBatch},
+		{&c.Sample, def.Sample}, {&c.BackboneBatch, def.BackboneBatch}, {&c.MaxPixels, def.MaxPixels},
 	}
 	for _, f := range ints {
 		if *f.v == 0 {
@@ -213,6 +219,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("anomnet: config: centroid initialisation %q (want %s, %s or %s)", c.Init, InitMean, InitKMeansPP, InitKCenter)
 	case c.CacheBytes < 0:
 		return c, fmt.Errorf("anomnet: config: cache budget %d bytes", c.CacheBytes)
+	case c.MaxPixels < 0:
+		return c, fmt.Errorf("anomnet: config: pixel cap %d", c.MaxPixels)
 	}
 	for _, f := range []float64{c.Jitter, c.Delta, c.LR, c.LRCentroids, c.WeightDecay, c.LambdaAtt, c.LambdaSep,
 		c.LambdaEnt, c.LambdaCon, c.Margin, c.Sigma, c.ImageThreshold, c.PixelThreshold} {

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	"image/color"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -250,4 +253,133 @@ func saveChild(dir string) {
 			fmt.Println("saving")
 		}
 	}
+}
+
+// hugeImage claims to be w x h pixels without holding them: enough to show
+// that Predict refuses it before any work proportional to its size.
+type hugeImage struct{ w, h int }
+
+func (hugeImage) ColorModel() color.Model   { return color.RGBAModel }
+func (g hugeImage) Bounds() image.Rectangle { return image.Rect(0, 0, g.w, g.h) }
+func (hugeImage) At(x, y int) color.Color   { return color.RGBA{uint8(x), uint8(y), 0, 255} }
+
+// TestPredictPixelCap: a 20000x20000 image is refused by the pixel cap with
+// an error that says so, in Predict and in Fit, and a lowered cap applies.
+func TestPredictPixelCap(t *testing.T) {
+	s := makeSynth(24, 8, 1, 0)
+	cfg := testConfig()
+	cfg.Epochs1, cfg.Epochs2 = 1, 1
+	m := fitTiny(t, cfg, s)
+	_, err := m.Predict(hugeImage{20000, 20000})
+	require.ErrorContains(t, err, "image 0 is 20000x20000 = 400000000 pixels, over the cap of 67108864 (Config.MaxPixels)")
+	// The cap counts pixels, not sides: a long thin image of fewer pixels passes.
+	_, err = m.Predict(hugeImage{100000, 8})
+	require.NoError(t, err)
+
+	c := cfg
+	c.MaxPixels = 64 * 64
+	small, err := New(newTinyNet(3), c)
+	require.NoError(t, err)
+	err = small.Fit(context.Background(), append(slices.Clone(s.train), hugeImage{65, 64}))
+	require.ErrorContains(t, err, "image 8 is 65x64 = 4160 pixels, over the cap of 4096")
+	c.MaxPixels = -1
+	_, err = New(newTinyNet(3), c)
+	require.ErrorContains(t, err, "pixel cap -1")
+}
+
+// TestFitSpillPeakRSS fits the same category twice in child processes,
+// once with every backbone feature in memory and once with an 8 MiB
+// feature-cache budget, and compares their peak resident sets (the
+// kernel's figure, which /usr/bin/time -v prints too): spilling must save
+// at least half of what the features over the budget would have taken.
+// The features are about 50 MB, the images and everything else the same
+// in both runs.
+func TestFitSpillPeakRSS(t *testing.T) {
+	if v := os.Getenv("ANOMNET_RSS_CHILD"); v != "" {
+		rssChild(v)
+		return
+	}
+	if testing.Short() {
+		t.Skip("fits twice in child processes")
+	}
+	run := func(budget int64) (peakKiB int64, features int64, spilled string) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestFitSpillPeakRSS$")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("ANOMNET_RSS_CHILD=%d", budget))
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "child: %s", out)
+		var recs, spill int
+		_, err = fmt.Sscanf(string(out), "features %d bytes, %d records, %d spilled", &features, &recs, &spill)
+		require.NoError(t, err, "child: %s", out)
+		ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		if !ok {
+			t.Skip("no resource usage on this system")
+		}
+		return ru.Maxrss, features, fmt.Sprintf("%d of %d records", spill, recs)
+	}
+	const budget = 8 << 20
+	inMem, features, spilledAll := run(1 << 40)
+	spill, _, spilledSome := run(budget)
+	t.Logf("features %.0f MB; peak RSS %.0f MB with all in memory (%s spilled), %.0f MB with a %d MiB budget (%s spilled)",
+		float64(features)/1e6, float64(inMem)*1024/1e6, spilledAll, float64(spill)*1024/1e6, budget>>20, spilledSome)
+	require.Greater(t, features, int64(4*budget), "the test's features are too small to show anything")
+	saved := (inMem - spill) * 1024
+	require.Greater(t, saved, (features-budget)/2,
+		"spilling saved %d bytes of peak RSS; the features over the budget are %d bytes", saved, features-budget)
+}
+
+// rssChild fits a model on 512 stripe images at 128x128 with the feature
+// budget given in bytes, then prints the size of the features and how
+// many records spilled (the spill file's size, seen from the progress
+// callback during stage 1).
+func rssChild(budget string) {
+	fail := func(err error) {
+		fmt.Println("child:", err)
+		os.Exit(1)
+	}
+	var b int64
+	if _, err := fmt.Sscan(budget, &b); err != nil {
+		fail(err)
+	}
+	s := makeSynth(25, 512, 0, 0)
+	cfg := testConfig()
+	cfg.Resize, cfg.Crop = 128, 128
+	cfg.Epochs1, cfg.Epochs2 = 1, 1
+	cfg.CacheBytes = b
+	dir, err := os.MkdirTemp("", "anomnet-rss-")
+	if err != nil {
+		fail(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg.TempDir = dir
+	var spillBytes int64
+	cfg.Progress = func(p Progress) {
+		if p.Stage == "stage1" && p.Step == 1 {
+			files, _ := filepath.Glob(filepath.Join(dir, "anomnet-features-*"))
+			for _, f := range files {
+				// Allocated blocks, not the size: records go in at their
+				// index's offset, after a hole for those held in memory.
+				if fi, err := os.Stat(f); err == nil {
+					if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+						spillBytes += st.Blocks * 512
+					}
+				}
+			}
+		}
+	}
+	m, err := New(newTinyNet(3), cfg)
+	if err != nil {
+		fail(err)
+	}
+	if err := m.Fit(context.Background(), s.train); err != nil {
+		fail(err)
+	}
+	maps, err := m.backboneMaps(s.train[:1], 0)
+	if err != nil {
+		fail(err)
+	}
+	record := 0
+	for _, t := range maps {
+		record += 4 * t.Len()
+	}
+	fmt.Printf("features %d bytes, %d records, %d spilled\n", int64(record)*int64(len(s.train)), len(s.train), spillBytes/int64(record))
 }

@@ -98,33 +98,39 @@ func (m *Model) Delta() float64 {
 // it is instead of preprocessing it again.
 type Prepared struct{ *image.RGBA }
 
-// preprocess resizes and crops images as the config says.
-func (m *Model) preprocess(imgs []image.Image) ([]image.Image, error) {
+// preprocess resizes and crops images as the config says; errors number
+// the images from first.
+func (m *Model) preprocess(imgs []image.Image, first int) ([]image.Image, error) {
 	pre := dataset.Preprocess{Resize: m.cfg.Resize, Crop: m.cfg.Crop}
 	out := make([]image.Image, len(imgs))
 	for i, img := range imgs {
 		if img == nil {
-			return nil, fmt.Errorf("anomnet: image %d is nil", i)
+			return nil, fmt.Errorf("anomnet: image %d is nil", first+i)
 		}
 		if p, ok := img.(Prepared); ok {
 			if b := p.Bounds(); b.Dx() != m.cfg.Crop || b.Dy() != m.cfg.Crop {
-				return nil, fmt.Errorf("anomnet: prepared image %d is %dx%d, the model crops %dx%d", i, b.Dx(), b.Dy(), m.cfg.Crop, m.cfg.Crop)
+				return nil, fmt.Errorf("anomnet: prepared image %d is %dx%d, the model crops %dx%d", first+i, b.Dx(), b.Dy(), m.cfg.Crop, m.cfg.Crop)
 			}
 			out[i] = p.RGBA
 			continue
 		}
-		if b := img.Bounds(); b.Empty() {
-			return nil, fmt.Errorf("anomnet: image %d is empty", i)
+		b := img.Bounds()
+		if b.Empty() {
+			return nil, fmt.Errorf("anomnet: image %d is empty", first+i)
+		}
+		if px := int64(b.Dx()) * int64(b.Dy()); px > int64(m.cfg.MaxPixels) {
+			return nil, fmt.Errorf("anomnet: image %d is %dx%d = %d pixels, over the cap of %d (Config.MaxPixels)",
+				first+i, b.Dx(), b.Dy(), px, m.cfg.MaxPixels)
 		}
 		out[i] = pre.Image(img)
 	}
 	return out, nil
 }
 
-// backboneMaps preprocesses images, runs them through the backbone and checks
+// backboneMaps preprocesses images (numbered from first in errors), runs them through the backbone and checks
 // the maps against what the model was trained with (when it was).
-func (m *Model) backboneMaps(raw []image.Image) ([]*Tensor, error) {
-	imgs, err := m.preprocess(raw)
+func (m *Model) backboneMaps(raw []image.Image, first int) ([]*Tensor, error) {
+	imgs, err := m.preprocess(raw, first)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +182,7 @@ func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result,
 			return nil, err
 		}
 		hi := min(lo+m.cfg.BackboneBatch, len(imgs))
-		maps, err := m.backboneMaps(imgs[lo:hi])
+		maps, err := m.backboneMaps(imgs[lo:hi], lo)
 		if err != nil {
 			return nil, fmt.Errorf("anomnet: predicting images %d to %d: %w", lo, hi-1, err)
 		}

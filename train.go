@@ -106,7 +106,7 @@ func (t *trainer) extract(ctx context.Context, images []image.Image) error {
 			return err
 		}
 		hi := min(lo+bs, len(images))
-		maps, err := t.m.backboneMaps(images[lo:hi])
+		maps, err := t.m.backboneMaps(images[lo:hi], lo)
 		if err != nil {
 			return fmt.Errorf("anomnet: training images %d to %d: %w", lo, hi-1, err)
 		}

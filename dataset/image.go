@@ -59,6 +59,19 @@ func OpenLimit(path string, maxPixels int) (image.Image, error) {
 	return h.decode()
 }
 
+// CheckHeader reads the header of an image file and returns its size, or
+// the error Open would give for an unreadable header or an image over the
+// pixel cap (maxPixels <= 0 means DefaultMaxPixels), without decoding a
+// pixel: a cheap check of many files before slow work starts.
+func CheckHeader(path string, maxPixels int) (width, height int, err error) {
+	h, err := openHeader(path, maxPixels)
+	if err != nil {
+		return 0, 0, err
+	}
+	h.Close()
+	return h.cfg.Width, h.cfg.Height, nil
+}
+
 // header is an opened image file whose header has been read and checked.
 type header struct {
 	path string

@@ -118,3 +118,22 @@ func TestOpenFormats(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckHeader(t *testing.T) {
+	dir := t.TempDir()
+	small := filepath.Join(dir, "small.png")
+	fixtureWrite(t, small, fixtureGray(40, 30))
+	w, h, err := CheckHeader(small, 0)
+	require.NoError(t, err)
+	require.Equal(t, [2]int{40, 30}, [2]int{w, h})
+	_, _, err = CheckHeader(small, 40*30-1)
+	require.ErrorContains(t, err, small+": png image of 40x30 pixels exceeds the decoding cap of 1199 pixels")
+	bomb := filepath.Join(dir, "bomb.png")
+	require.NoError(t, os.WriteFile(bomb, fixtureBombPNG(20000, 20000), 0o644))
+	_, _, err = CheckHeader(bomb, 0)
+	require.ErrorContains(t, err, bomb+": png image of 20000x20000 pixels exceeds the decoding cap of 67108864 pixels")
+	bad := filepath.Join(dir, "bad.png")
+	require.NoError(t, os.WriteFile(bad, []byte("no image"), 0o644))
+	_, _, err = CheckHeader(bad, 0)
+	require.ErrorContains(t, err, bad+": unreadable image header")
+}

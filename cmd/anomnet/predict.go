@@ -45,6 +45,13 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	// Every header is read before the backbone loads, so that an
+	// unreadable or oversized image fails at once.
+	for _, in := range inputs {
+		if _, _, err := dataset.CheckHeader(in.path, 0); err != nil {
+			return err
+		}
+	}
 	if err := outputDir(*out); err != nil {
 		return err
 	}
