@@ -125,19 +125,21 @@ func LoadFile(path string, bb Backbone) (*Model, error) {
 		return nil, fmt.Errorf("anomnet: load: %w", err)
 	}
 	defer f.Close()
-	m, err := Load(bufio.NewReader(f), bb)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return m, nil
+	return load(bufio.NewReader(f), bb, "anomnet: load "+path)
 }
 
 // Load reads a model written by Save, for use with backbone bb, which must
 // be the backbone it was trained with (same name and fingerprint). The
 // model runs on the default Device.
 func Load(r io.Reader, bb Backbone) (*Model, error) {
+	return load(r, bb, "anomnet: load")
+}
+
+// load is Load with errors that start with what (which names the file, if
+// there is one).
+func load(r io.Reader, bb Backbone, what string) (*Model, error) {
 	corrupt := func(format string, args ...any) error {
-		return fmt.Errorf("anomnet: load: %w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%s: %w: %s", what, ErrCorrupt, fmt.Sprintf(format, args...))
 	}
 	sum := sha256.New()
 	tr := io.TeeReader(r, sum)
@@ -149,7 +151,7 @@ func Load(r io.Reader, bb Backbone) (*Model, error) {
 		return nil, corrupt("no anomnet magic number")
 	}
 	if v := binary.LittleEndian.Uint32(pre[len(fileMagic):]); v != fileVersion {
-		return nil, fmt.Errorf("anomnet: load: format version %d, this anomnet reads version %d", v, fileVersion)
+		return nil, fmt.Errorf("%s: format version %d, this anomnet reads version %d", what, v, fileVersion)
 	}
 	n := binary.LittleEndian.Uint32(pre[len(fileMagic)+4:])
 	if n > maxHeader {
@@ -206,10 +208,10 @@ func Load(r io.Reader, bb Backbone) (*Model, error) {
 		}
 	}
 	if bb == nil {
-		return nil, errors.New("anomnet: load without a backbone")
+		return nil, errors.New(what + ": no backbone given")
 	}
 	if bb.Name() != h.Backbone || bb.Fingerprint() != h.Fingerprint {
-		return nil, fmt.Errorf("anomnet: load: the model was trained with backbone %s (fingerprint %.12s), not %s (%.12s)",
+		return nil, fmt.Errorf("%s: the model was trained with backbone %s (fingerprint %.12s), not %s (%.12s)", what,
 			h.Backbone, h.Fingerprint, bb.Name(), bb.Fingerprint())
 	}
 	cfg, err := h.Config.withDefaults()
