@@ -162,16 +162,20 @@ func TestSaveLoad(t *testing.T) {
 	_, err = Load(bytes.NewReader(good), newTinyNet(4))
 	require.ErrorContains(t, err, "trained with backbone tiny")
 
-	for name, bad := range map[string][]byte{
-		"empty":             nil,
-		"truncated header":  good[:20],
-		"truncated tensors": good[:len(good)/2],
-		"no checksum":       good[:len(good)-32],
-		"trailing data":     append(slices.Clone(good), 0),
-		"not a model":       []byte("PNG\x89 certainly not a model file, but long enough to read"),
+	for _, tc := range []struct {
+		name string
+		bad  []byte
+	}{
+		{"empty", nil},
+		{"truncated header", good[:20]},
+		{"truncated tensors", good[:len(good)/2]},
+		{"no checksum", good[:len(good)-32]},
+		{"trailing data", append(slices.Clone(good), 0)},
+		{"not a model", []byte("PNG\x89 certainly not a model file, but long enough to read")},
 	} {
-		_, err := Load(bytes.NewReader(bad), newTinyNet(3))
-		require.ErrorIs(t, err, ErrCorrupt, name)
+		_, err := Load(bytes.NewReader(tc.bad), newTinyNet(3))
+		require.ErrorIs(t, err, ErrCorrupt, tc.name)
+		t.Logf("%s: %v", tc.name, err)
 	}
 	// Flip one bit anywhere: header, tensors or checksum.
 	for _, at := range []int{10, 40, len(good) / 2, len(good) - 40, len(good) - 1} {
@@ -179,6 +183,7 @@ func TestSaveLoad(t *testing.T) {
 		bad[at] ^= 0x10
 		_, err := Load(bytes.NewReader(bad), newTinyNet(3))
 		require.Error(t, err, "bit flip at %d", at)
+		t.Logf("bit flip at byte %d of %d: %v", at, len(good), err)
 	}
 
 	_, err = LoadFile(filepath.Join(t.TempDir(), "missing.anm"), newTinyNet(3))

@@ -278,6 +278,7 @@ func TestTFJSErrors(t *testing.T) {
 			tc.mutate(dir)
 			_, err := LoadTFJS(filepath.Join(dir, "model.json"), TorchvisionNormalization)
 			require.Error(t, err)
+			t.Log(err)
 			for _, s := range tc.want {
 				require.ErrorContains(t, err, s)
 			}

@@ -476,6 +476,7 @@ func TestTorchvisionCheckpointErrors(t *testing.T) {
 			}
 			require.Error(t, err)
 			require.Nil(t, net)
+			t.Log(err)
 			for _, w := range c.want {
 				require.Contains(t, err.Error(), w)
 			}

@@ -357,15 +357,33 @@ func TestBadInput(t *testing.T) {
 			if err := os.Mkdir(out, 0o755); err != nil {
 				t.Fatal(err)
 			}
+			// A model saved by an earlier run, which no failure may touch
+			// (eval and predict cases replace it with their own).
+			prev := filepath.Join(out, "model.anm")
+			if err := os.WriteFile(prev, []byte("an earlier model"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			args, names := tc.setup(t, cat, out)
 			before := dirNames(t, out)
+			kept := map[string][]byte{}
+			for _, n := range before {
+				if b, err := os.ReadFile(filepath.Join(out, n)); err == nil {
+					kept[n] = b
+				}
+			}
 			code, stdout, stderr := runCLI(t, args...)
 			if code != exitFailure {
 				t.Errorf("exit %d, want %d", code, exitFailure)
 			}
 			line := oneLine(t, stderr)
+			t.Logf("anomnet %s\n%s", strings.Join(args, " "), line)
 			if !strings.Contains(line, names) {
 				t.Errorf("error %q does not name %s", line, names)
+			}
+			for n, b := range kept {
+				if got, err := os.ReadFile(filepath.Join(out, n)); err != nil || !bytes.Equal(got, b) {
+					t.Errorf("%s was changed or lost (%v)", n, err)
+				}
 			}
 			if stdout != "" {
 				t.Errorf("stdout %q", stdout)
