@@ -246,6 +246,13 @@ func (g *job) offset(i, j int) int {
 	return (j/g.groupCols)*g.groupStride + i*g.ldc + j%g.groupCols
 }
 
+// kBlock is the depth of the k blocks: equal blocks of at most kcBlock, so
+// that no block is a sliver.
+func kBlock(k int) int {
+	blocks := (k + kcBlock - 1) / kcBlock
+	return (k + blocks - 1) / blocks
+}
+
 func (g *job) run() {
 	g.withBias()
 	mr, nr := g.ker.MR, g.ker.NR
@@ -253,12 +260,17 @@ func (g *job) run() {
 	if g.m*g.n*g.k < 1<<18 {
 		workers = 1
 	}
+	// Wide products (a convolution's columns run over the batch's
+	// pixels) split their columns among the workers; others their rows.
+	if workers > 1 && (g.n+nr-1)/nr >= columnSplitPanels*workers {
+		g.runColumns(workers)
+		return
+	}
 	// Blocks of A rows: at most mcBlock, and enough of them to keep every
 	// worker busy.
 	mc := min(mcBlock, roundUp((g.m+workers-1)/workers, mr))
 	nc := min(ncBlock, roundUp(g.n, nr))
-	// Equal k blocks of at most kcBlock, so that no block is a sliver.
-	kc := (g.k + (g.k+kcBlock-1)/kcBlock - 1) / ((g.k + kcBlock - 1) / kcBlock)
+	kc := kBlock(g.k)
 	bpack := make([]float32, roundUp(nc, nr)*kc)
 	apacks := make([][]float32, workers)
 	tiles := make([][]float32, workers) // per worker: an MR x NR edge tile
@@ -292,6 +304,52 @@ func (g *job) run() {
 			})
 		}
 	}
+}
+
+// columnSplitPanels is the number of NR-wide column panels per worker from
+// which run splits the columns rather than the rows.
+const columnSplitPanels = 8
+
+// runColumns is run for wide products: A is packed once, whole, and shared;
+// each worker takes a contiguous range of column panels and packs its own
+// blocks of B, so that the workers never wait for one another and split
+// the work to within a panel, however few rows A has.
+func (g *job) runColumns(workers int) {
+	mr, nr := g.ker.MR, g.ker.NR
+	kc := kBlock(g.k)
+	mPad := roundUp(g.m, mr)
+	// A's k block starting at pc is at apack[mPad*pc:], MR-row panel
+	// after panel, each MR x kcur.
+	apack := make([]float32, mPad*g.k)
+	rowPanels := mPad / mr
+	kBlocks := (g.k + kc - 1) / kc
+	parallel(workers, kBlocks*rowPanels, func(_, lo, hi int) {
+		for t := lo; t < hi; t++ {
+			pc, ir := t/rowPanels*kc, t%rowPanels*mr
+			kcur := min(kc, g.k-pc)
+			g.packA(apack[mPad*pc+ir*kcur:][:mr*kcur], ir, min(mr, g.m-ir), pc, kcur)
+		}
+	})
+	panels := (g.n + nr - 1) / nr
+	parallel(workers, panels, func(_, lo, hi int) {
+		j1 := min(hi*nr, g.n)
+		nc := min(ncBlock, roundUp(j1-lo*nr, nr))
+		bpack := make([]float32, nc*kc)
+		tile := make([]float32, mr*nr)
+		for jc := lo * nr; jc < j1; jc += nc {
+			ncur := min(nc, j1-jc)
+			for pc := 0; pc < g.k; pc += kc {
+				kcur := min(kc, g.k-pc)
+				for p := 0; p*nr < ncur; p++ {
+					g.packB(bpack[p*nr*kcur:(p+1)*nr*kcur], pc, kcur, jc+p*nr, min(nr, ncur-p*nr))
+				}
+				for ic := 0; ic < g.m; ic += mcBlock {
+					g.macro(apack[mPad*pc+ic*kcur:], bpack, ic, min(mcBlock, g.m-ic), jc, ncur, kcur,
+						pc == 0, pc+kcur == g.k, tile)
+				}
+			}
+		}
+	})
 }
 
 // macro multiplies a packed mcur x kcur block of A by a packed kcur x ncur

@@ -71,6 +71,8 @@ func TestSgemmMatchesReference(t *testing.T) {
 	sizes := [][3]int{
 		{1, 1, 1}, {1, 7, 3}, {5, 1, 9}, {3, 5, 0}, {12, 32, 1}, {13, 33, 17}, {11, 31, 64},
 		{6, 16, 5}, {7, 17, 300}, {24, 64, 257}, {193, 45, 70}, {50, 97, 513}, {200, 300, 260},
+		// Wide enough for the column split (8 panels per worker).
+		{13, 1100, 70}, {197, 530, 270}, {5, 4099, 3},
 	}
 	withKernel(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(1, uint64(len(Active().Name))))
