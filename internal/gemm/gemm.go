@@ -271,12 +271,15 @@ func (g *job) run() {
 	mc := min(mcBlock, roundUp((g.m+workers-1)/workers, mr))
 	nc := min(ncBlock, roundUp(g.n, nr))
 	kc := kBlock(g.k)
-	bpack := make([]float32, roundUp(nc, nr)*kc)
+	bpack := getScratch(roundUp(nc, nr) * kc)
+	defer putScratch(bpack)
 	apacks := make([][]float32, workers)
 	tiles := make([][]float32, workers) // per worker: an MR x NR edge tile
 	for w := range workers {
-		apacks[w] = make([]float32, mc*kc)
-		tiles[w] = make([]float32, mr*nr)
+		apacks[w] = getScratch(mc * kc)
+		tiles[w] = getScratch(mr * nr)
+		defer putScratch(apacks[w])
+		defer putScratch(tiles[w])
 	}
 	for jc := 0; jc < g.n; jc += nc {
 		ncur := min(nc, g.n-jc)
@@ -315,41 +318,67 @@ const columnSplitPanels = 8
 // blocks of B, so that the workers never wait for one another and split
 // the work to within a panel, however few rows A has.
 func (g *job) runColumns(workers int) {
-	mr, nr := g.ker.MR, g.ker.NR
-	kc := kBlock(g.k)
-	mPad := roundUp(g.m, mr)
-	// A's k block starting at pc is at apack[mPad*pc:], MR-row panel
-	// after panel, each MR x kcur.
-	apack := make([]float32, mPad*g.k)
-	rowPanels := mPad / mr
-	kBlocks := (g.k + kc - 1) / kc
+	pa := g.prepackA(workers)
+	defer putScratch(pa.data)
+	nr := g.ker.NR
+	parallel(workers, (g.n+nr-1)/nr, func(_, lo, hi int) {
+		g.columns(pa, lo*nr, min(hi*nr, g.n), nil, nil)
+	})
+}
+
+// packedA is all of A packed for the micro-kernel: the k block starting at
+// pc is at data[mPad*pc:], MR-row panel after panel, each MR x kcur.
+type packedA struct {
+	data     []float32
+	mPad, kc int
+}
+
+// prepackA packs all of A, the panels split among workers, into a buffer
+// from getScratch.
+func (g *job) prepackA(workers int) packedA {
+	mr := g.ker.MR
+	pa := packedA{mPad: roundUp(g.m, mr), kc: kBlock(g.k)}
+	pa.data = getScratch(pa.mPad * g.k)
+	rowPanels := pa.mPad / mr
+	kBlocks := (g.k + pa.kc - 1) / pa.kc
 	parallel(workers, kBlocks*rowPanels, func(_, lo, hi int) {
 		for t := lo; t < hi; t++ {
-			pc, ir := t/rowPanels*kc, t%rowPanels*mr
-			kcur := min(kc, g.k-pc)
-			g.packA(apack[mPad*pc+ir*kcur:][:mr*kcur], ir, min(mr, g.m-ir), pc, kcur)
+			pc, ir := t/rowPanels*pa.kc, t%rowPanels*mr
+			kcur := min(pa.kc, g.k-pc)
+			g.packA(pa.data[pa.mPad*pc+ir*kcur:][:mr*kcur], ir, min(mr, g.m-ir), pc, kcur)
 		}
 	})
-	panels := (g.n + nr - 1) / nr
-	parallel(workers, panels, func(_, lo, hi int) {
-		j1 := min(hi*nr, g.n)
-		nc := min(ncBlock, roundUp(j1-lo*nr, nr))
-		bpack := make([]float32, nc*kc)
-		tile := make([]float32, mr*nr)
-		for jc := lo * nr; jc < j1; jc += nc {
-			ncur := min(nc, j1-jc)
-			for pc := 0; pc < g.k; pc += kc {
-				kcur := min(kc, g.k-pc)
-				for p := 0; p*nr < ncur; p++ {
-					g.packB(bpack[p*nr*kcur:(p+1)*nr*kcur], pc, kcur, jc+p*nr, min(nr, ncur-p*nr))
-				}
-				for ic := 0; ic < g.m; ic += mcBlock {
-					g.macro(apack[mPad*pc+ic*kcur:], bpack, ic, min(mcBlock, g.m-ic), jc, ncur, kcur,
-						pc == 0, pc+kcur == g.k, tile)
-				}
+	return pa
+}
+
+// columns computes columns [j0, j1) of C on the calling goroutine from
+// the packed A, packing B a block at a time into bpack. bpack (at least
+// min(ncBlock, j1-j0 rounded up to NR) x kc) and tile (MR x NR) are
+// allocated when nil.
+func (g *job) columns(pa packedA, j0, j1 int, bpack, tile []float32) {
+	mr, nr, kc := g.ker.MR, g.ker.NR, pa.kc
+	nc := min(ncBlock, roundUp(j1-j0, nr))
+	if bpack == nil {
+		bpack = getScratch(nc * kc)
+		defer putScratch(bpack)
+	}
+	if tile == nil {
+		tile = getScratch(mr * nr)
+		defer putScratch(tile)
+	}
+	for jc := j0; jc < j1; jc += nc {
+		ncur := min(nc, j1-jc)
+		for pc := 0; pc < g.k; pc += kc {
+			kcur := min(kc, g.k-pc)
+			for p := 0; p*nr < ncur; p++ {
+				g.packB(bpack[p*nr*kcur:(p+1)*nr*kcur], pc, kcur, jc+p*nr, min(nr, ncur-p*nr))
+			}
+			for ic := 0; ic < g.m; ic += mcBlock {
+				g.macro(pa.data[pa.mPad*pc+ic*kcur:], bpack, ic, min(mcBlock, g.m-ic), jc, ncur, kcur,
+					pc == 0, pc+kcur == g.k, tile)
 			}
 		}
-	})
+	}
 }
 
 // macro multiplies a packed mcur x kcur block of A by a packed kcur x ncur

@@ -1,0 +1,70 @@
+//go:build !noasm
+
+package gemm
+
+import "golang.org/x/sys/cpu"
+
+// The AVX-512 transform loops (wino_amd64.s) replace the Go ones where the
+// CPU has AVX-512; each does the multiple of 16 elements and leaves the
+// rest to Go.
+func init() {
+	if cpu.X86.HasAVX512F {
+		winoRows, winoCols, winoOut = winoRowsAsm, winoColsAsm, winoOutAsm
+	}
+}
+
+//go:noescape
+func winoRowsAVX512(c0, c1, c2, c3, d0, d1, d2, d3 *float32, n int)
+
+//go:noescape
+func winoColsAVX512(o0, o1, o2, o3, b *float32, n int)
+
+//go:noescape
+func winoOutAVX512(out0, out1, m *float32, stride, n int, bias float32, flags uint8)
+
+func winoRowsAsm(c0, c1, c2, c3, d0, d1, d2, d3 []float32) {
+	n := len(c0)
+	c1, c2, c3 = c1[:n], c2[:n], c3[:n]
+	d0, d1, d2, d3 = d0[:n], d1[:n], d2[:n], d3[:n]
+	n16 := n &^ 15
+	if n16 > 0 {
+		winoRowsAVX512(&c0[0], &c1[0], &c2[0], &c3[0], &d0[0], &d1[0], &d2[0], &d3[0], n16)
+	}
+	winoRowsGo(c0[n16:], c1[n16:], c2[n16:], c3[n16:], d0[n16:], d1[n16:], d2[n16:], d3[n16:])
+}
+
+// winoColsAsm needs b readable up to 2*roundUp(n, 16)+1 for the whole run
+// in assembly: within cap(b) (callers pad), otherwise the tail is Go's.
+func winoColsAsm(o0, o1, o2, o3, b []float32) {
+	n := len(o0)
+	o1, o2, o3 = o1[:n], o2[:n], o3[:n]
+	b = b[:2*n+2]
+	vec := n &^ 15
+	if cap(b) >= 2*roundUp(n, 16)+2 {
+		vec = n
+	}
+	if vec > 0 {
+		winoColsAVX512(&o0[0], &o1[0], &o2[0], &o3[0], &b[0], vec)
+	}
+	winoColsGo(o0[vec:], o1[vec:], o2[vec:], o3[vec:], b[2*vec:])
+}
+
+// winoOutAsm needs m readable up to 15*stride+roundUp(n, 16)-1 for the
+// whole run in assembly: within cap(m) (callers pad), otherwise the tail
+// is Go's.
+func winoOutAsm(out0, out1, m []float32, stride int, bias float32, flags uint8) {
+	n := len(out0) / 2
+	if n == 0 {
+		return
+	}
+	out1 = out1[:2*n]
+	_ = m[15*stride+n-1] // every value the tiles read
+	vec := n &^ 15
+	if cap(m) >= 15*stride+roundUp(n, 16) {
+		vec = n
+	}
+	if vec > 0 {
+		winoOutAVX512(&out0[0], &out1[0], &m[0], stride, vec, bias, flags)
+	}
+	winoOutGo(out0[2*vec:2*n], out1[2*vec:], m[vec:], stride, bias, flags)
+}
