@@ -38,8 +38,9 @@ func conv(n, c, h, w, o, k, s, p int, bias bool) convCase {
 // kernels 3 and 7, stride 2 over odd and even sizes (where the last input
 // row feeds no output and its gradient must be written as 0), padding
 // wider than the kernel reach (outputs that are bias only), unequal axes,
-// one case large enough for a device to split the batch among threads, and
-// a 1x1 one over maps wider than a GEMM tile.
+// one case large enough for a device to split the batch among threads, a
+// 1x1 one over maps wider than a GEMM tile, and one that the CPU computes
+// by Winograd's algorithm.
 var convCases = []convCase{
 	conv(2, 3, 7, 5, 4, 3, 2, 1, true),
 	conv(1, 1, 1, 1, 1, 1, 1, 0, true),
@@ -56,6 +57,9 @@ var convCases = []convCase{
 	// A 1x1 convolution over maps wider than a GEMM tile, with an odd
 	// number of filters: whole and partial tiles, written in place.
 	conv(2, 6, 8, 9, 13, 1, 1, 0, true),
+	// 3x3, stride 1, 16 channels in and out: the CPU computes it by
+	// Winograd's F(2x2, 3x3), with a cropped last tile row and column.
+	conv(1, 16, 5, 3, 16, 3, 1, 1, true),
 }
 
 // convData draws x (N x C x H x W), w (O x C x KH x KW) and, if the case
