@@ -1,5 +1,12 @@
 package gemm
 
+import (
+	"hash/maphash"
+	"math"
+	"sync"
+	"unsafe"
+)
+
 // Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast
 // Algorithms for Convolutional Neural Networks", CVPR 2016) computes each
 // 2x2 block of a 3x3, stride-1 convolution's output from the 4x4 block of
@@ -82,24 +89,15 @@ func winogradWeights(w []float32, o, c, workers int) []float32 {
 func winogradConv(y, x, w, bias []float32, g ConvGeom, accumulate, relu bool, workers int) {
 	ker := Active()
 	c, o := g.C, g.O
-	u := winogradWeights(w, o, c, workers)
-	defer putScratch(u)
-	var pas [16]packedA
-	for xi := range 16 {
-		j := &job{ker: ker, m: o, k: c}
-		ux := u[xi*(o*c+planePad):][:o*c]
-		j.packA = func(dst []float32, i0, mm, p0, kc int) { packMatrix(dst, ker.MR, ux, c, false, 1, i0, mm, p0, kc) }
-		pas[xi] = j.prepackA(workers)
-		defer putScratch(pas[xi].data)
-	}
+	pas := winogradFilters(w, o, c, ker, workers)
 	th, tw := (g.OH+1)/2, (g.OW+1)/2
 	tiles := g.N * th * tw
-	// Chunks of whole panels, small enough for the cache and enough of
-	// them to keep every worker busy.
+	// Each worker takes an equal share of the tiles, in chunks of whole
+	// panels small enough for its cache.
+	workers = min(workers, tiles)
 	chunk := max(ker.NR, winogradChunkFloats/(16*(c+o))/ker.NR*ker.NR)
 	chunk = min(chunk, roundUp((tiles+workers-1)/workers, ker.NR))
-	chunks := (tiles + chunk - 1) / chunk
-	parallel(workers, chunks, func(_, lo, hi int) {
+	parallel(workers, workers, func(w, _, _ int) {
 		v := getScratch(16 * (c*chunk + planePad))
 		// Padding lets the vector loops run over the end of a run: they
 		// read (never write) up to 15 values past a row of m or a scratch
@@ -113,9 +111,9 @@ func winogradConv(y, x, w, bias []float32, g ConvGeom, accumulate, relu bool, wo
 				putScratch(b)
 			}
 		}()
-		for ch := lo; ch < hi; ch++ {
-			t0 := ch * chunk
-			n := min(chunk, tiles-t0)
+		end := (w + 1) * tiles / workers
+		for t0 := w * tiles / workers; t0 < end; t0 += chunk {
+			n := min(chunk, end-t0)
 			g.winogradInput(v, x, t0, n, chunk, th, tw, scratch)
 			for xi := range 16 {
 				vx := v[xi*(c*chunk+planePad):][:c*chunk]
@@ -129,6 +127,91 @@ func winogradConv(y, x, w, bias []float32, g ConvGeom, accumulate, relu bool, wo
 		}
 	})
 }
+
+// winogradFilters returns the 16 transformed filter matrices of w, packed
+// for ker. A backbone's weights do not change between calls, so the result
+// is remembered by the weights' address, size and contents (a 64-bit hash
+// of them: weights changed in place are transformed again), up to
+// filterCacheBytes of packed filters, the least recently used dropped
+// first.
+func winogradFilters(w []float32, o, c int, ker Kernel, workers int) *[16]packedA {
+	key := filterKey{w: uintptr(unsafe.Pointer(&w[0])), n: o * c * 9, ker: ker.Name, o: o}
+	sum := maphash.Bytes(filterSeed, unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 4*o*c*9))
+	fc := &filterCache
+	fc.Lock()
+	if e := fc.entries[key]; e != nil && e.sum == sum {
+		fc.tick++
+		e.used = fc.tick
+		fc.Unlock()
+		return &e.pas
+	}
+	fc.Unlock()
+
+	u := winogradWeights(w, o, c, workers)
+	defer putScratch(u)
+	e := &filterEntry{sum: sum}
+	for xi := range 16 {
+		j := &job{ker: ker, m: o, k: c}
+		ux := u[xi*(o*c+planePad):][:o*c]
+		j.packA = func(dst []float32, i0, mm, p0, kc int) { packMatrix(dst, ker.MR, ux, c, false, 1, i0, mm, p0, kc) }
+		e.pas[xi] = j.prepackA(workers)
+		e.bytes += 4 * len(e.pas[xi].data)
+	}
+
+	fc.Lock()
+	defer fc.Unlock()
+	if fc.entries == nil {
+		fc.entries = map[filterKey]*filterEntry{}
+	}
+	if old := fc.entries[key]; old != nil {
+		fc.bytes -= old.bytes
+	}
+	fc.tick++
+	e.used = fc.tick
+	fc.entries[key] = e
+	fc.bytes += e.bytes
+	for fc.bytes > filterCacheBytes && len(fc.entries) > 1 {
+		var lru filterKey
+		oldest := uint64(math.MaxUint64)
+		for k, v := range fc.entries {
+			if v.used < oldest {
+				lru, oldest = k, v.used
+			}
+		}
+		fc.bytes -= fc.entries[lru].bytes
+		delete(fc.entries, lru)
+	}
+	return &e.pas
+}
+
+// filterCacheBytes bounds the packed filters winogradFilters keeps: ample
+// for a ResNet-50's 3x3 layers (about 30 MB).
+const filterCacheBytes = 256 << 20
+
+// filterKey is where the weights are (an address, which does not keep
+// them alive: memory reused for other weights has another hash).
+type filterKey struct {
+	w    uintptr
+	n, o int
+	ker  string
+}
+
+type filterEntry struct {
+	sum   uint64
+	pas   [16]packedA
+	bytes int
+	used  uint64
+}
+
+var (
+	filterSeed  = maphash.MakeSeed()
+	filterCache struct {
+		sync.Mutex
+		entries map[filterKey]*filterEntry
+		bytes   int
+		tick    uint64
+	}
+)
 
 // winogradInput writes Bᵀ d B for tiles [t0, t0+n) of the batch (tile t:
 // image t/(th*tw), tile row and column of t%(th*tw)) into v: value ξ of

@@ -100,6 +100,36 @@ func TestWinogradMatchesReference(t *testing.T) {
 	})
 }
 
+// TestWinogradFilterCache: weights changed in place, or other weights at
+// the same address, are transformed again; unchanged ones come from the
+// cache, which stays within its bound.
+func TestWinogradFilterCache(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	g := ConvGeom{N: 1, C: 16, H: 6, W: 6, O: 16, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, OH: 6, OW: 6}
+	x := randSlice(r, g.N*g.C*g.H*g.W)
+	w := randSlice(r, g.O*g.C*9)
+	y := make([]float32, g.N*g.O*g.OH*g.OW)
+	for round := range 3 {
+		if round > 0 {
+			w[r.IntN(len(w))] += 1 // one filter tap changes in place
+		}
+		for range 2 { // the second call of a round finds the cache filled
+			winogradConv(y, x, w, nil, g, false, false, 1)
+			want, scale := refConv(g, nil, x, w, nil, false, false)
+			for i, v := range y {
+				if d := math.Abs(float64(v) - want[i]); d > 4*float64(g.C*9+2)*0x1p-23*scale[i]+1e-30 {
+					t.Fatalf("round %d: y[%d] = %g, want %g", round, i, v, want[i])
+				}
+			}
+		}
+	}
+	filterCache.Lock()
+	defer filterCache.Unlock()
+	if filterCache.bytes > filterCacheBytes && len(filterCache.entries) > 1 {
+		t.Errorf("cache holds %d bytes in %d entries, bound %d", filterCache.bytes, len(filterCache.entries), filterCacheBytes)
+	}
+}
+
 // TestWinogradGate: Conv2D takes the Winograd path only for 3x3, stride 1,
 // at least winogradMinChannels channels in and out, and a 2x2 output.
 func TestWinogradGate(t *testing.T) {

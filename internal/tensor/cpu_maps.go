@@ -83,7 +83,15 @@ func (CPU) MaxPool2D(y, x *Tensor, p Pool2DParams) {
 			src, dst := xs[pl*h*w:(pl+1)*h*w], ys[pl*oh*ow:(pl+1)*oh*ow]
 			for oi := range oh {
 				i0 := oi*p.Stride - p.Pad
+				a, b := 0, 0 // output columns done by the fast path
+				if p.Kernel == 3 && i0 >= 0 && i0+3 <= h {
+					a, b = maxPool3Row(dst[oi*ow:(oi+1)*ow], src[i0*w:(i0+3)*w], w, p.Stride, p.Pad)
+				}
 				for oj := range ow {
+					if oj == a && b > a {
+						oj = b - 1
+						continue
+					}
 					j0 := oj*p.Stride - p.Pad
 					m := float32(math.Inf(-1))
 					for i := max(i0, 0); i < min(i0+p.Kernel, h); i++ {
@@ -98,6 +106,42 @@ func (CPU) MaxPool2D(y, x *Tensor, p Pool2DParams) {
 			}
 		}
 	})
+}
+
+// maxPool3Row computes one row of a 3x3 max pooling whose three window
+// rows (rows, each w wide) lie inside the input, for the output columns
+// [a, b) whose windows lie inside too; the caller does the others. NaN
+// propagates as in MaxPool2D's general loop.
+func maxPool3Row(dst, rows []float32, w, stride, pad int) (a, b int) {
+	a = (pad + stride - 1) / stride // the first oj with oj*stride - pad >= 0
+	r0, r1, r2 := rows[:w], rows[w:2*w], rows[2*w:3*w]
+	b = a
+	for ; b < len(dst); b++ {
+		j0 := b*stride - pad
+		if j0+3 > w {
+			break
+		}
+		c0, c1, c2 := r0[j0:j0+3:j0+3], r1[j0:j0+3:j0+3], r2[j0:j0+3:j0+3]
+		m := c0[0]
+		m = maxNaN(m, c0[1])
+		m = maxNaN(m, c0[2])
+		m = maxNaN(m, c1[0])
+		m = maxNaN(m, c1[1])
+		m = maxNaN(m, c1[2])
+		m = maxNaN(m, c2[0])
+		m = maxNaN(m, c2[1])
+		m = maxNaN(m, c2[2])
+		dst[b] = m
+	}
+	return a, b
+}
+
+// maxNaN is max(m, v) where a NaN v wins and a NaN m stays.
+func maxNaN(m, v float32) float32 {
+	if v > m || v != v {
+		return v
+	}
+	return m
 }
 
 // AvgPool2D averages each window, dividing by the full window size.
