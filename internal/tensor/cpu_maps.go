@@ -87,9 +87,9 @@ func (CPU) MaxPool2D(y, x *Tensor, p Pool2DParams) {
 				if p.Kernel == 3 && i0 >= 0 && i0+3 <= h {
 					a, b = maxPool3Row(dst[oi*ow:(oi+1)*ow], src[i0*w:(i0+3)*w], w, p.Stride, p.Pad)
 				}
-				for oj := range ow {
+				for oj := 0; oj < ow; oj++ {
 					if oj == a && b > a {
-						oj = b - 1
+						oj = b - 1 // skip what the fast path did
 						continue
 					}
 					j0 := oj*p.Stride - p.Pad
