@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/org/anomnet"
@@ -24,10 +25,13 @@ import (
 var torchBackbone string
 
 func benchBackbone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench backbone", "", "Times the backbone's forward pass on zero images, optionally beside PyTorch's.")
+	fs := newFlags("bench backbone", "", "Times the backbone's forward pass on zero images, optionally beside PyTorch's.\n"+
+		"With -rounds N the timing (and the peer's) is repeated N times, alternating, and the median ratio printed:\n"+
+		"on a shared machine single runs move by a third.")
 	batch := fs.Int("batch", 8, "images per batch")
 	size := fs.Int("size", 224, "input height and width")
 	iters := fs.Int("iters", 5, "timed batches (after one warm-up)")
+	rounds := fs.Int("rounds", 1, "repetitions of the timing (each followed by the peer's, with -peer)")
 	tap := fs.String("tap", "stage3", "the last layer computed")
 	cache := fs.String("cache", "", "weights cache directory")
 	peer := fs.Bool("peer", false, "also time PyTorch (torch and torchvision) on the same work, for a ratio")
@@ -35,8 +39,11 @@ func benchBackbone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if _, err := fs.parse(args, 0, stdout); err != nil {
 		return err
 	}
-	if *batch < 1 || *size < 32 || *iters < 1 {
-		return usageError{msg: "need -batch >= 1, -size >= 32, -iters >= 1"}
+	if *batch < 1 || *size < 32 || *iters < 1 || *rounds < 1 {
+		return usageError{msg: "need -batch >= 1, -size >= 32, -iters >= 1, -rounds >= 1"}
+	}
+	if *peer && *tap != "stage3" {
+		return usageError{msg: "-peer times torchvision's ResNet-50 up to layer3, which is -tap stage3"}
 	}
 	net, err := backbone.LoadResNet50(ctx, backbone.FetchOptions{CacheDir: *cache, Progress: stderr})
 	if err != nil {
@@ -44,43 +51,63 @@ func benchBackbone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	dev := tensor.Default()
 	x := dev.Zeros(*batch, 3, *size, *size)
-	times := make([]float64, 0, *iters)
-	for i := range *iters + 1 {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	defer dev.Free(x)
+	var ratios []float64
+	for round := 1; round <= *rounds; round++ {
+		times := make([]float64, 0, *iters)
+		for i := range *iters + 1 {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			start := time.Now()
+			out, err := net.Forward(dev, x, *tap)
+			if err != nil {
+				return err
+			}
+			dev.Free(out[0])
+			if i > 0 { // the first batch warms up
+				times = append(times, time.Since(start).Seconds())
+			}
+			fmt.Fprintf(stderr, "\rround %d/%d, batch %d/%d", round, *rounds, i, *iters)
 		}
-		start := time.Now()
-		out, err := net.Forward(dev, x, *tap)
+		fmt.Fprintln(stderr)
+		med := median(times)
+		ips := float64(*batch) / med
+		fmt.Fprintf(stdout, "anomnet  %s up to %s, batch %d, %dx%d, %s, GOMAXPROCS %d: %.2f images/s (median of %d batches, %.3f s each)\n",
+			net.Name(), *tap, *batch, *size, *size, dev.Name(), runtime.GOMAXPROCS(0), ips, *iters, med)
+		if !*peer {
+			continue
+		}
+		res, err := runPeer(ctx, *python, torchBackbone, stderr, *batch, *size, *iters, runtime.GOMAXPROCS(0))
 		if err != nil {
 			return err
 		}
-		dev.Free(out[0])
-		if i > 0 { // the first batch warms up
-			times = append(times, time.Since(start).Seconds())
-		}
-		fmt.Fprintf(stderr, "\rbatch %d/%d", i, *iters)
+		peerIPS := float64(*batch) / res.Median
+		fmt.Fprintf(stdout, "pytorch  torchvision resnet50 up to layer3, batch %d, %dx%d, torch %s, %d threads: %.2f images/s (median of %d batches, %.3f s each)\n",
+			*batch, *size, *size, res.Torch, res.Threads, peerIPS, *iters, res.Median)
+		ratios = append(ratios, ips/peerIPS)
+		fmt.Fprintf(stdout, "ratio    anomnet/pytorch = %.2f\n", ips/peerIPS)
 	}
-	fmt.Fprintln(stderr)
-	slices.Sort(times)
-	med := times[len(times)/2]
-	ips := float64(*batch) / med
-	fmt.Fprintf(stdout, "anomnet  %s up to %s, batch %d, %dx%d, %s, GOMAXPROCS %d: %.2f images/s (median of %d batches, %.3f s each)\n",
-		net.Name(), *tap, *batch, *size, *size, dev.Name(), runtime.GOMAXPROCS(0), ips, *iters, med)
-	if !*peer {
-		return nil
+	if len(ratios) > 1 {
+		fmt.Fprintf(stdout, "median ratio over %d rounds: %.2f (each: %s)\n", len(ratios), median(ratios), fmtRatios(ratios))
 	}
-	if *tap != "stage3" {
-		return fmt.Errorf("-peer times torchvision's ResNet-50 up to layer3, which is -tap stage3")
-	}
-	res, err := runPeer(ctx, *python, torchBackbone, stderr, *batch, *size, *iters, runtime.GOMAXPROCS(0))
-	if err != nil {
-		return err
-	}
-	peerIPS := float64(*batch) / res.Median
-	fmt.Fprintf(stdout, "pytorch  torchvision resnet50 up to layer3, batch %d, %dx%d, torch %s, %d threads: %.2f images/s (median of %d batches, %.3f s each)\n",
-		*batch, *size, *size, res.Torch, res.Threads, peerIPS, *iters, res.Median)
-	fmt.Fprintf(stdout, "ratio    anomnet/pytorch = %.2f\n", ips/peerIPS)
 	return nil
+}
+
+// median returns the median of xs (the upper one of an even count); it
+// sorts a copy.
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func fmtRatios(rs []float64) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%.2f", r)
+	}
+	return strings.Join(parts, " ")
 }
 
 // peerResult is what a PyTorch peer script prints.
@@ -122,13 +149,14 @@ func benchAdapter(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	channels := fs.Int("channels", 1536, "feature channels C (the convolution maps C+2 to C)")
 	size := fs.Int("size", 28, "feature map height and width")
 	iters := fs.Int("iters", 3, "timed steps (after one warm-up)")
+	rounds := fs.Int("rounds", 1, "repetitions of the timing (each followed by the peer's, with -peer)")
 	peer := fs.Bool("peer", false, "also time PyTorch on the same step, for a ratio")
 	python := fs.String("python", "python3", "the Python that runs the -peer timing")
 	if _, err := fs.parse(args, 0, stdout); err != nil {
 		return err
 	}
-	if *batch < 1 || *channels < 1 || *size < 1 || *iters < 1 {
-		return usageError{msg: "need -batch, -channels, -size and -iters >= 1"}
+	if *batch < 1 || *channels < 1 || *size < 1 || *iters < 1 || *rounds < 1 {
+		return usageError{msg: "need -batch, -channels, -size, -iters and -rounds >= 1"}
 	}
 	dev := tensor.Default()
 	n, c, s := *batch, *channels, *size
@@ -146,42 +174,50 @@ func benchAdapter(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	dw, db := dev.Zeros(c, c+2, 1, 1), dev.Zeros(c)
 	mw, vw, mb, vb := dev.Zeros(c, c+2, 1, 1), dev.Zeros(c, c+2, 1, 1), dev.Zeros(c), dev.Zeros(c)
 	p := tensor.Conv2DParams{StrideH: 1, StrideW: 1}
-	times := make([]float64, 0, *iters)
-	for i := range *iters + 1 {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	flops := 3 * 2 * float64(n*c*(c+2)*s*s)
+	var ratios []float64
+	step := 0
+	for round := 1; round <= *rounds; round++ {
+		times := make([]float64, 0, *iters)
+		for i := range *iters + 1 {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			start := time.Now()
+			dev.Conv2D(y, x, w, b, p)
+			dev.Conv2DBackwardData(dx, dy, w, p)
+			dev.Conv2DBackwardFilter(dw, db, x, dy, p)
+			step++
+			ap := tensor.AdamParams{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 5e-4, Step: step}
+			dev.Adam(w, dw, mw, vw, ap)
+			dev.Adam(b, db, mb, vb, ap)
+			if err := dev.Sync(); err != nil {
+				return err
+			}
+			if i > 0 {
+				times = append(times, time.Since(start).Seconds())
+			}
+			fmt.Fprintf(stderr, "\rround %d/%d, step %d/%d", round, *rounds, i, *iters)
 		}
-		start := time.Now()
-		dev.Conv2D(y, x, w, b, p)
-		dev.Conv2DBackwardData(dx, dy, w, p)
-		dev.Conv2DBackwardFilter(dw, db, x, dy, p)
-		ap := tensor.AdamParams{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 5e-4, Step: i + 1}
-		dev.Adam(w, dw, mw, vw, ap)
-		dev.Adam(b, db, mb, vb, ap)
-		if err := dev.Sync(); err != nil {
+		fmt.Fprintln(stderr)
+		med := median(times)
+		fmt.Fprintf(stdout, "anomnet  adapter step, 1x1 %d->%d at %dx%d, batch %d, %s, GOMAXPROCS %d: %.3f steps/s (%.1f GFLOP/s, median of %d steps, %.3f s each)\n",
+			c+2, c, s, s, n, dev.Name(), runtime.GOMAXPROCS(0), 1/med, flops/med/1e9, *iters, med)
+		if !*peer {
+			continue
+		}
+		res, err := runPeer(ctx, *python, torchAdapter, stderr, n, c, s, *iters, runtime.GOMAXPROCS(0))
+		if err != nil {
 			return err
 		}
-		if i > 0 {
-			times = append(times, time.Since(start).Seconds())
-		}
-		fmt.Fprintf(stderr, "\rstep %d/%d", i, *iters)
+		fmt.Fprintf(stdout, "pytorch  the same step, torch %s, %d threads: %.3f steps/s (%.1f GFLOP/s, median of %d steps, %.3f s each)\n",
+			res.Torch, res.Threads, 1/res.Median, flops/res.Median/1e9, *iters, res.Median)
+		ratios = append(ratios, res.Median/med)
+		fmt.Fprintf(stdout, "ratio    anomnet/pytorch = %.2f\n", res.Median/med)
 	}
-	fmt.Fprintln(stderr)
-	slices.Sort(times)
-	med := times[len(times)/2]
-	flops := 3 * 2 * float64(n*c*(c+2)*s*s)
-	fmt.Fprintf(stdout, "anomnet  adapter step, 1x1 %d->%d at %dx%d, batch %d, %s, GOMAXPROCS %d: %.3f steps/s (%.1f GFLOP/s, median of %d steps, %.3f s each)\n",
-		c+2, c, s, s, n, dev.Name(), runtime.GOMAXPROCS(0), 1/med, flops/med/1e9, *iters, med)
-	if !*peer {
-		return nil
+	if len(ratios) > 1 {
+		fmt.Fprintf(stdout, "median ratio over %d rounds: %.2f (each: %s)\n", len(ratios), median(ratios), fmtRatios(ratios))
 	}
-	res, err := runPeer(ctx, *python, torchAdapter, stderr, n, c, s, *iters, runtime.GOMAXPROCS(0))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "pytorch  the same step, torch %s, %d threads: %.3f steps/s (%.1f GFLOP/s, median of %d steps, %.3f s each)\n",
-		res.Torch, res.Threads, 1/res.Median, flops/res.Median/1e9, *iters, res.Median)
-	fmt.Fprintf(stdout, "ratio    anomnet/pytorch = %.2f\n", res.Median/med)
 	return nil
 }
 

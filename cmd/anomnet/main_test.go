@@ -400,3 +400,19 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestMedian(t *testing.T) {
+	xs := []float64{3, 1, 2}
+	if m := median(xs); m != 2 {
+		t.Errorf("median %v = %v", xs, m)
+	}
+	if xs[0] != 3 {
+		t.Error("median sorted its argument")
+	}
+	if m := median([]float64{4, 1, 3, 2}); m != 3 {
+		t.Errorf("median of four = %v, want the upper middle 3", m)
+	}
+	if s := fmtRatios([]float64{1, 0.956}); s != "1.00 0.96" {
+		t.Errorf("fmtRatios = %q", s)
+	}
+}
