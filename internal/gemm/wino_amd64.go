@@ -9,7 +9,7 @@ import "golang.org/x/sys/cpu"
 // rest to Go.
 func init() {
 	if cpu.X86.HasAVX512F {
-		winoRows, winoCols, winoOut = winoRowsAsm, winoColsAsm, winoOutAsm
+		winoRows, winoCols4, winoOut = winoRowsAsm, winoCols4Asm, winoOutAsm
 	}
 }
 
@@ -17,7 +17,7 @@ func init() {
 func winoRowsAVX512(c0, c1, c2, c3, d0, d1, d2, d3 *float32, n int)
 
 //go:noescape
-func winoColsAVX512(o0, o1, o2, o3, b *float32, n int)
+func winoCols4AVX512(v *float32, plane int, b *float32, lb, n int)
 
 //go:noescape
 func winoOutAVX512(out0, out1, m *float32, stride, n int, bias float32, flags uint8)
@@ -33,20 +33,20 @@ func winoRowsAsm(c0, c1, c2, c3, d0, d1, d2, d3 []float32) {
 	winoRowsGo(c0[n16:], c1[n16:], c2[n16:], c3[n16:], d0[n16:], d1[n16:], d2[n16:], d3[n16:])
 }
 
-// winoColsAsm needs b readable up to 2*roundUp(n, 16)+1 for the whole run
-// in assembly: within cap(b) (callers pad), otherwise the tail is Go's.
-func winoColsAsm(o0, o1, o2, o3, b []float32) {
-	n := len(o0)
-	o1, o2, o3 = o1[:n], o2[:n], o3[:n]
-	b = b[:2*n+2]
-	vec := n &^ 15
-	if cap(b) >= 2*roundUp(n, 16)+2 {
-		vec = n
+// winoCols4Asm needs the rows of b readable up to 2*roundUp(n, 16)+1 (the
+// last row within cap(b): callers pad) to run in assembly; otherwise it is
+// Go's.
+func winoCols4Asm(v []float32, plane int, b []float32, lb, n int) {
+	if n == 0 {
+		return
 	}
-	if vec > 0 {
-		winoColsAVX512(&o0[0], &o1[0], &o2[0], &o3[0], &b[0], vec)
+	_ = v[15*plane+n-1] // every value written
+	_ = b[3*lb+2*n+1]   // every value read
+	if cap(b) < 3*lb+2*roundUp(n, 16)+2 || lb < 2*n+2 {
+		winoCols4Go(v, plane, b, lb, n)
+		return
 	}
-	winoColsGo(o0[vec:], o1[vec:], o2[vec:], o3[vec:], b[2*vec:])
+	winoCols4AVX512(&v[0], plane, &b[0], lb, n)
 }
 
 // winoOutAsm needs m readable up to 15*stride+roundUp(n, 16)-1 for the

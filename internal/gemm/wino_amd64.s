@@ -118,60 +118,77 @@ rowsDone:
 	VZEROUPPER
 	RET
 
-// func winoColsAVX512(o0, o1, o2, o3, b *float32, n int)
-// For tile k < n: o0 = b[2k] - b[2k+2], o1 = b[2k+1] + b[2k+2],
-// o2 = b[2k+2] - b[2k+1], o3 = b[2k+1] - b[2k+3]. Reads b up to
-// 2*roundUp(n, 16)+1; writes only the n outputs (the last block masked).
-TEXT ·winoColsAVX512(SB), NOSPLIT, $0-48
-	MOVQ o0+0(FP), R8
-	MOVQ o1+8(FP), R9
-	MOVQ o2+16(FP), R10
-	MOVQ o3+24(FP), R11
-	MOVQ b+32(FP), SI
-	MOVQ n+40(FP), CX // tiles left
-	XORQ AX, AX       // output offset, bytes
-	XORQ BX, BX       // input offset, bytes (twice AX)
+// WINO_COLS_ROW transforms the columns of one row of Bᵀ d (at R8, offset
+// BX) for 16 tiles into four of the 16 streams (at R9, R9+plane,
+// R9+2*plane, R9+3*plane), stores masked by K1, then moves R8 to the next
+// row of Bᵀ d and R9 four streams on. For tile k: o0 = b[2k] - b[2k+2],
+// o1 = b[2k+1] + b[2k+2], o2 = b[2k+2] - b[2k+1], o3 = b[2k+1] - b[2k+3].
+#define WINO_COLS_ROW \
+	VMOVUPS   (R8)(BX*1), Z0 \
+	VMOVUPS   64(R8)(BX*1), Z1 \
+	VMOVUPS   8(R8)(BX*1), Z2 \
+	VMOVUPS   72(R8)(BX*1), Z3 \
+	VMOVAPS   Z30, Z4 \
+	VPERMI2PS Z1, Z0, Z4 \
+	VMOVAPS   Z31, Z5 \
+	VPERMI2PS Z1, Z0, Z5 \
+	VMOVAPS   Z30, Z6 \
+	VPERMI2PS Z3, Z2, Z6 \
+	VMOVAPS   Z31, Z7 \
+	VPERMI2PS Z3, Z2, Z7 \
+	VSUBPS    Z6, Z4, Z8 \
+	VADDPS    Z6, Z5, Z9 \
+	VSUBPS    Z5, Z6, Z10 \
+	VSUBPS    Z7, Z5, Z11 \
+	VMOVUPS   Z8, K1, (R9) \
+	VMOVUPS   Z9, K1, (R9)(R12*1) \
+	VMOVUPS   Z10, K1, (R9)(R12*2) \
+	VMOVUPS   Z11, K1, (R9)(R13*1) \
+	ADDQ      R14, R8 \
+	LEAQ      (R9)(R12*4), R9
+
+// func winoCols4AVX512(v *float32, plane int, b *float32, lb, n int)
+// The column transforms of the four rows of Bᵀ d of n tiles (row i at
+// b[i*lb:]) into value ξ of tile k at v[ξ*plane+k]. Reads each row of b up
+// to 2*roundUp(n, 16)+1; writes only the n tiles (the last block masked).
+TEXT ·winoCols4AVX512(SB), NOSPLIT, $0-40
+	MOVQ    v+0(FP), DI
+	MOVQ    plane+8(FP), R12
+	SHLQ    $2, R12
+	LEAQ    (R12)(R12*2), R13
+	MOVQ    b+16(FP), SI
+	MOVQ    lb+24(FP), R14
+	SHLQ    $2, R14
+	MOVQ    n+32(FP), CX // tiles left
+	XORQ    AX, AX       // output offset, bytes
+	XORQ    BX, BX       // input offset, bytes (twice AX)
 	VMOVUPS winoEven<>(SB), Z30
 	VMOVUPS winoOdd<>(SB), Z31
 
-colsLoop:
-	CMPQ      CX, $0
-	JLE       colsDone
-	MOVL      $0xffff, DX
-	CMPQ      CX, $16
-	JGE       colsMask
-	MOVL      $1, DX
-	SHLL      CX, DX
-	DECL      DX
+cols4Loop:
+	CMPQ  CX, $0
+	JLE   cols4Done
+	MOVL  $0xffff, DX
+	CMPQ  CX, $16
+	JGE   cols4Mask
+	MOVL  $1, DX
+	SHLL  CX, DX
+	DECL  DX
 
-colsMask:
-	KMOVW     DX, K1
-	VMOVUPS   (SI)(BX*1), Z0
-	VMOVUPS   64(SI)(BX*1), Z1
-	VMOVUPS   8(SI)(BX*1), Z2
-	VMOVUPS   72(SI)(BX*1), Z3
-	VMOVAPS   Z30, Z4
-	VPERMI2PS Z1, Z0, Z4 // b[2k]
-	VMOVAPS   Z31, Z5
-	VPERMI2PS Z1, Z0, Z5 // b[2k+1]
-	VMOVAPS   Z30, Z6
-	VPERMI2PS Z3, Z2, Z6 // b[2k+2]
-	VMOVAPS   Z31, Z7
-	VPERMI2PS Z3, Z2, Z7 // b[2k+3]
-	VSUBPS    Z6, Z4, Z8
-	VADDPS    Z6, Z5, Z9
-	VSUBPS    Z5, Z6, Z10
-	VSUBPS    Z7, Z5, Z11
-	VMOVUPS   Z8, K1, (R8)(AX*1)
-	VMOVUPS   Z9, K1, (R9)(AX*1)
-	VMOVUPS   Z10, K1, (R10)(AX*1)
-	VMOVUPS   Z11, K1, (R11)(AX*1)
-	ADDQ      $64, AX
-	ADDQ      $128, BX
-	SUBQ      $16, CX
-	JMP       colsLoop
+cols4Mask:
+	KMOVW DX, K1
+	MOVQ  SI, R8
+	LEAQ  (DI)(AX*1), R9
+	WINO_COLS_ROW
+	WINO_COLS_ROW
+	WINO_COLS_ROW
+	WINO_COLS_ROW
+	ADDQ  $64, AX
+	ADDQ  $128, BX
+	SUBQ  $16, CX
+	JMP   cols4Loop
 
-colsDone:
+cols4Done:
 	VZEROUPPER
 	RET
 

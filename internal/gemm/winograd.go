@@ -226,7 +226,6 @@ func (g *ConvGeom) winogradInput(v, x []float32, t0, n, ld, th, tw int, scratch 
 	zero := scratch[:g.W]
 	clear(zero)
 	scratch = scratch[g.W:]
-	var vs [16][]float32
 	for p := 0; p < n; {
 		t := t0 + p
 		img, r := t/(th*tw), t%(th*tw)
@@ -254,12 +253,7 @@ func (g *ConvGeom) winogradInput(v, x []float32, t0, n, ld, th, tw int, scratch 
 				winoRows(b0[lo:hi], b1[lo:hi], b2[lo:hi], b3[lo:hi],
 					rows[0][ix0+lo:ix0+hi], rows[1][ix0+lo:ix0+hi], rows[2][ix0+lo:ix0+hi], rows[3][ix0+lo:ix0+hi])
 			}
-			for xi := range vs {
-				vs[xi] = v[xi*plane+ch*ld+p:][:run]
-			}
-			for i, b := range [4][]float32{b0, b1, b2, b3} {
-				winoCols(vs[4*i], vs[4*i+1], vs[4*i+2], vs[4*i+3], b)
-			}
+			winoCols4(v[ch*ld+p:], plane, scratch, l, run)
 		}
 		p += run
 	}
@@ -272,7 +266,13 @@ func (g *ConvGeom) winogradInput(v, x []float32, t0, n, ld, th, tw int, scratch 
 func (g *ConvGeom) winogradOutput(y, m, bias []float32, t0, n, ld, th, tw int, accumulate, relu bool) {
 	ohw := g.OH * g.OW
 	plane := g.O*ld + planePad
-	var ms [16][]float32
+	var flags uint8
+	if accumulate {
+		flags |= flagAdd
+	}
+	if relu {
+		flags |= flagReLU
+	}
 	for p := 0; p < n; {
 		t := t0 + p
 		img, r := t/(th*tw), t%(th*tw)
@@ -291,21 +291,11 @@ func (g *ConvGeom) winogradOutput(y, m, bias []float32, t0, n, ld, th, tw int, a
 			if bias != nil {
 				b = bias[oc]
 			}
-			for xi := range ms {
-				ms[xi] = m[xi*plane+oc*ld+p:][:run]
-			}
 			dst := y[(img*g.O+oc)*ohw:][:ohw]
 			out0 := dst[oy*g.OW+ox0:][:cols]
 			var out1 []float32
 			if rows == 2 {
 				out1 = dst[(oy+1)*g.OW+ox0:][:cols]
-			}
-			var flags uint8
-			if accumulate {
-				flags |= flagAdd
-			}
-			if relu {
-				flags |= flagReLU
 			}
 			if whole > 0 {
 				winoOut(out0[:2*whole], out1[:2*whole], m[oc*ld+p:], plane, b, flags)
@@ -314,7 +304,7 @@ func (g *ConvGeom) winogradOutput(y, m, bias []float32, t0, n, ld, th, tw int, a
 			for j := whole; j < run; j++ {
 				var tm [16]float32
 				for xi := range tm {
-					tm[xi] = ms[xi][j]
+					tm[xi] = m[xi*plane+oc*ld+p+j]
 				}
 				for i, out := range [2][]float32{out0, out1} {
 					if i >= rows {
@@ -349,9 +339,9 @@ func (g *ConvGeom) winogradOutput(y, m, bias []float32, t0, n, ld, th, tw int, a
 // The transforms' inner loops, in Go; wino_amd64.go may replace them with
 // AVX-512 versions.
 var (
-	winoRows = winoRowsGo
-	winoCols = winoColsGo
-	winoOut  = winoOutGo
+	winoRows  = winoRowsGo
+	winoCols4 = winoCols4Go
+	winoOut   = winoOutGo
 )
 
 // winoRowsGo sets, for every q, c0 = d0 - d2, c1 = d1 + d2, c2 = d2 - d1 and
@@ -387,6 +377,15 @@ func winoColsGo(o0, o1, o2, o3, b []float32) {
 		o1[k] = q[1] + q[2]
 		o2[k] = q[2] - q[1]
 		o3[k] = q[1] - q[3]
+	}
+}
+
+// winoCols4Go does winoColsGo for the four rows of Bᵀ d of a run, row i
+// at b[i*lb:], into the 16 values of each of n tiles: value ξ of tile k at
+// v[ξ*plane+k].
+func winoCols4Go(v []float32, plane int, b []float32, lb, n int) {
+	for i := range 4 {
+		winoColsGo(v[(4*i)*plane:][:n], v[(4*i+1)*plane:][:n], v[(4*i+2)*plane:][:n], v[(4*i+3)*plane:][:n], b[i*lb:][:2*n+2])
 	}
 }
 

@@ -214,20 +214,38 @@ func TestWinoPrimitives(t *testing.T) {
 				}
 			}
 		}
-		// Columns, with b exactly long enough (the tail in Go) and with room
-		// for the vector loop to read past it.
-		padded := randSlice(r, 2*n+2+32)
-		b := padded[:2*n+2]
+		// Columns of four rows of b (row i at b[i*lb:]) into 16 streams,
+		// with b exactly long enough (odd n: Go) and with room for the
+		// vector loop to read past its last row (even n: assembly). The
+		// streams have a guard value after each run, which must survive.
+		lb := 2*n + 2 + n%3
+		b := randSlice(r, 3*lb+2*n+2+32)
 		if n%2 == 1 {
-			b = b[:len(b):len(b)]
+			b = b[: 3*lb+2*n+2 : 3*lb+2*n+2]
 		}
-		winoCols(got[0], got[1], got[2], got[3], b)
-		winoColsGo(want[0], want[1], want[2], want[3], b)
-		for k := range n {
-			def := [4]float32{b[2*k] - b[2*k+2], b[2*k+1] + b[2*k+2], b[2*k+2] - b[2*k+1], b[2*k+1] - b[2*k+3]}
-			for i := range 4 {
-				if got[i][k] != want[i][k] || want[i][k] != def[i] {
-					t.Fatalf("cols n=%d: o%d[%d] = %g (Go %g, definition %g)", n, i, k, got[i][k], want[i][k], def[i])
+		plane := n + 5
+		gotV, wantV := make([]float32, 16*plane), make([]float32, 16*plane)
+		for i := range gotV {
+			gotV[i], wantV[i] = -7, -7
+		}
+		winoCols4(gotV, plane, b, lb, n)
+		winoCols4Go(wantV, plane, b, lb, n)
+		for i := range 4 {
+			row := b[i*lb:]
+			for k := range n {
+				def := [4]float32{row[2*k] - row[2*k+2], row[2*k+1] + row[2*k+2], row[2*k+2] - row[2*k+1], row[2*k+1] - row[2*k+3]}
+				for j := range 4 {
+					at := (4*i+j)*plane + k
+					if gotV[at] != wantV[at] || wantV[at] != def[j] {
+						t.Fatalf("cols n=%d: value %d of tile %d = %g (Go %g, definition %g)", n, 4*i+j, k, gotV[at], wantV[at], def[j])
+					}
+				}
+			}
+		}
+		for xi := range 16 {
+			for k := n; k < plane; k++ {
+				if gotV[xi*plane+k] != -7 {
+					t.Fatalf("cols n=%d: stream %d written at %d, past its %d tiles", n, xi, k, n)
 				}
 			}
 		}
@@ -280,8 +298,8 @@ func TestWinoPrimitives(t *testing.T) {
 // TestWinogradGoTransforms runs the whole Winograd test with the Go
 // transform loops, which machines without AVX-512 (and noasm builds) use.
 func TestWinogradGoTransforms(t *testing.T) {
-	r, c, o := winoRows, winoCols, winoOut
-	defer func() { winoRows, winoCols, winoOut = r, c, o }()
-	winoRows, winoCols, winoOut = winoRowsGo, winoColsGo, winoOutGo
+	r, c, o := winoRows, winoCols4, winoOut
+	defer func() { winoRows, winoCols4, winoOut = r, c, o }()
+	winoRows, winoCols4, winoOut = winoRowsGo, winoCols4Go, winoOutGo
 	TestWinogradMatchesReference(t)
 }
