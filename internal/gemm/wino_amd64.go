@@ -5,8 +5,7 @@ package gemm
 import "golang.org/x/sys/cpu"
 
 // The AVX-512 transform loops (wino_amd64.s) replace the Go ones where the
-// CPU has AVX-512; each does the multiple of 16 elements and leaves the
-// rest to Go.
+// CPU has AVX-512.
 func init() {
 	if cpu.X86.HasAVX512F {
 		winoRows, winoCols4, winoOut = winoRowsAsm, winoCols4Asm, winoOutAsm
@@ -24,13 +23,12 @@ func winoOutAVX512(out0, out1, m *float32, stride, n int, bias float32, flags ui
 
 func winoRowsAsm(c0, c1, c2, c3, d0, d1, d2, d3 []float32) {
 	n := len(c0)
-	c1, c2, c3 = c1[:n], c2[:n], c3[:n]
-	d0, d1, d2, d3 = d0[:n], d1[:n], d2[:n], d3[:n]
-	n16 := n &^ 15
-	if n16 > 0 {
-		winoRowsAVX512(&c0[0], &c1[0], &c2[0], &c3[0], &d0[0], &d1[0], &d2[0], &d3[0], n16)
+	if n == 0 {
+		return
 	}
-	winoRowsGo(c0[n16:], c1[n16:], c2[n16:], c3[n16:], d0[n16:], d1[n16:], d2[n16:], d3[n16:])
+	_, _, _ = c1[n-1], c2[n-1], c3[n-1]
+	_, _, _, _ = d0[n-1], d1[n-1], d2[n-1], d3[n-1]
+	winoRowsAVX512(&c0[0], &c1[0], &c2[0], &c3[0], &d0[0], &d1[0], &d2[0], &d3[0], n)
 }
 
 // winoCols4Asm needs the rows of b readable up to 2*roundUp(n, 16)+1 (the

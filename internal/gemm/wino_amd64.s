@@ -82,7 +82,9 @@ DATA winoHi<>+60(SB)/4, $31
 GLOBL winoHi<>(SB), RODATA|NOPTR, $64
 
 // func winoRowsAVX512(c0, c1, c2, c3, d0, d1, d2, d3 *float32, n int)
-// c0 = d0 - d2, c1 = d1 + d2, c2 = d2 - d1, c3 = d1 - d3.
+// c0 = d0 - d2, c1 = d1 + d2, c2 = d2 - d1, c3 = d1 - d3 for n values;
+// the last block's loads and stores are masked, so nothing past n is read
+// or written.
 TEXT ·winoRowsAVX512(SB), NOSPLIT, $0-72
 	MOVQ c0+0(FP), R8
 	MOVQ c1+8(FP), R9
@@ -92,27 +94,36 @@ TEXT ·winoRowsAVX512(SB), NOSPLIT, $0-72
 	MOVQ d1+40(FP), R13
 	MOVQ d2+48(FP), R14
 	MOVQ d3+56(FP), BX
-	MOVQ n+64(FP), CX
-	SHLQ $2, CX
+	MOVQ n+64(FP), CX // values left
 	XORQ AX, AX
 
 rowsLoop:
-	CMPQ AX, CX
-	JGE  rowsDone
-	VMOVUPS (R12)(AX*1), Z0
-	VMOVUPS (R13)(AX*1), Z1
-	VMOVUPS (R14)(AX*1), Z2
-	VMOVUPS (BX)(AX*1), Z3
-	VSUBPS  Z2, Z0, Z4
-	VADDPS  Z2, Z1, Z5
-	VSUBPS  Z1, Z2, Z6
-	VSUBPS  Z3, Z1, Z7
-	VMOVUPS Z4, (R8)(AX*1)
-	VMOVUPS Z5, (R9)(AX*1)
-	VMOVUPS Z6, (R10)(AX*1)
-	VMOVUPS Z7, (R11)(AX*1)
-	ADDQ    $64, AX
-	JMP     rowsLoop
+	CMPQ      CX, $0
+	JLE       rowsDone
+	MOVL      $0xffff, DX
+	CMPQ      CX, $16
+	JGE       rowsMask
+	MOVL      $1, DX
+	SHLL      CX, DX
+	DECL      DX
+
+rowsMask:
+	KMOVW     DX, K1
+	VMOVUPS.Z (R12)(AX*1), K1, Z0
+	VMOVUPS.Z (R13)(AX*1), K1, Z1
+	VMOVUPS.Z (R14)(AX*1), K1, Z2
+	VMOVUPS.Z (BX)(AX*1), K1, Z3
+	VSUBPS    Z2, Z0, Z4
+	VADDPS    Z2, Z1, Z5
+	VSUBPS    Z1, Z2, Z6
+	VSUBPS    Z3, Z1, Z7
+	VMOVUPS   Z4, K1, (R8)(AX*1)
+	VMOVUPS   Z5, K1, (R9)(AX*1)
+	VMOVUPS   Z6, K1, (R10)(AX*1)
+	VMOVUPS   Z7, K1, (R11)(AX*1)
+	ADDQ      $64, AX
+	SUBQ      $16, CX
+	JMP       rowsLoop
 
 rowsDone:
 	VZEROUPPER

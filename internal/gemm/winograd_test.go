@@ -200,11 +200,23 @@ func TestWinoPrimitives(t *testing.T) {
 		for i := range d {
 			d[i] = randSlice(r, n)
 		}
-		var got, want [4][]float32
+		// The outputs have guard values past n, which must survive.
+		var got, want, guarded [4][]float32
 		for i := range got {
-			got[i], want[i] = make([]float32, n), make([]float32, n)
+			guarded[i] = make([]float32, n+16)
+			for k := range guarded[i] {
+				guarded[i][k] = -7
+			}
+			got[i], want[i] = guarded[i][:n], make([]float32, n)
 		}
 		winoRows(got[0], got[1], got[2], got[3], d[0], d[1], d[2], d[3])
+		for i := range guarded {
+			for k := n; k < n+16; k++ {
+				if guarded[i][k] != -7 {
+					t.Fatalf("rows n=%d: c%d written at %d", n, i, k)
+				}
+			}
+		}
 		winoRowsGo(want[0], want[1], want[2], want[3], d[0], d[1], d[2], d[3])
 		for q := range n {
 			def := [4]float32{d[0][q] - d[2][q], d[1][q] + d[2][q], d[2][q] - d[1][q], d[1][q] - d[3][q]}
