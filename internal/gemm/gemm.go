@@ -171,8 +171,21 @@ func packMatrix(dst []float32, r int, s []float32, ld int, kMajor bool, scale fl
 		}
 		return
 	}
-	// Read each row of the strip contiguously, write with stride r.
-	for i := range mm {
+	// Read rows of the strip contiguously, four at a time, and write each
+	// k's four values together.
+	i := 0
+	for ; i+4 <= mm; i += 4 {
+		s0 := s[(i0+i)*ld+p0:][:kc]
+		s1 := s[(i0+i+1)*ld+p0:][:kc]
+		s2 := s[(i0+i+2)*ld+p0:][:kc]
+		s3 := s[(i0+i+3)*ld+p0:][:kc]
+		d := dst[i : (kc-1)*r+i+4]
+		for p, v := range s0 {
+			q := d[p*r : p*r+4 : p*r+4]
+			q[0], q[1], q[2], q[3] = scale*v, scale*s1[p], scale*s2[p], scale*s3[p]
+		}
+	}
+	for ; i < mm; i++ {
 		src := s[(i0+i)*ld+p0:][:kc]
 		for p, v := range src {
 			dst[p*r+i] = scale * v

@@ -213,3 +213,20 @@ func BenchmarkFMAPeak(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkKernel runs each micro-kernel alone on panels that stay in the
+// L1 cache (kc = 256): its own speed, to set beside BenchmarkFMAPeak.
+func BenchmarkKernel(b *testing.B) {
+	const kc = 256
+	for _, k := range Kernels() {
+		b.Run(k.Name, func(b *testing.B) {
+			r := rand.New(rand.NewPCG(1, 2))
+			a, bp := randSlice(r, k.MR*kc), randSlice(r, k.NR*kc)
+			c := make([]float32, k.MR*k.NR)
+			for b.Loop() {
+				k.fn(kc, &a[0], &bp[0], &c[0], k.NR, 0)
+			}
+			b.ReportMetric(2*float64(k.MR*k.NR*kc)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}

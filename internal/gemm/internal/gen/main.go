@@ -20,8 +20,7 @@ func main() {
 	p(`#include "textflag.h"`)
 
 	// AVX-512: a 12 x 32 tile in Z0..Z23 (row i in Z(2i), Z(2i+1)); each k
-	// loads 32 values of B into Z24, Z25 and broadcasts the 12 values of A
-	// from memory inside the FMAs.
+	// loads 32 values of B into Z24, Z25 and broadcasts the 12 values of A.
 	const mr512 = 12
 	p("")
 	p("// func kernelAVX512(kc int, a, b, c *float32, ldc int, flags uint8)")
@@ -35,9 +34,15 @@ func main() {
 	p("avx512loop:")
 	p("\tVMOVUPS (DI), Z24")
 	p("\tVMOVUPS 64(DI), Z25")
+	// Each A value is broadcast once into one of Z26..Z31 (in turn, so
+	// that consecutive broadcasts do not wait on one register) and feeds
+	// two FMAs: 14 loads per 24 FMAs, where broadcasting inside each FMA
+	// would load 26 and starve the FMA units of a core with two of them.
 	for i := range mr512 {
-		p("\tVFMADD231PS.BCST %d(SI), Z24, Z%d", 4*i, 2*i)
-		p("\tVFMADD231PS.BCST %d(SI), Z25, Z%d", 4*i, 2*i+1)
+		r := 26 + i%6
+		p("\tVBROADCASTSS %d(SI), Z%d", 4*i, r)
+		p("\tVFMADD231PS Z%d, Z24, Z%d", r, 2*i)
+		p("\tVFMADD231PS Z%d, Z25, Z%d", r, 2*i+1)
 	}
 	p("\tADDQ $%d, SI", 4*mr512)
 	p("\tADDQ $128, DI")
