@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // refGemm is C = alpha*op(A)*op(B) + beta*C in float64, with the scale
@@ -228,5 +229,51 @@ func BenchmarkKernel(b *testing.B) {
 			}
 			b.ReportMetric(2*float64(k.MR*k.NR*kc)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
+	}
+}
+
+// BenchmarkGemmVsPeak alternates, in every iteration, one Sgemm with the
+// kernel of the same name and the FMA loop alone on every core for about
+// as long, and reports both rates and their ratio: on a machine whose
+// speed drifts (a shared VM), back-to-back timing is the fair comparison.
+func BenchmarkGemmVsPeak(b *testing.B) {
+	procs := runtime.GOMAXPROCS(0)
+	for _, l := range fmaLoops() {
+		for _, sz := range [][3]int{{1536, 784, 1538}, {1024, 1024, 1024}} {
+			m, n, kk := sz[0], sz[1], sz[2]
+			b.Run(fmt.Sprintf("%s/M=%d,N=%d,K=%d", l.name, m, n, kk), func(b *testing.B) {
+				saved := Active()
+				defer func() { active = saved }()
+				if err := Use(l.name); err != nil {
+					b.Skip(err)
+				}
+				r := rand.New(rand.NewPCG(1, 2))
+				a, bb, c := randSlice(r, m*kk), randSlice(r, kk*n), make([]float32, m*n)
+				flops := 2 * float64(m*n*kk)
+				iters := int(flops / float64(procs) / l.flopsPerIter)
+				var tg, tp time.Duration
+				for b.Loop() {
+					t0 := time.Now()
+					Sgemm(false, false, m, n, kk, 1, a, kk, bb, n, 0, c, n)
+					t1 := time.Now()
+					var wg sync.WaitGroup
+					for range procs {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							l.loop(iters)
+						}()
+					}
+					wg.Wait()
+					tg, tp = tg+t1.Sub(t0), tp+time.Since(t1)
+				}
+				peakFlops := float64(procs) * float64(iters) * l.flopsPerIter
+				gemm := flops * float64(b.N) / tg.Seconds() / 1e9
+				peak := peakFlops * float64(b.N) / tp.Seconds() / 1e9
+				b.ReportMetric(gemm, "GEMM-GFLOP/s")
+				b.ReportMetric(peak, "peak-GFLOP/s")
+				b.ReportMetric(100*gemm/peak, "%peak")
+			})
+		}
 	}
 }
