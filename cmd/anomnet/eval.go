@@ -55,11 +55,7 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	bb, err := loadBackbone(ctx, *cache, stderr)
-	if err != nil {
-		return err
-	}
-	m, err := anomnet.LoadFile(modelPath, bb)
+	m, err := loadModel(ctx, *cache, modelPath, stderr)
 	if err != nil {
 		return err
 	}

@@ -81,6 +81,16 @@ func unwrapPath(err error) error {
 	return err
 }
 
+// loadModel loads the backbone (from the weights cache) and then the model
+// saved at path for it.
+func loadModel(ctx context.Context, cache, path string, stderr io.Writer) (*anomnet.Model, error) {
+	bb, err := loadBackbone(ctx, cache, stderr)
+	if err != nil {
+		return nil, err
+	}
+	return anomnet.LoadFile(path, bb)
+}
+
 // writeFile writes a file through a temporary file in its folder, renamed
 // into place once complete, so that path never holds a partial file.
 func writeFile(path string, write func(w io.Writer) error) error {

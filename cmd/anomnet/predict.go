@@ -55,11 +55,7 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := outputDir(*out); err != nil {
 		return err
 	}
-	bb, err := loadBackbone(ctx, *cache, stderr)
-	if err != nil {
-		return err
-	}
-	m, err := anomnet.LoadFile(modelPath, bb)
+	m, err := loadModel(ctx, *cache, modelPath, stderr)
 	if err != nil {
 		return err
 	}
