@@ -6,8 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
-	"runtime"
 	"testing"
+
+	"github.com/org/anomnet/internal/testutil"
 )
 
 // FuzzLoad feeds Load arbitrary model files. A found input must make Load
@@ -33,19 +34,15 @@ func FuzzLoad(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		sum := sha256.Sum256(b)
 		for _, in := range [][]byte{b, append(bytes.Clone(b), sum[:]...)} {
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			m, err := Load(bytes.NewReader(in), bb)
-			runtime.ReadMemStats(&after)
-			if err == nil && m == nil {
-				t.Fatal("nil model without an error")
-			}
 			// A model holds its parameters a few times over (host copy,
 			// device copy, adapter buffers); the header and decoders add
 			// a fixed amount.
-			if got, limit := after.TotalAlloc-before.TotalAlloc, 8<<20+64*uint64(len(in)); got > limit {
-				t.Fatalf("Load of %d bytes allocated %d (limit %d)", len(in), got, limit)
-			}
+			testutil.AllocBound(t, 8<<20+64*uint64(len(in)), func() {
+				m, err := Load(bytes.NewReader(in), bb)
+				if err == nil && m == nil {
+					t.Fatal("nil model without an error")
+				}
+			})
 		}
 	})
 }

@@ -7,28 +7,17 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/org/anomnet/internal/testutil"
 )
 
 // The fuzz targets feed the readers of outside weight files arbitrary
 // bytes. Each asserts that the reader returns (an error or a value) without
 // panicking, and that what it allocates stays proportional to its input:
 // a forged size field must not turn a small file into a huge allocation.
-
-// allocBound fails t when fn allocates more than limit bytes in total.
-func allocBound(t *testing.T, limit uint64, fn func()) {
-	t.Helper()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	if got := after.TotalAlloc - before.TotalAlloc; got > limit {
-		t.Fatalf("allocated %d bytes for a %d-byte limit", got, limit)
-	}
-}
 
 // fuzzLimit is the allocation allowed for an input of n bytes: a fixed
 // allowance for decoder state plus a multiple of the input.
@@ -84,7 +73,7 @@ func FuzzTFJS(f *testing.F) {
 	f.Add([]byte(`{"modelTopology":{"class_name":"Model","config":{"layers":[{"class_name":"InputLayer","name":"in","config":{"batch_input_shape":[null,8,8,3]}}]}},"weightsManifest":[{"paths":["s"],"weights":[{"name":"w","shape":[1048576,1048576],"dtype":"float32"}]}]}`), shard)
 	f.Add([]byte(`{"modelTopology":{"class_name":"Model","config":{"layers":[{"class_name":"InputLayer","name":"in","config":{"batch_input_shape":[null,1000000000,1000000000,3]}}]}}}`), []byte{})
 	f.Fuzz(func(t *testing.T, modelJSON, shard []byte) {
-		allocBound(t, fuzzLimit(len(modelJSON)+len(shard)), func() {
+		testutil.AllocBound(t, fuzzLimit(len(modelJSON)+len(shard)), func() {
 			// Only the first shard has bytes, so that a manifest naming
 			// many paths cannot multiply the input.
 			served := false
@@ -132,7 +121,7 @@ func FuzzSafetensors(f *testing.F) {
 		if err := os.WriteFile(file, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		allocBound(t, fuzzLimit(len(b)), func() {
+		testutil.AllocBound(t, fuzzLimit(len(b)), func() {
 			ws, err := readSafetensors(file, func(string) bool { return true })
 			if err == nil && ws == nil {
 				t.Fatal("nil weights without an error")
@@ -160,7 +149,7 @@ func FuzzPTH(f *testing.F) {
 		if err := os.WriteFile(file, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		allocBound(t, fuzzLimit(len(b)), func() {
+		testutil.AllocBound(t, fuzzLimit(len(b)), func() {
 			ws, err := readPTH(file, func(string) bool { return true })
 			if err == nil && ws == nil {
 				t.Fatal("nil weights without an error")

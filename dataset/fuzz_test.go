@@ -10,25 +10,13 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/org/anomnet/internal/testutil"
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
 )
-
-// allocBound fails t when fn allocates more than limit bytes in total.
-func allocBound(t *testing.T, limit uint64, fn func()) {
-	t.Helper()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	if got := after.TotalAlloc - before.TotalAlloc; got > limit {
-		t.Fatalf("allocated %d bytes (limit %d)", got, limit)
-	}
-}
 
 // fuzzMaxPixels is the decoding cap of FuzzOpen: 256x256.
 const fuzzMaxPixels = 1 << 16
@@ -98,7 +86,7 @@ func FuzzOpen(f *testing.F) {
 		// buffers of the image's size and of the file's. x/image/tiff reads
 		// a stream in 10 MB chunks (at most to the file's end), once for
 		// the header and once to decode: a constant, not a forged size.
-		allocBound(t, 24<<20+32*fuzzMaxPixels+64*uint64(len(b)), func() {
+		testutil.AllocBound(t, 24<<20+32*fuzzMaxPixels+64*uint64(len(b)), func() {
 			img, err := OpenLimit(path, fuzzMaxPixels)
 			if err != nil {
 				if img != nil || !strings.Contains(err.Error(), path) {
@@ -148,7 +136,7 @@ func FuzzVisA(f *testing.F) {
 		if err := os.WriteFile(csvPath, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		allocBound(t, 4<<20+64*uint64(len(b)), func() {
+		testutil.AllocBound(t, 4<<20+64*uint64(len(b)), func() {
 			c, err := VisA(root, "candle", "")
 			if err != nil {
 				if c != nil {
