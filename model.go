@@ -156,8 +156,11 @@ func (m *Model) backboneMaps(raw []image.Image, first int) ([]*Tensor, error) {
 }
 
 // scorer returns the model's NearestScorer.
-func (m *Model) scorer() *NearestScorer {
-	return &NearestScorer{Set: m.set, Size: m.cfg.Crop, Sigma: m.cfg.Sigma}
+func (m *Model) scorer() *NearestScorer { return configScorer(m.set, m.cfg) }
+
+// configScorer is the NearestScorer of centroids set under cfg.
+func configScorer(set *centroid.Set, cfg Config) *NearestScorer {
+	return &NearestScorer{Set: set, Size: cfg.Crop, Sigma: cfg.Sigma}
 }
 
 // Predict scores one image.
@@ -197,17 +200,23 @@ func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result,
 // pixelMaps adapts and scores backbone maps, freeing them, and returns
 // one host pixel map per image.
 func (m *Model) pixelMaps(maps []*Tensor) [][]float32 {
-	d := m.dev
-	f := m.ad.Forward(d, maps)
+	return pixelMaps(m.dev, m.ad, m.scorer(), maps)
+}
+
+// pixelMaps runs backbone maps through the adapter ad and the scorer sc on
+// d, freeing them, and returns one host pixel map per image: what Predict
+// and the calibration after training share.
+func pixelMaps(d Device, ad *adapter.Adapter, sc *NearestScorer, maps []*Tensor) [][]float32 {
+	f := ad.Forward(d, maps)
 	for _, t := range maps {
 		d.Free(t)
 	}
-	pix := m.scorer().Score(d, f)
+	pix := sc.Score(d, f)
 	d.Free(f)
 	host := d.ToHost(pix)
 	d.Free(pix)
 	all := host.Float32s()
-	n, s := pix.Dim(0), m.cfg.Crop*m.cfg.Crop
+	n, s := pix.Dim(0), sc.Size*sc.Size
 	out := make([][]float32, n)
 	for i := range n {
 		out[i] = all[i*s : (i+1)*s : (i+1)*s]

@@ -407,7 +407,7 @@ func (t *trainer) contrastive(rows, dRows *Tensor) (pos, neg float64) {
 // calibrate scores the training images with the trained model and sets the
 // normalisation range and the thresholds.
 func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
-	m := &Model{cfg: t.cfg, dev: t.d, ad: t.ad, set: t.set}
+	sc := configScorer(t.set, t.cfg)
 	n := t.cache.Len()
 	var images, pixels []float64
 	cal := Calibration{Min: math.Inf(1), Max: math.Inf(-1)}
@@ -421,7 +421,7 @@ func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
 		if err != nil {
 			return cal, err
 		}
-		for _, pix := range m.pixelMaps(maps) {
+		for _, pix := range pixelMaps(t.d, t.ad, sc, maps) {
 			lo, hi := slices.Min(pix), slices.Max(pix)
 			cal.Min, cal.Max = min(cal.Min, float64(lo)), max(cal.Max, float64(hi))
 			images = append(images, float64(hi))
