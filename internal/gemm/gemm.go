@@ -82,12 +82,13 @@ func names() []string {
 	return s
 }
 
-// Blocking sizes: a kc x NR panel of B stays in L1 across the MR-tall panels
-// of an mc x kc block of A in L2; a kc x nc block of B fills part of L3.
+// Blocking sizes: an MR x kc panel of A stays in L1 while the NR-wide
+// panels of a kc x nc block of B (768 KB) stream past it from L2; the
+// mc x kc block of A (192 KB) is in L2 too.
 const (
 	kcBlock = 256
 	mcBlock = 192
-	ncBlock = 3072
+	ncBlock = 768
 )
 
 // Sgemm sets C = alpha*op(A)*op(B) + beta*C for row-major matrices: op(A)
@@ -398,49 +399,60 @@ func (g *job) columns(pa packedA, j0, j1 int, bpack, tile []float32) {
 // block of B into C at (ic, jc).
 func (g *job) macro(ap, bp []float32, ic, mcur, jc, ncur, kcur int, first, last bool, tile []float32) {
 	mr, nr := g.ker.MR, g.ker.NR
-	add := !(first && g.overwrite)
 	var flags uint8
-	if add {
+	if !(first && g.overwrite) {
 		flags |= flagAdd
 	}
 	if last && g.relu {
 		flags |= flagReLU
 	}
-	for jr := 0; jr < ncur; jr += nr {
-		nn := min(nr, ncur-jr)
-		j := jc + jr
-		// A tile goes straight to C when it is whole and its columns are
-		// contiguous (within one group).
-		inGroup := j/g.groupCols == (j+nn-1)/g.groupCols
-		b := &bp[jr*kcur]
-		for ir := 0; ir < mcur; ir += mr {
-			mm := min(mr, mcur-ir)
-			i := ic + ir
-			a := &ap[ir*kcur]
-			if mm == mr && nn == nr && inGroup {
-				g.ker.fn(kcur, a, b, &g.c[g.offset(i, j)], g.ldc, flags)
-				continue
-			}
-			// An edge tile: compute the whole tile aside, then move the
-			// part inside C column by column group.
-			g.ker.fn(kcur, a, b, &tile[0], nr, 0)
-			for r := range mm {
-				src := tile[r*nr : r*nr+nn]
-				for c := 0; c < nn; {
-					run := min(nn-c, g.groupCols-(j+c)%g.groupCols)
-					dst := g.c[g.offset(i+r, j+c):][:run]
-					for t, v := range src[c : c+run] {
-						if add {
-							v += dst[t]
-						}
-						if flags&flagReLU != 0 {
-							v = max(v, 0)
-						}
-						dst[t] = v
-					}
-					c += run
+	// Rows outer: an A panel (MR x kc, 12 KB at most) stays in L1 while
+	// the B panels of the block stream from L2 past it. (Columns outer
+	// kept a B panel of 32 KB in L1 with the A panels streaming, and
+	// measured 4 to 11 points of the FMA peak slower on large products.)
+	for ir := 0; ir < mcur; ir += mr {
+		for jr := 0; jr < ncur; jr += nr {
+			g.tile(ap, bp, ic, ir, jc, jr, mcur, ncur, kcur, flags, tile)
+		}
+	}
+}
+
+// tile multiplies A panel ir of the block at row ic by B panel jr of the
+// block at column jc into C.
+func (g *job) tile(ap, bp []float32, ic, ir, jc, jr, mcur, ncur, kcur int, flags uint8, tile []float32) {
+	mr, nr := g.ker.MR, g.ker.NR
+	add := flags&flagAdd != 0
+	nn := min(nr, ncur-jr)
+	j := jc + jr
+	// A tile goes straight to C when it is whole and its columns are
+	// contiguous (within one group).
+	inGroup := j/g.groupCols == (j+nn-1)/g.groupCols
+	b := &bp[jr*kcur]
+	mm := min(mr, mcur-ir)
+	i := ic + ir
+	a := &ap[ir*kcur]
+	if mm == mr && nn == nr && inGroup {
+		g.ker.fn(kcur, a, b, &g.c[g.offset(i, j)], g.ldc, flags)
+		return
+	}
+	// An edge tile: compute the whole tile aside, then move the
+	// part inside C column by column group.
+	g.ker.fn(kcur, a, b, &tile[0], nr, 0)
+	for r := range mm {
+		src := tile[r*nr : r*nr+nn]
+		for c := 0; c < nn; {
+			run := min(nn-c, g.groupCols-(j+c)%g.groupCols)
+			dst := g.c[g.offset(i+r, j+c):][:run]
+			for t, v := range src[c : c+run] {
+				if add {
+					v += dst[t]
 				}
+				if flags&flagReLU != 0 {
+					v = max(v, 0)
+				}
+				dst[t] = v
 			}
+			c += run
 		}
 	}
 }
