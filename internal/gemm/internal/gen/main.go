@@ -32,6 +32,9 @@ func main() {
 	p("\tTESTQ CX, CX")
 	p("\tJZ avx512store")
 	p("avx512loop:")
+	// B streams from L2 (an A panel stays in L1): fetch it 8 steps ahead.
+	p("\tPREFETCHT0 1024(DI)")
+	p("\tPREFETCHT0 1088(DI)")
 	p("\tVMOVUPS (DI), Z24")
 	p("\tVMOVUPS 64(DI), Z25")
 	// Each A value is broadcast once into one of Z26..Z31 (in turn, so
