@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -26,12 +27,13 @@ var torchBackbone string
 
 func benchBackbone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench backbone", "", "Times the backbone's forward pass on zero images, optionally beside PyTorch's.\n"+
-		"With -rounds N the timing (and the peer's) is repeated N times, alternating, and the median ratio printed:\n"+
-		"on a shared machine single runs move by a third.")
+		"With -peer, PyTorch runs in a helper process and the two alternate batch by batch, so that\n"+
+		"both see the machine in the same state (on a shared machine its speed drifts within seconds);\n"+
+		"each round prints both medians and their ratio, and the end the median ratio of all batch pairs.")
 	batch := fs.Int("batch", 8, "images per batch")
 	size := fs.Int("size", 224, "input height and width")
-	iters := fs.Int("iters", 5, "timed batches (after one warm-up)")
-	rounds := fs.Int("rounds", 1, "repetitions of the timing (each followed by the peer's, with -peer)")
+	iters := fs.Int("iters", 5, "timed batches per round (after one warm-up)")
+	rounds := fs.Int("rounds", 1, "rounds of -iters batches")
 	tap := fs.String("tap", "stage3", "the last layer computed")
 	cache := fs.String("cache", "", "weights cache directory")
 	peer := fs.Bool("peer", false, "also time PyTorch (torch and torchvision) on the same work, for a ratio")
@@ -49,12 +51,20 @@ func benchBackbone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	var pp *peerProcess
+	if *peer {
+		if pp, err = startPeer(ctx, *python, torchBackbone, stderr, *batch, *size, *iters, runtime.GOMAXPROCS(0)); err != nil {
+			return err
+		}
+		defer pp.close()
+	}
 	dev := tensor.Default()
 	x := dev.Zeros(*batch, 3, *size, *size)
 	defer dev.Free(x)
-	var ratios []float64
+	var roundRatios, pairRatios []float64
 	for round := 1; round <= *rounds; round++ {
 		times := make([]float64, 0, *iters)
+		var peerTimes []float64
 		for i := range *iters + 1 {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -65,8 +75,18 @@ func benchBackbone(ctx context.Context, args []string, stdout, stderr io.Writer)
 				return err
 			}
 			dev.Free(out[0])
-			if i > 0 { // the first batch warms up
-				times = append(times, time.Since(start).Seconds())
+			if i == 0 { // the first batch warms up
+				continue
+			}
+			t := time.Since(start).Seconds()
+			times = append(times, t)
+			if pp != nil {
+				pt, err := pp.batch()
+				if err != nil {
+					return err
+				}
+				peerTimes = append(peerTimes, pt)
+				pairRatios = append(pairRatios, pt/t)
 			}
 			fmt.Fprintf(stderr, "\rround %d/%d, batch %d/%d", round, *rounds, i, *iters)
 		}
@@ -75,23 +95,98 @@ func benchBackbone(ctx context.Context, args []string, stdout, stderr io.Writer)
 		ips := float64(*batch) / med
 		fmt.Fprintf(stdout, "anomnet  %s up to %s, batch %d, %dx%d, %s, GOMAXPROCS %d: %.2f images/s (median of %d batches, %.3f s each)\n",
 			net.Name(), *tap, *batch, *size, *size, dev.Name(), runtime.GOMAXPROCS(0), ips, *iters, med)
-		if !*peer {
+		if pp == nil {
 			continue
 		}
-		res, err := runPeer(ctx, *python, torchBackbone, stderr, *batch, *size, *iters, runtime.GOMAXPROCS(0))
-		if err != nil {
-			return err
-		}
-		peerIPS := float64(*batch) / res.Median
-		fmt.Fprintf(stdout, "pytorch  torchvision resnet50 up to layer3, batch %d, %dx%d, torch %s, %d threads: %.2f images/s (median of %d batches, %.3f s each)\n",
-			*batch, *size, *size, res.Torch, res.Threads, peerIPS, *iters, res.Median)
-		ratios = append(ratios, ips/peerIPS)
+		pmed := median(peerTimes)
+		peerIPS := float64(*batch) / pmed
+		fmt.Fprintf(stdout, "pytorch  torchvision resnet50 up to layer3, batch %d, %dx%d, torch %s, %d threads: %.2f images/s (median of %d batches, %.3f s each, alternating with anomnet's)\n",
+			*batch, *size, *size, pp.torch, pp.threads, peerIPS, *iters, pmed)
+		roundRatios = append(roundRatios, ips/peerIPS)
 		fmt.Fprintf(stdout, "ratio    anomnet/pytorch = %.2f\n", ips/peerIPS)
 	}
-	if len(ratios) > 1 {
-		fmt.Fprintf(stdout, "median ratio over %d rounds: %.2f (each: %s)\n", len(ratios), median(ratios), fmtRatios(ratios))
+	if len(roundRatios) > 1 {
+		fmt.Fprintf(stdout, "median ratio over %d rounds: %.2f (each: %s)\n", len(roundRatios), median(roundRatios), fmtRatios(roundRatios))
+	}
+	if len(pairRatios) > 1 {
+		fmt.Fprintf(stdout, "median ratio over %d batch pairs: %.2f\n", len(pairRatios), median(pairRatios))
 	}
 	return nil
+}
+
+// peerProcess is a PyTorch peer script run in serve mode: after its
+// warm-up it times one batch per line it reads.
+type peerProcess struct {
+	cmd     *exec.Cmd
+	in      io.WriteCloser
+	out     *bufio.Scanner
+	torch   string
+	threads int
+}
+
+// startPeer starts script in serve mode with the given arguments and waits
+// for it to be ready.
+func startPeer(ctx context.Context, python, script string, stderr io.Writer, args ...int) (*peerProcess, error) {
+	argv := []string{"-c", script}
+	for _, a := range args {
+		argv = append(argv, fmt.Sprint(a))
+	}
+	cmd := exec.CommandContext(ctx, python, append(argv, "serve")...)
+	cmd.Stderr = stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("PyTorch peer (%s with torch and torchvision; Debian: apt-get install python3-torchvision): %v", python, err)
+	}
+	p := &peerProcess{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	var ready struct {
+		Ready   bool   `json:"ready"`
+		Torch   string `json:"torch"`
+		Threads int    `json:"threads"`
+	}
+	if err := p.read(&ready); err != nil || !ready.Ready {
+		p.close()
+		return nil, fmt.Errorf("PyTorch peer (%s with torch and torchvision; Debian: apt-get install python3-torchvision) did not start: %v", python, err)
+	}
+	p.torch, p.threads = ready.Torch, ready.Threads
+	return p, nil
+}
+
+// read decodes the peer's next line into v.
+func (p *peerProcess) read(v any) error {
+	if !p.out.Scan() {
+		if err := p.out.Err(); err != nil {
+			return err
+		}
+		return io.ErrUnexpectedEOF
+	}
+	return json.Unmarshal(p.out.Bytes(), v)
+}
+
+// batch has the peer time one batch and returns its seconds.
+func (p *peerProcess) batch() (float64, error) {
+	if _, err := io.WriteString(p.in, "\n"); err != nil {
+		return 0, fmt.Errorf("PyTorch peer: %v", err)
+	}
+	var r struct {
+		S float64 `json:"s"`
+	}
+	if err := p.read(&r); err != nil || r.S <= 0 {
+		return 0, fmt.Errorf("PyTorch peer: no timing (%v)", err)
+	}
+	return r.S, nil
+}
+
+// close ends the peer: EOF on its input, then wait.
+func (p *peerProcess) close() {
+	p.in.Close()
+	p.cmd.Wait()
 }
 
 // median returns the median of xs (the upper one of an even count); it
