@@ -28,8 +28,13 @@ import (
 type Kernel struct {
 	Name   string
 	MR, NR int
-	fn     func(kc int, a, b, c *float32, ldc int, flags uint8)
+	fn     kernelFunc
+	// rows, when set, holds kernels that compute only the first r rows
+	// of the tile (rows[r], 0 < r < MR), from the same packed panels.
+	rows []kernelFunc
 }
+
+type kernelFunc func(kc int, a, b, c *float32, ldc int, flags uint8)
 
 const (
 	flagAdd  = 1
@@ -431,9 +436,15 @@ func (g *job) tile(ap, bp []float32, ic, ir, jc, jr, mcur, ncur, kcur int, flags
 	mm := min(mr, mcur-ir)
 	i := ic + ir
 	a := &ap[ir*kcur]
-	if mm == mr && nn == nr && inGroup {
-		g.ker.fn(kcur, a, b, &g.c[g.offset(i, j)], g.ldc, flags)
-		return
+	if nn == nr && inGroup {
+		if mm == mr {
+			g.ker.fn(kcur, a, b, &g.c[g.offset(i, j)], g.ldc, flags)
+			return
+		}
+		if g.ker.rows != nil {
+			g.ker.rows[mm](kcur, a, b, &g.c[g.offset(i, j)], g.ldc, flags)
+			return
+		}
 	}
 	// An edge tile: compute the whole tile aside, then move the
 	// part inside C column by column group.

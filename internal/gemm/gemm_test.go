@@ -277,3 +277,39 @@ func BenchmarkGemmVsPeak(b *testing.B) {
 		}
 	}
 }
+
+// TestRowKernels: products whose last row panel has each possible number
+// of rows (1 to MR-1), over whole column panels, so that the row kernels
+// of the AVX-512 path store straight into C; with and without adding C
+// and ReLU (through Conv2D's flags), against the float64 reference.
+func TestRowKernels(t *testing.T) {
+	withKernel(t, func(t *testing.T) {
+		mr := Active().MR
+		r := rand.New(rand.NewPCG(3, uint64(mr)))
+		for rows := 1; rows < mr; rows++ {
+			m, n, k := mr+rows, 2*Active().NR, 37
+			a, b := randSlice(r, m*k), randSlice(r, k*n)
+			c := randSlice(r, m*n)
+			c0 := append([]float32(nil), c...)
+			Sgemm(false, false, m, n, k, 1, a, k, b, n, 1, c, n)
+			want, scale := refGemm(false, false, m, n, k, 1, a, k, b, n, 1, c0, n)
+			for i := range want {
+				if d := math.Abs(float64(c[i]) - want[i]); d > float64(k+2)*0x1p-23*scale[i] {
+					t.Fatalf("%d rows over %d: c[%d] = %g, want %g", rows, mr, i, c[i], want[i])
+				}
+			}
+			// The rows below m must be untouched: C is exactly m x n here,
+			// so write a guard row after it.
+			guarded := make([]float32, (m+1)*n)
+			for i := range guarded {
+				guarded[i] = -7
+			}
+			Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, guarded[:m*n], n)
+			for i := m * n; i < len(guarded); i++ {
+				if guarded[i] != -7 {
+					t.Fatalf("%d rows over %d: the row after C was written", rows, mr)
+				}
+			}
+		}
+	})
+}

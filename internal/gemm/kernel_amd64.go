@@ -6,8 +6,11 @@ import "golang.org/x/sys/cpu"
 
 // The assembly kernels (kernel_amd64.s).
 var (
-	avx512Kernel = Kernel{Name: "avx512", MR: 12, NR: 32, fn: kernelAVX512}
-	avx2Kernel   = Kernel{Name: "avx2", MR: 6, NR: 16, fn: kernelAVX2}
+	avx512Kernel = Kernel{Name: "avx512", MR: 12, NR: 32, fn: kernelAVX512, rows: []kernelFunc{
+		nil, kernelAVX512R1, kernelAVX512R2, kernelAVX512R3, kernelAVX512R4, kernelAVX512R5, kernelAVX512R6,
+		kernelAVX512R7, kernelAVX512R8, kernelAVX512R9, kernelAVX512R10, kernelAVX512R11,
+	}}
+	avx2Kernel = Kernel{Name: "avx2", MR: 6, NR: 16, fn: kernelAVX2}
 )
 
 // available lists what this CPU (and its OS, which must save the wide
@@ -28,6 +31,43 @@ func kernelAVX512(kc int, a, b, c *float32, ldc int, flags uint8)
 
 //go:noescape
 func kernelAVX2(kc int, a, b, c *float32, ldc int, flags uint8)
+
+// kernelAVX512R1 .. R11 compute only the first 1 .. 11 rows of
+// kernelAVX512's tile, for the last panel of a product whose row count is
+// not a multiple of 12.
+
+//go:noescape
+func kernelAVX512R1(kc int, a, b, c *float32, ldc int, flags uint8)
+
+//go:noescape
+func kernelAVX512R2(kc int, a, b, c *float32, ldc int, flags uint8)
+
+//go:noescape
+func kernelAVX512R3(kc int, a, b, c *float32, ldc int, flags uint8)
+
+//go:noescape
+func kernelAVX512R4(kc int, a, b, c *float32, ldc int, flags uint8)
+
+//go:noescape
+func kernelAVX512R5(kc int, a, b, c *float32, ldc int, flags uint8)
+
+//go:noescape
+func kernelAVX512R6(kc int, a, b, c *float32, ldc int, flags uint8)
+
+//go:noescape
+func kernelAVX512R7(kc int, a, b, c *float32, ldc int, flags uint8)
+
+//go:noescape
+func kernelAVX512R8(kc int, a, b, c *float32, ldc int, flags uint8)
+
+//go:noescape
+func kernelAVX512R9(kc int, a, b, c *float32, ldc int, flags uint8)
+
+//go:noescape
+func kernelAVX512R10(kc int, a, b, c *float32, ldc int, flags uint8)
+
+//go:noescape
+func kernelAVX512R11(kc int, a, b, c *float32, ldc int, flags uint8)
 
 // fmaLoopAVX512 and fmaLoopAVX2 run n iterations of 24 (12) independent
 // vector FMAs: the peak that BenchmarkFMAPeak measures.

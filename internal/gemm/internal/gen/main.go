@@ -21,60 +21,17 @@ func main() {
 
 	// AVX-512: a 12 x 32 tile in Z0..Z23 (row i in Z(2i), Z(2i+1)); each k
 	// loads 32 values of B into Z24, Z25 and broadcasts the 12 values of A.
+	// kernelAVX512R1 .. R11 compute only the first rows of the tile (the
+	// A panel keeps its 12-value stride): the last panel of a product
+	// whose row count is not a multiple of 12 goes straight to C.
 	const mr512 = 12
-	p("")
-	p("// func kernelAVX512(kc int, a, b, c *float32, ldc int, flags uint8)")
-	p("TEXT ·kernelAVX512(SB), NOSPLIT, $0-41")
-	args(p)
-	for i := range 2 * mr512 {
-		p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
+	for rows := mr512; rows >= 1; rows-- {
+		name := "kernelAVX512"
+		if rows < mr512 {
+			name = fmt.Sprintf("kernelAVX512R%d", rows)
+		}
+		avx512(p, name, rows, mr512)
 	}
-	p("\tTESTQ CX, CX")
-	p("\tJZ avx512store")
-	p("avx512loop:")
-	// B streams from L2 (an A panel stays in L1): fetch it 8 steps ahead.
-	p("\tPREFETCHT0 1024(DI)")
-	p("\tPREFETCHT0 1088(DI)")
-	p("\tVMOVUPS (DI), Z24")
-	p("\tVMOVUPS 64(DI), Z25")
-	// Each A value is broadcast once into one of Z26..Z31 (in turn, so
-	// that consecutive broadcasts do not wait on one register) and feeds
-	// two FMAs: 14 loads per 24 FMAs, where broadcasting inside each FMA
-	// would load 26 and starve the FMA units of a core with two of them.
-	for i := range mr512 {
-		r := 26 + i%6
-		p("\tVBROADCASTSS %d(SI), Z%d", 4*i, r)
-		p("\tVFMADD231PS Z%d, Z24, Z%d", r, 2*i)
-		p("\tVFMADD231PS Z%d, Z25, Z%d", r, 2*i+1)
-	}
-	p("\tADDQ $%d, SI", 4*mr512)
-	p("\tADDQ $128, DI")
-	p("\tDECQ CX")
-	p("\tJNZ avx512loop")
-	p("avx512store:")
-	// R9 bit 0: add C's contents; bit 1: apply max(., 0) before storing.
-	p("\tTESTB $1, R9")
-	p("\tJZ avx512noadd")
-	for i := range mr512 {
-		p("\tVADDPS (DX)(R10*1), Z%d, Z%d", 2*i, 2*i)
-		p("\tVADDPS 64(DX)(R10*1), Z%d, Z%d", 2*i+1, 2*i+1)
-		p("\tADDQ R8, R10")
-	}
-	p("avx512noadd:")
-	p("\tTESTB $2, R9")
-	p("\tJZ avx512norelu")
-	p("\tVPXORD Z31, Z31, Z31")
-	for i := range 2 * mr512 {
-		p("\tVMAXPS Z31, Z%d, Z%d", i, i)
-	}
-	p("avx512norelu:")
-	for i := range mr512 {
-		p("\tVMOVUPS Z%d, (DX)", 2*i)
-		p("\tVMOVUPS Z%d, 64(DX)", 2*i+1)
-		p("\tADDQ R8, DX")
-	}
-	p("\tVZEROUPPER")
-	p("\tRET")
 
 	// AVX2: a 6 x 16 tile in Y0..Y11; B in Y12, Y13; A broadcast into
 	// Y14 and Y15 in turn.
@@ -162,6 +119,65 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// avx512 writes an AVX-512 micro-kernel that computes the first rows of a
+// 12 x 32 tile (A panels hold mr values per k).
+func avx512(p func(string, ...any), name string, rows, mr int) {
+	l := strings.ToLower(name)
+	p("")
+	p("// func %s(kc int, a, b, c *float32, ldc int, flags uint8)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-41", name)
+	args(p)
+	for i := range 2 * rows {
+		p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
+	}
+	p("\tTESTQ CX, CX")
+	p("\tJZ %sstore", l)
+	p("%sloop:", l)
+	// B streams from L2 (an A panel stays in L1): fetch it 8 steps ahead.
+	p("\tPREFETCHT0 1024(DI)")
+	p("\tPREFETCHT0 1088(DI)")
+	p("\tVMOVUPS (DI), Z24")
+	p("\tVMOVUPS 64(DI), Z25")
+	// Each A value is broadcast once into one of Z26..Z31 (in turn, so
+	// that consecutive broadcasts do not wait on one register) and feeds
+	// two FMAs: 14 loads per 24 FMAs, where broadcasting inside each FMA
+	// would load 26 and starve the FMA units of a core with two of them.
+	for i := range rows {
+		r := 26 + i%6
+		p("\tVBROADCASTSS %d(SI), Z%d", 4*i, r)
+		p("\tVFMADD231PS Z%d, Z24, Z%d", r, 2*i)
+		p("\tVFMADD231PS Z%d, Z25, Z%d", r, 2*i+1)
+	}
+	p("\tADDQ $%d, SI", 4*mr)
+	p("\tADDQ $128, DI")
+	p("\tDECQ CX")
+	p("\tJNZ %sloop", l)
+	p("%sstore:", l)
+	// R9 bit 0: add C's contents; bit 1: apply max(., 0) before storing.
+	p("\tTESTB $1, R9")
+	p("\tJZ %snoadd", l)
+	for i := range rows {
+		p("\tVADDPS (DX)(R10*1), Z%d, Z%d", 2*i, 2*i)
+		p("\tVADDPS 64(DX)(R10*1), Z%d, Z%d", 2*i+1, 2*i+1)
+		p("\tADDQ R8, R10")
+	}
+	p("%snoadd:", l)
+	p("\tTESTB $2, R9")
+	p("\tJZ %snorelu", l)
+	p("\tVPXORD Z31, Z31, Z31")
+	for i := range 2 * rows {
+		p("\tVMAXPS Z31, Z%d, Z%d", i, i)
+	}
+	p("%snorelu:", l)
+	for i := range rows {
+		p("\tVMOVUPS Z%d, (DX)", 2*i)
+		p("\tVMOVUPS Z%d, 64(DX)", 2*i+1)
+		p("\tADDQ R8, DX")
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
 }
 
 // args loads the kernel arguments: CX = kc, SI = a, DI = b, DX = c,
