@@ -74,17 +74,36 @@ func Conv2D(y, x, w, bias []float32, g ConvGeom, accumulate, relu bool) {
 // im2col matrix, which is the input itself, one image after another.
 func (g *ConvGeom) pack1x1(dst []float32, nr int, x []float32, p0, kc, j0, nn int) {
 	hw := g.H * g.W
+	// The panel's columns in runs that share an image, found once for
+	// all its rows; off is where row p0 of a run starts in x.
+	type segment struct{ c, off, run int }
+	var segs [32]segment
+	ns := 0
+	for c := 0; c < nn; {
+		n, pix := (j0+c)/hw, (j0+c)%hw
+		run := min(nn-c, hw-pix)
+		segs[ns] = segment{c, (n*g.C+p0)*hw + pix, run}
+		ns++
+		c += run
+	}
+	if ns == 1 && nn == nr && packRows != nil {
+		// A whole panel inside one image: kc rows of nr values, hw apart.
+		src := x[segs[0].off : segs[0].off+(kc-1)*hw+nr]
+		packRows(dst[:kc*nr], src, hw, nr)
+		return
+	}
 	for p := range kc {
 		d := dst[p*nr : (p+1)*nr]
-		for c := 0; c < nn; {
-			n, pix := (j0+c)/hw, (j0+c)%hw
-			run := min(nn-c, hw-pix)
-			copy(d[c:c+run], x[(n*g.C+p0+p)*hw+pix:][:run])
-			c += run
+		for _, sg := range segs[:ns] {
+			copy(d[sg.c:sg.c+sg.run], x[sg.off+p*hw:][:sg.run])
 		}
 		clear(d[nn:])
 	}
 }
+
+// packRows, where set, copies len(dst)/nr rows of nr values from src, ld
+// apart, into dst one after another; nil where no fast version exists.
+var packRows func(dst, src []float32, ld, nr int)
 
 // packPatches packs part of the im2col matrix of a general convolution
 // from x: row p is (channel, kernel row, kernel column), column j is

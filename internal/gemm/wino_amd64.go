@@ -4,11 +4,12 @@ package gemm
 
 import "golang.org/x/sys/cpu"
 
-// The AVX-512 transform loops (wino_amd64.s) replace the Go ones where the
-// CPU has AVX-512.
+// The AVX-512 transform loops and the panel copy (wino_amd64.s) replace
+// the Go ones where the CPU has AVX-512.
 func init() {
 	if cpu.X86.HasAVX512F {
 		winoRows, winoCols4, winoOut = winoRowsAsm, winoCols4Asm, winoOutAsm
+		packRows = packRows32
 	}
 }
 
@@ -65,4 +66,21 @@ func winoOutAsm(out0, out1, m []float32, stride int, bias float32, flags uint8) 
 		winoOutAVX512(&out0[0], &out1[0], &m[0], stride, vec, bias, flags)
 	}
 	winoOutGo(out0[2*vec:2*n], out1[2*vec:], m[vec:], stride, bias, flags)
+}
+
+//go:noescape
+func packRows32AVX512(dst, src *float32, ld, rows int)
+
+// packRows32 is packRows for panels of 32 values (the AVX-512 kernel's
+// NR): two vector loads and stores per row, where copy would call memmove.
+func packRows32(dst, src []float32, ld, nr int) {
+	rows := len(dst) / nr
+	if nr != 32 || rows == 0 {
+		for p := range rows {
+			copy(dst[p*nr:(p+1)*nr], src[p*ld:p*ld+nr])
+		}
+		return
+	}
+	_ = src[(rows-1)*ld+nr-1]
+	packRows32AVX512(&dst[0], &src[0], ld, rows)
 }

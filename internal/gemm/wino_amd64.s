@@ -346,3 +346,29 @@ outStore:
 outDone:
 	VZEROUPPER
 	RET
+
+// func packRows32AVX512(dst, src *float32, ld, rows int)
+// Copies rows rows of 32 floats, ld floats apart in src, into dst one
+// after another (a B panel of a 1x1 convolution).
+TEXT ·packRows32AVX512(SB), NOSPLIT, $0-32
+	MOVQ    dst+0(FP), DI
+	MOVQ    src+8(FP), SI
+	MOVQ    ld+16(FP), DX
+	SHLQ    $2, DX
+	MOVQ    rows+24(FP), CX
+
+packLoop:
+	CMPQ    CX, $0
+	JLE     packDone
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ    DX, SI
+	ADDQ    $128, DI
+	DECQ    CX
+	JMP     packLoop
+
+packDone:
+	VZEROUPPER
+	RET

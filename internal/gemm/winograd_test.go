@@ -315,3 +315,37 @@ func TestWinogradGoTransforms(t *testing.T) {
 	winoRows, winoCols4, winoOut = winoRowsGo, winoCols4Go, winoOutGo
 	TestWinogradMatchesReference(t)
 }
+
+// TestPackRows checks the panel copy in use (AVX-512 where the CPU has
+// it) against the definition, for 32- and 16-wide panels, and that it
+// writes nothing past the panel.
+func TestPackRows(t *testing.T) {
+	if packRows == nil {
+		t.Skip("no fast panel copy on this machine or build")
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, nr := range []int{32, 16} {
+		for _, rows := range []int{1, 2, 7} {
+			for _, ld := range []int{32, 33, 100} {
+				src := randSlice(r, (rows-1)*ld+nr)
+				dst := make([]float32, rows*nr+8)
+				for i := range dst {
+					dst[i] = -7
+				}
+				packRows(dst[:rows*nr], src, ld, nr)
+				for p := range rows {
+					for c := range nr {
+						if dst[p*nr+c] != src[p*ld+c] {
+							t.Fatalf("nr %d, %d rows, ld %d: row %d col %d = %g, want %g", nr, rows, ld, p, c, dst[p*nr+c], src[p*ld+c])
+						}
+					}
+				}
+				for i := rows * nr; i < len(dst); i++ {
+					if dst[i] != -7 {
+						t.Fatalf("nr %d, %d rows, ld %d: wrote past the panel", nr, rows, ld)
+					}
+				}
+			}
+		}
+	}
+}
