@@ -97,7 +97,7 @@ func winogradConv(y, x, w, bias []float32, g ConvGeom, accumulate, relu bool, wo
 	workers = min(workers, tiles)
 	chunk := max(ker.NR, winogradChunkFloats/(16*(c+o))/ker.NR*ker.NR)
 	chunk = min(chunk, roundUp((tiles+workers-1)/workers, ker.NR))
-	parallel(workers, workers, func(w, _, _ int) {
+	parallel(workers, workers, func(worker, _, _ int) {
 		v := getScratch(16 * (c*chunk + planePad))
 		// Padding lets the vector loops run over the end of a run: they
 		// read (never write) up to 15 values past a row of m or a scratch
@@ -111,8 +111,8 @@ func winogradConv(y, x, w, bias []float32, g ConvGeom, accumulate, relu bool, wo
 				putScratch(b)
 			}
 		}()
-		end := (w + 1) * tiles / workers
-		for t0 := w * tiles / workers; t0 < end; t0 += chunk {
+		end := (worker + 1) * tiles / workers
+		for t0 := worker * tiles / workers; t0 < end; t0 += chunk {
 			n := min(chunk, end-t0)
 			g.winogradInput(v, x, t0, n, chunk, th, tw, scratch)
 			for xi := range 16 {
