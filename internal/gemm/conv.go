@@ -101,6 +101,10 @@ func (g *ConvGeom) pack1x1(dst []float32, nr int, x []float32, p0, kc, j0, nn in
 	}
 }
 
+// packA12, where set, packs a whole 12-row strip of a row-major matrix
+// (row i at src[i*ld:], kc values each) k-major into dst.
+var packA12 func(dst, src []float32, ld, kc int)
+
 // packRows, where set, copies len(dst)/nr rows of nr values from src, ld
 // apart, into dst one after another; nil where no fast version exists.
 var packRows func(dst, src []float32, ld, nr int)

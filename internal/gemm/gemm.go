@@ -163,6 +163,12 @@ func scaleC(c []float32, ldc, m, n int, beta float32) {
 // otherwise element (i, k) is at s[i*ld+k].
 func packMatrix(dst []float32, r int, s []float32, ld int, kMajor bool, scale float32, i0, mm, p0, kc int) {
 	if kMajor {
+		if scale == 1 && mm == r && packRows != nil && kc > 0 {
+			// Whole rows of the panel: the fast copy (Winograd's and
+			// plain products' B panels).
+			packRows(dst[:kc*r], s[p0*ld+i0:(p0+kc-1)*ld+i0+r], ld, r)
+			return
+		}
 		for p := range kc {
 			d := dst[p*r : (p+1)*r]
 			src := s[(p0+p)*ld+i0:][:mm]
@@ -175,6 +181,10 @@ func packMatrix(dst []float32, r int, s []float32, ld int, kMajor bool, scale fl
 			}
 			clear(d[mm:])
 		}
+		return
+	}
+	if r == 12 && mm == 12 && scale == 1 && packA12 != nil {
+		packA12(dst, s[i0*ld+p0:], ld, kc)
 		return
 	}
 	// Read rows of the strip contiguously, four at a time, and write each

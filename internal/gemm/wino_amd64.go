@@ -10,6 +10,7 @@ func init() {
 	if cpu.X86.HasAVX512F {
 		winoRows, winoCols4, winoOut = winoRowsAsm, winoCols4Asm, winoOutAsm
 		packRows = packRows32
+		packA12 = packA12Asm
 	}
 }
 
@@ -83,4 +84,27 @@ func packRows32(dst, src []float32, ld, nr int) {
 	}
 	_ = src[(rows-1)*ld+nr-1]
 	packRows32AVX512(&dst[0], &src[0], ld, rows)
+}
+
+//go:noescape
+func packA12AVX(dst, src *float32, ld, k4 int)
+
+// packA12Asm packs a whole 12-row strip of row-major A (row i at
+// src[i*ld:], kc values each) for the AVX-512 kernel, four k at a time in
+// assembly, the rest in Go.
+func packA12Asm(dst, src []float32, ld, kc int) {
+	if kc == 0 {
+		return
+	}
+	_ = dst[12*kc-1]
+	_ = src[11*ld+kc-1]
+	k4 := kc / 4
+	if k4 > 0 {
+		packA12AVX(&dst[0], &src[0], ld, k4)
+	}
+	for p := 4 * k4; p < kc; p++ {
+		for i := range 12 {
+			dst[p*12+i] = src[i*ld+p]
+		}
+	}
 }

@@ -372,3 +372,68 @@ packLoop:
 packDone:
 	VZEROUPPER
 	RET
+
+// PACK_A4 transposes the four rows held in X(a)..X(a+3) (four values of k
+// each) into four k-major groups of four and stores them at off(DI),
+// off+48(DI), off+96(DI), off+144(DI); X12..X15 are scratch.
+#define PACK_A4(r0, r1, r2, r3, off) \
+	VUNPCKLPS r1, r0, X12 \
+	VUNPCKLPS r3, r2, X13 \
+	VUNPCKHPS r1, r0, X14 \
+	VUNPCKHPS r3, r2, X15 \
+	VMOVLHPS  X13, X12, r0 \
+	VMOVHLPS  X12, X13, r1 \
+	VMOVLHPS  X15, X14, r2 \
+	VMOVHLPS  X14, X15, r3 \
+	VMOVUPS   r0, off(DI) \
+	VMOVUPS   r1, off+48(DI) \
+	VMOVUPS   r2, off+96(DI) \
+	VMOVUPS   r3, off+144(DI)
+
+// func packA12AVX(dst, src *float32, ld, k4 int)
+// Packs a 12-row strip of a row-major matrix (row i at src[i*ld:]) for the
+// AVX-512 kernel: dst[k*12+i] = src[i*ld+k] for k < 4*k4, four k at a time.
+TEXT ·packA12AVX(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), R8
+	MOVQ ld+16(FP), AX
+	SHLQ $2, AX
+	LEAQ (R8)(AX*1), R9
+	LEAQ (R9)(AX*1), R10
+	LEAQ (R10)(AX*1), R11
+	LEAQ (R11)(AX*1), R12
+	LEAQ (R12)(AX*1), R13
+	LEAQ (R13)(AX*1), R14
+	LEAQ (R14)(AX*1), R15
+	LEAQ (R15)(AX*1), BX
+	LEAQ (BX)(AX*1), CX
+	LEAQ (CX)(AX*1), DX
+	LEAQ (DX)(AX*1), SI
+	XORQ AX, AX
+	CMPQ k4+24(FP), $0
+	JLE  packADone
+
+packALoop:
+	VMOVUPS (R8)(AX*1), X0
+	VMOVUPS (R9)(AX*1), X1
+	VMOVUPS (R10)(AX*1), X2
+	VMOVUPS (R11)(AX*1), X3
+	VMOVUPS (R12)(AX*1), X4
+	VMOVUPS (R13)(AX*1), X5
+	VMOVUPS (R14)(AX*1), X6
+	VMOVUPS (R15)(AX*1), X7
+	VMOVUPS (BX)(AX*1), X8
+	VMOVUPS (CX)(AX*1), X9
+	VMOVUPS (DX)(AX*1), X10
+	VMOVUPS (SI)(AX*1), X11
+	PACK_A4(X0, X1, X2, X3, 0)
+	PACK_A4(X4, X5, X6, X7, 16)
+	PACK_A4(X8, X9, X10, X11, 32)
+	ADDQ    $16, AX
+	ADDQ    $192, DI
+	DECQ    k4+24(FP)
+	JNZ     packALoop
+
+packADone:
+	VZEROUPPER
+	RET

@@ -349,3 +349,35 @@ func TestPackRows(t *testing.T) {
 		}
 	}
 }
+
+// TestPackA12 checks the 12-row strip packing in use against its
+// definition, for depths around its four-at-a-time step, and that it
+// writes nothing past the strip.
+func TestPackA12(t *testing.T) {
+	if packA12 == nil {
+		t.Skip("no fast strip packing on this machine or build")
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, kc := range []int{1, 3, 4, 5, 8, 9, 37} {
+		for _, ld := range []int{kc, kc + 3} {
+			src := randSlice(r, 11*ld+kc)
+			dst := make([]float32, 12*kc+8)
+			for i := range dst {
+				dst[i] = -7
+			}
+			packA12(dst[:12*kc], src, ld, kc)
+			for p := range kc {
+				for i := range 12 {
+					if dst[p*12+i] != src[i*ld+p] {
+						t.Fatalf("kc %d, ld %d: k %d row %d = %g, want %g", kc, ld, p, i, dst[p*12+i], src[i*ld+p])
+					}
+				}
+			}
+			for i := 12 * kc; i < len(dst); i++ {
+				if dst[i] != -7 {
+					t.Fatalf("kc %d, ld %d: wrote past the strip", kc, ld)
+				}
+			}
+		}
+	}
+}
