@@ -134,12 +134,7 @@ func TestPredictLoad64(t *testing.T) {
 	cfg := testConfig()
 	cfg.Epochs1, cfg.Epochs2 = 1, 1
 	m := fitTiny(t, cfg, s)
-	want := make([]Result, len(s.test))
-	for i, img := range s.test {
-		var err error
-		want[i], err = m.Predict(img)
-		require.NoError(t, err)
-	}
+	want := predictEach(t, m, s.test)
 	base := stableGoroutines()
 	deadline := time.Now().Add(2 * time.Second)
 	var (

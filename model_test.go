@@ -43,6 +43,19 @@ func makeSynth(seed uint64, train, good, bad int) synthSet {
 	return s
 }
 
+// predictEach runs Predict on each image in turn: the sequential results
+// that concurrent runs are compared with.
+func predictEach(t *testing.T, m *Model, imgs []image.Image) []Result {
+	t.Helper()
+	out := make([]Result, len(imgs))
+	for i, img := range imgs {
+		var err error
+		out[i], err = m.Predict(img)
+		require.NoError(t, err)
+	}
+	return out
+}
+
 func fitTiny(t *testing.T, cfg Config, s synthSet) *Model {
 	t.Helper()
 	m, err := New(newTinyNet(3), cfg)
@@ -214,12 +227,7 @@ func TestConcurrentPredict(t *testing.T) {
 	cfg := testConfig()
 	cfg.Epochs1, cfg.Epochs2 = 1, 1
 	m := fitTiny(t, cfg, s)
-	want := make([]Result, len(s.test))
-	for i, img := range s.test {
-		var err error
-		want[i], err = m.Predict(img)
-		require.NoError(t, err)
-	}
+	want := predictEach(t, m, s.test)
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for g := range 16 {
