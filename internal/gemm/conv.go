@@ -1,9 +1,6 @@
 package gemm
 
-import (
-	"fmt"
-	"runtime"
-)
+import "fmt"
 
 // ConvGeom is the geometry of a 2-D convolution over a batch of NCHW maps.
 type ConvGeom struct {
@@ -51,11 +48,7 @@ func Conv2D(y, x, w, bias []float32, g ConvGeom, accumulate, relu bool) {
 		return
 	}
 	if useWinograd(g) {
-		workers := runtime.GOMAXPROCS(0)
-		if g.N*g.O*ohw*k < 1<<18 {
-			workers = 1
-		}
-		winogradConv(y, x, w, bias, g, accumulate, relu, workers)
+		winogradConv(y, x, w, bias, g, accumulate, relu, workersFor(g.N*g.O*ohw*k))
 		return
 	}
 	j := &job{ker: Active(), m: g.O, n: g.N * ohw, k: k, c: y, ldc: ohw,

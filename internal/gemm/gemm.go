@@ -282,13 +282,19 @@ func kBlock(k int) int {
 	return (k + blocks - 1) / blocks
 }
 
+// workersFor is how many goroutines a product of mnk multiply-adds uses:
+// every core, unless it is too small to repay starting them.
+func workersFor(mnk int) int {
+	if mnk < 1<<18 {
+		return 1
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
 func (g *job) run() {
 	g.withBias()
 	mr, nr := g.ker.MR, g.ker.NR
-	workers := runtime.GOMAXPROCS(0)
-	if g.m*g.n*g.k < 1<<18 {
-		workers = 1
-	}
+	workers := workersFor(g.m * g.n * g.k)
 	// Wide products (a convolution's columns run over the batch's
 	// pixels) split their columns among the workers; others their rows.
 	if workers > 1 && (g.n+nr-1)/nr >= columnSplitPanels*workers {
