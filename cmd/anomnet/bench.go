@@ -142,7 +142,7 @@ func startPeer(ctx context.Context, python, script string, stderr io.Writer, arg
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("PyTorch peer (%s with torch and torchvision; Debian: apt-get install python3-torchvision): %v", python, err)
+		return nil, peerError(python, "", err)
 	}
 	p := &peerProcess{cmd: cmd, in: in, out: bufio.NewScanner(out)}
 	var ready struct {
@@ -152,7 +152,7 @@ func startPeer(ctx context.Context, python, script string, stderr io.Writer, arg
 	}
 	if err := p.read(&ready); err != nil || !ready.Ready {
 		p.close()
-		return nil, fmt.Errorf("PyTorch peer (%s with torch and torchvision; Debian: apt-get install python3-torchvision) did not start: %v", python, err)
+		return nil, peerError(python, " did not start", err)
 	}
 	p.torch, p.threads = ready.Torch, ready.Threads
 	return p, nil
@@ -205,6 +205,12 @@ func fmtRatios(rs []float64) string {
 	return strings.Join(parts, " ")
 }
 
+// peerError is the error of a PyTorch peer that could not run, with what
+// it needs.
+func peerError(python, what string, err error) error {
+	return fmt.Errorf("PyTorch peer (%s with torch and torchvision; Debian: apt-get install python3-torchvision)%s: %v", python, what, err)
+}
+
 // peerResult is what a PyTorch peer script prints.
 type peerResult struct {
 	Torch   string  `json:"torch"`
@@ -223,7 +229,7 @@ func runPeer(ctx context.Context, python, script string, stderr io.Writer, args 
 	cmd.Stderr = stderr
 	b, err := cmd.Output()
 	if err != nil {
-		return peerResult{}, fmt.Errorf("PyTorch peer (%s with torch and torchvision; Debian: apt-get install python3-torchvision): %v", python, err)
+		return peerResult{}, peerError(python, "", err)
 	}
 	var res peerResult
 	if err := json.Unmarshal(b, &res); err != nil || res.Median <= 0 {
