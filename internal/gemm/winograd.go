@@ -300,34 +300,27 @@ func (g *ConvGeom) winogradOutput(y, m, bias []float32, t0, n, ld, th, tw int, a
 			if whole > 0 {
 				winoOut(out0[:2*whole], out1[:2*whole], m[oc*ld+p:], plane, b, flags)
 			}
-			// Tiles cropped by the output's edge.
+			// Tiles cropped by the output's edge: computed whole aside
+			// (with the old values where accumulating), the part inside
+			// the output copied in.
 			for j := whole; j < run; j++ {
-				var tm [16]float32
-				for xi := range tm {
-					tm[xi] = m[xi*plane+oc*ld+p+j]
+				var t0, t1 [2]float32
+				at := 2 * j
+				for k := range 2 {
+					if at+k < cols {
+						t0[k] = out0[at+k]
+						if rows == 2 {
+							t1[k] = out1[at+k]
+						}
+					}
 				}
-				for i, out := range [2][]float32{out0, out1} {
-					if i >= rows {
-						break
-					}
-					var s0, s1, s2, s3 float32
-					if i == 0 {
-						s0, s1, s2, s3 = tm[0]+tm[4]+tm[8], tm[1]+tm[5]+tm[9], tm[2]+tm[6]+tm[10], tm[3]+tm[7]+tm[11]
-					} else {
-						s0, s1, s2, s3 = tm[4]-tm[8]-tm[12], tm[5]-tm[9]-tm[13], tm[6]-tm[10]-tm[14], tm[7]-tm[11]-tm[15]
-					}
-					for k, v := range [2]float32{s0 + s1 + s2 + b, s1 - s2 - s3 + b} {
-						at := 2*j + k
-						if at >= cols {
-							break
+				winoOutGo(t0[:], t1[:], m[oc*ld+p+j:], plane, b, flags)
+				for k := range 2 {
+					if at+k < cols {
+						out0[at+k] = t0[k]
+						if rows == 2 {
+							out1[at+k] = t1[k]
 						}
-						if accumulate {
-							v += out[at]
-						}
-						if relu {
-							v = max(v, 0)
-						}
-						out[at] = v
 					}
 				}
 			}
