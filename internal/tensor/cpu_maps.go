@@ -87,18 +87,15 @@ func (CPU) MaxPool2D(y, x *Tensor, p Pool2DParams) {
 				if p.Kernel == 3 && i0 >= 0 && i0+3 <= h {
 					a, b = maxPool3Row(dst[oi*ow:(oi+1)*ow], src[i0*w:(i0+3)*w], w, p.Stride, p.Pad)
 				}
-				for oj := 0; oj < ow; oj++ {
-					if oj == a && b > a {
-						oj = b - 1 // skip what the fast path did
+				for oj := range ow {
+					if oj >= a && oj < b {
 						continue
 					}
 					j0 := oj*p.Stride - p.Pad
 					m := float32(math.Inf(-1))
 					for i := max(i0, 0); i < min(i0+p.Kernel, h); i++ {
 						for j := max(j0, 0); j < min(j0+p.Kernel, w); j++ {
-							if v := src[i*w+j]; v > m || v != v {
-								m = v // NaN propagates, as in PyTorch
-							}
+							m = maxNaN(m, src[i*w+j])
 						}
 					}
 					dst[oi*ow+oj] = m
@@ -136,7 +133,8 @@ func maxPool3Row(dst, rows []float32, w, stride, pad int) (a, b int) {
 	return a, b
 }
 
-// maxNaN is max(m, v) where a NaN v wins and a NaN m stays.
+// maxNaN is max(m, v) where a NaN v wins and a NaN m stays: NaN
+// propagates through a max pooling, as in PyTorch.
 func maxNaN(m, v float32) float32 {
 	if v > m || v != v {
 		return v
