@@ -2,9 +2,7 @@ package dataset
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -90,24 +88,3 @@ func fixtureCategory(t testing.TB, root, name string, train, good int, defects m
 }
 
 func fixtureStem(i int) string { return fmt.Sprintf("%03d", i) }
-
-// fixtureBombPNG is a PNG whose header claims w x h 8-bit gray pixels
-// and which holds no image data: DecodeConfig accepts it, Decode would
-// try to allocate w*h bytes.
-func fixtureBombPNG(w, h uint32) []byte {
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	chunk := func(typ string, data []byte) {
-		binary.Write(&b, binary.BigEndian, uint32(len(data)))
-		body := append([]byte(typ), data...)
-		b.Write(body)
-		binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(body))
-	}
-	ihdr := make([]byte, 13)
-	binary.BigEndian.PutUint32(ihdr[0:], w)
-	binary.BigEndian.PutUint32(ihdr[4:], h)
-	ihdr[8] = 8 // bit depth; colour type 0 (gray), no interlace
-	chunk("IHDR", ihdr)
-	chunk("IEND", nil)
-	return b.Bytes()
-}

@@ -2,8 +2,6 @@ package dataset
 
 import (
 	"bytes"
-	"encoding/binary"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -49,18 +47,6 @@ func tinyImages(f *testing.F) map[string][]byte {
 	return out
 }
 
-// pngBomb is a PNG signature and an IHDR chunk (with a valid CRC) that
-// claims w x h pixels, and no data.
-func pngBomb(w, h uint32) []byte {
-	b := []byte("\x89PNG\r\n\x1a\n")
-	ihdr := binary.BigEndian.AppendUint32([]byte("IHDR"), w)
-	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
-	ihdr = append(ihdr, 8, 6, 0, 0, 0) // 8-bit RGBA
-	b = binary.BigEndian.AppendUint32(b, 13)
-	b = append(b, ihdr...)
-	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(ihdr))
-}
-
 // FuzzOpen decodes arbitrary bytes through OpenLimit. It must return an
 // image within the cap or an error, never panic, and allocate no more than
 // the cap and the file justify (a header may claim any size).
@@ -72,9 +58,9 @@ func FuzzOpen(f *testing.F) {
 		flipped[len(flipped)/2] ^= 0x55
 		f.Add(flipped)
 	}
-	f.Add(pngBomb(1<<30, 1<<30))
-	f.Add(pngBomb(1<<16, 1<<16))
-	f.Add(pngBomb(255, 257)) // just over the cap
+	f.Add(testutil.PNGHeader(1<<30, 1<<30))
+	f.Add(testutil.PNGHeader(1<<16, 1<<16))
+	f.Add(testutil.PNGHeader(255, 257)) // just over the cap
 	f.Add([]byte{})
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, b []byte) {

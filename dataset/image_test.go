@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/org/anomnet/internal/testutil"
 )
 
 func TestOpenTruncatedPNG(t *testing.T) {
@@ -32,7 +34,7 @@ func TestOpenTruncatedPNG(t *testing.T) {
 
 func TestOpenDecompressionBomb(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bomb.png")
-	require.NoError(t, os.WriteFile(path, fixtureBombPNG(100000, 100000), 0o644))
+	require.NoError(t, os.WriteFile(path, testutil.PNGHeader(100000, 100000), 0o644))
 	_, err := Open(path)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), path)
@@ -129,7 +131,7 @@ func TestCheckHeader(t *testing.T) {
 	_, _, err = CheckHeader(small, 40*30-1)
 	require.ErrorContains(t, err, small+": png image of 40x30 pixels exceeds the decoding cap of 1199 pixels")
 	bomb := filepath.Join(dir, "bomb.png")
-	require.NoError(t, os.WriteFile(bomb, fixtureBombPNG(20000, 20000), 0o644))
+	require.NoError(t, os.WriteFile(bomb, testutil.PNGHeader(20000, 20000), 0o644))
 	_, _, err = CheckHeader(bomb, 0)
 	require.ErrorContains(t, err, bomb+": png image of 20000x20000 pixels exceeds the decoding cap of 67108864 pixels")
 	bad := filepath.Join(dir, "bad.png")

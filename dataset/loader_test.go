@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/org/anomnet/internal/testutil"
 )
 
 // fixtureLevels writes n uniform gray images of levels 0, 5, 10, ... and
@@ -175,7 +177,7 @@ func TestLoaderMaskErrors(t *testing.T) {
 	require.ErrorContains(t, err, s.MaskPath)
 
 	// The pixel cap applies to masks and images, from their headers.
-	require.NoError(t, os.WriteFile(s.MaskPath, fixtureBombPNG(100000, 100000), 0o644))
+	require.NoError(t, os.WriteFile(s.MaskPath, testutil.PNGHeader(100000, 100000), 0o644))
 	_, err = (&Loader{}).Load(context.Background(), []Sample{s})
 	require.ErrorContains(t, err, s.MaskPath+": png image of 100000x100000 pixels exceeds the decoding cap")
 	_, err = (&Loader{MaxPixels: 100}).Load(context.Background(), samples[:1])

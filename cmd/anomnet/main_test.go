@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/png"
@@ -19,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/org/anomnet"
+	"github.com/org/anomnet/internal/testutil"
 )
 
 // runCLI runs the command line as main does and returns the exit status
@@ -205,18 +204,6 @@ func dirNames(t *testing.T, dir string) []string {
 	return names
 }
 
-// pngHeader is the start of a w x h RGB PNG: signature and IHDR chunk,
-// all a decoder reads before it knows the size.
-func pngHeader(w, h uint32) []byte {
-	ihdr := binary.BigEndian.AppendUint32([]byte("IHDR"), w)
-	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
-	ihdr = append(ihdr, 8, 2, 0, 0, 0) // 8-bit RGB, deflate, no filter, no interlace
-	b := []byte("\x89PNG\r\n\x1a\n")
-	b = binary.BigEndian.AppendUint32(b, uint32(len(ihdr)-4))
-	b = append(b, ihdr...)
-	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(ihdr))
-}
-
 // TestBadInput checks that bad data and an unwritable output each fail
 // with one line naming the file, exit status 1, before the backbone
 // loads, and leave no model (nor a temporary file) behind.
@@ -328,14 +315,14 @@ func TestBadInput(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := filepath.Join(out, "huge.png")
-			if err := os.WriteFile(p, pngHeader(20000, 20000), 0o644); err != nil {
+			if err := os.WriteFile(p, testutil.PNGHeader(20000, 20000), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			return []string{"predict", "-out", filepath.Join(out, "pred"), m, p}, p
 		}},
 		{"fit: 20000x20000 PNG in train/good", func(t *testing.T, cat, out string) ([]string, string) {
 			p := filepath.Join(cat, "train/good/003.png")
-			if err := os.WriteFile(p, pngHeader(20000, 20000), 0o644); err != nil {
+			if err := os.WriteFile(p, testutil.PNGHeader(20000, 20000), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			return []string{"fit", "-o", filepath.Join(out, "model.anm"), cat}, p
