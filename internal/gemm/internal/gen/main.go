@@ -129,6 +129,17 @@ func avx512(p func(string, ...any), name string, rows, mr int) {
 	p("// func %s(kc int, a, b, c *float32, ldc int, flags uint8)", name)
 	p("TEXT ·%s(SB), NOSPLIT, $0-41", name)
 	args(p)
+	// Fetch the C tile now: the loop below runs for thousands of cycles,
+	// and C (read and written once per k block of a large product) is
+	// usually out of L2 by then, so that 24 misses at the end would
+	// stall. A row of 32 values spans two lines, or three if unaligned.
+	p("\tMOVQ DX, R11")
+	for range rows {
+		p("\tPREFETCHT0 (R11)")
+		p("\tPREFETCHT0 64(R11)")
+		p("\tPREFETCHT0 124(R11)")
+		p("\tADDQ R8, R11")
+	}
 	for i := range 2 * rows {
 		p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
 	}
