@@ -65,6 +65,22 @@ func withKernel(t *testing.T, f func(t *testing.T)) {
 	}
 }
 
+// TestNBlock: column blocks are whole panels, at most 5/4 ncBlock wide,
+// and a product a little wider than one block is not split into a block
+// and a sliver (up to four blocks, the last is at least half a block).
+func TestNBlock(t *testing.T) {
+	for _, nr := range []int{4, 16, 32} {
+		for n := 1; n <= 4*ncBlock; n++ {
+			nc := nBlock(n, nr)
+			blocks := (n + nc - 1) / nc
+			last := n - (blocks-1)*nc
+			if nc%nr != 0 || nc > roundUp(ncBlock*5/4, nr) || (blocks > 1 && 2*last < nc) || (n <= ncBlock*5/4 && blocks != 1) {
+				t.Fatalf("nBlock(%d, %d) = %d: %d blocks, the last %d wide", n, nr, nc, blocks, last)
+			}
+		}
+	}
+}
+
 func TestSgemmMatchesReference(t *testing.T) {
 	t.Logf("kernels on this machine: %v", names())
 	// Sizes around every kernel's tile (4, 6, 12 rows; 4, 16, 32 columns)
@@ -74,6 +90,9 @@ func TestSgemmMatchesReference(t *testing.T) {
 		{6, 16, 5}, {7, 17, 300}, {24, 64, 257}, {193, 45, 70}, {50, 97, 513}, {200, 300, 260},
 		// Wide enough for the column split (8 panels per worker).
 		{13, 1100, 70}, {197, 530, 270}, {5, 4099, 3},
+		// One column block wider than ncBlock (nBlock), alone and per
+		// worker of the column split.
+		{9, 900, 20}, {13, 1900, 30},
 	}
 	withKernel(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(1, uint64(len(Active().Name))))
