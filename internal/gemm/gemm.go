@@ -32,9 +32,16 @@ type Kernel struct {
 	// rows, when set, holds kernels that compute only the first r rows
 	// of the tile (rows[r], 0 < r < MR), from the same packed panels.
 	rows []kernelFunc
+	// masked and half, when set, compute all MR rows but only the
+	// columns of C in mask (bit j for column j): masked for any, half for
+	// the first NR/2 columns at most, with half the work.
+	masked, half maskedFunc
 }
 
-type kernelFunc func(kc int, a, b, c *float32, ldc int, flags uint8)
+type (
+	kernelFunc func(kc int, a, b, c *float32, ldc int, flags uint8)
+	maskedFunc func(kc int, a, b, c *float32, ldc int, flags uint8, mask uint32)
+)
 
 const (
 	flagAdd  = 1
@@ -474,6 +481,16 @@ func (g *job) tile(ap, bp []float32, ic, ir, jc, jr, mcur, ncur, kcur int, flags
 			g.ker.rows[mm](kcur, a, b, &g.c[g.offset(i, j)], g.ldc, flags)
 			return
 		}
+	}
+	// The last, narrower column panel of a whole row panel: masked.
+	if nn < nr && inGroup && mm == mr && g.ker.masked != nil {
+		mask := uint32(1)<<nn - 1
+		if 2*nn <= nr && g.ker.half != nil {
+			g.ker.half(kcur, a, b, &g.c[g.offset(i, j)], g.ldc, flags, mask)
+		} else {
+			g.ker.masked(kcur, a, b, &g.c[g.offset(i, j)], g.ldc, flags, mask)
+		}
+		return
 	}
 	// An edge tile: compute the whole tile aside, then move the
 	// part inside C column by column group.

@@ -299,8 +299,8 @@ func BenchmarkGemmVsPeak(b *testing.B) {
 
 // TestRowKernels: products whose last row panel has each possible number
 // of rows (1 to MR-1), over whole column panels, so that the row kernels
-// of the AVX-512 path store straight into C; with and without adding C
-// and ReLU (through Conv2D's flags), against the float64 reference.
+// of the AVX-512 path store straight into C; with and without adding C,
+// against the float64 reference.
 func TestRowKernels(t *testing.T) {
 	withKernel(t, func(t *testing.T) {
 		mr := Active().MR
@@ -327,6 +327,69 @@ func TestRowKernels(t *testing.T) {
 			for i := m * n; i < len(guarded); i++ {
 				if guarded[i] != -7 {
 					t.Fatalf("%d rows over %d: the row after C was written", rows, mr)
+				}
+			}
+		}
+	})
+}
+
+// TestMaskedKernels: products whose last column panel has each possible
+// width (1 to NR-1) over whole row panels, so that the masked kernels of
+// the AVX-512 path (half for up to NR/2 columns) store straight into C:
+// adding C, overwriting it, and with bias and ReLU through a 1x1 Conv2D
+// whose maps are that wide, against the float64 references. C has padding
+// columns and a row after it holding guard values, which must survive.
+func TestMaskedKernels(t *testing.T) {
+	withKernel(t, func(t *testing.T) {
+		mr, nr := Active().MR, Active().NR
+		r := rand.New(rand.NewPCG(5, uint64(nr)))
+		const guard = -7
+		for cols := 1; cols < nr; cols++ {
+			m, n, k := 2*mr, nr+cols, 37
+			ldc := n + 3
+			a, b := randSlice(r, m*k), randSlice(r, k*n)
+			for _, beta := range []float32{1, 0} {
+				c := make([]float32, (m+1)*ldc)
+				for i := range c {
+					c[i] = guard
+				}
+				for i := range m {
+					copy(c[i*ldc:i*ldc+n], randSlice(r, n))
+				}
+				c0 := append([]float32(nil), c...)
+				Sgemm(false, false, m, n, k, 1, a, k, b, n, beta, c[:m*ldc], ldc)
+				want, scale := refGemm(false, false, m, n, k, 1, a, k, b, n, float64(beta), c0, ldc)
+				for i := range m {
+					for j := range ldc {
+						got := c[i*ldc+j]
+						if j >= n {
+							if got != guard {
+								t.Fatalf("%d columns over %d, beta %g: padding c[%d][%d] = %g, was %d", cols, nr, beta, i, j, got, guard)
+							}
+							continue
+						}
+						if d := math.Abs(float64(got) - want[i*n+j]); d > float64(k+2)*0x1p-23*scale[i*n+j] {
+							t.Fatalf("%d columns over %d, beta %g: c[%d][%d] = %g, want %g", cols, nr, beta, i, j, got, want[i*n+j])
+						}
+					}
+				}
+				for j := range ldc {
+					if c[m*ldc+j] != guard {
+						t.Fatalf("%d columns over %d, beta %g: the row after C was written", cols, nr, beta)
+					}
+				}
+			}
+			// A 1x1 convolution over 1 x n maps: bias and ReLU on the
+			// masked store, the columns of each image a group of its own.
+			g := ConvGeom{N: 2, C: k, H: 1, W: n, O: m, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 1, OW: n}
+			x, bias := randSlice(r, g.N*k*n), randSlice(r, m)
+			y := randSlice(r, g.N*m*n)
+			y0 := append([]float32(nil), y...)
+			Conv2D(y, x, a, bias, g, true, true)
+			want, scale := refConv(g, y0, x, a, bias, true, true)
+			for i := range want {
+				if d := math.Abs(float64(y[i]) - want[i]); d > float64(k+3)*0x1p-23*scale[i] {
+					t.Fatalf("%d columns over %d: conv y[%d] = %g, want %g", cols, nr, i, y[i], want[i])
 				}
 			}
 		}

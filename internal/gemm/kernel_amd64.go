@@ -9,7 +9,7 @@ var (
 	avx512Kernel = Kernel{Name: "avx512", MR: 12, NR: 32, fn: kernelAVX512, rows: []kernelFunc{
 		nil, kernelAVX512R1, kernelAVX512R2, kernelAVX512R3, kernelAVX512R4, kernelAVX512R5, kernelAVX512R6,
 		kernelAVX512R7, kernelAVX512R8, kernelAVX512R9, kernelAVX512R10, kernelAVX512R11,
-	}}
+	}, masked: kernelAVX512Mask, half: kernelAVX512Half}
 	avx2Kernel = Kernel{Name: "avx2", MR: 6, NR: 16, fn: kernelAVX2}
 )
 
@@ -68,6 +68,16 @@ func kernelAVX512R10(kc int, a, b, c *float32, ldc int, flags uint8)
 
 //go:noescape
 func kernelAVX512R11(kc int, a, b, c *float32, ldc int, flags uint8)
+
+// kernelAVX512Mask computes a whole 12 x 32 tile but reads and writes only
+// the columns of C set in mask; kernelAVX512Half the same for a tile of 16
+// columns (half the FMAs), from the same 32-wide B panels.
+
+//go:noescape
+func kernelAVX512Mask(kc int, a, b, c *float32, ldc int, flags uint8, mask uint32)
+
+//go:noescape
+func kernelAVX512Half(kc int, a, b, c *float32, ldc int, flags uint8, mask uint32)
 
 // fmaLoopAVX512 and fmaLoopAVX2 run n iterations of 24 (12) independent
 // vector FMAs: the peak that BenchmarkFMAPeak measures.

@@ -32,6 +32,10 @@ func main() {
 		}
 		avx512(p, name, rows, mr512)
 	}
+	// The last column panel of a product, when it is narrower than 32:
+	// all 12 rows, masked columns; up to 16 columns with half the FMAs.
+	avx512Body(p, "kernelAVX512Mask", mr512, mr512, 2, true)
+	avx512Body(p, "kernelAVX512Half", mr512, mr512, 1, true)
 
 	// AVX2: a 6 x 16 tile in Y0..Y11; B in Y12, Y13; A broadcast into
 	// Y14 and Y15 in turn.
@@ -124,11 +128,36 @@ func main() {
 // avx512 writes an AVX-512 micro-kernel that computes the first rows of a
 // 12 x 32 tile (A panels hold mr values per k).
 func avx512(p func(string, ...any), name string, rows, mr int) {
+	avx512Body(p, name, rows, mr, 2, false)
+}
+
+// avx512Body writes a kernel over the first rows of the tile and its first
+// vecs (1 or 2) vectors of 16 columns. A masked kernel takes one more
+// argument, mask (uint32: bit j for column j), and reads and writes only
+// those columns of C, so that the last, narrower column panel of a product
+// goes straight to C; B panels keep their 32-value stride either way.
+func avx512Body(p func(string, ...any), name string, rows, mr, vecs int, masked bool) {
 	l := strings.ToLower(name)
+	frame := "$0-41"
+	if masked {
+		frame = "$0-48"
+	}
 	p("")
-	p("// func %s(kc int, a, b, c *float32, ldc int, flags uint8)", name)
-	p("TEXT ·%s(SB), NOSPLIT, $0-41", name)
+	if masked {
+		p("// func %s(kc int, a, b, c *float32, ldc int, flags uint8, mask uint32)", name)
+	} else {
+		p("// func %s(kc int, a, b, c *float32, ldc int, flags uint8)", name)
+	}
+	p("TEXT ·%s(SB), NOSPLIT, %s", name, frame)
 	args(p)
+	if masked {
+		// K1 masks the first 16 columns, K2 the second 16.
+		p("\tMOVL mask+44(FP), AX")
+		p("\tKMOVW AX, K1")
+		p("\tSHRL $16, AX")
+		p("\tKMOVW AX, K2")
+	}
+	acc := func(i, v int) int { return vecs*i + v }
 	// Fetch the C tile now: the loop below runs for thousands of cycles,
 	// and C (read and written once per k block of a large product) is
 	// usually out of L2 by then, so that 24 misses at the end would
@@ -136,21 +165,25 @@ func avx512(p func(string, ...any), name string, rows, mr int) {
 	p("\tMOVQ DX, R11")
 	for range rows {
 		p("\tPREFETCHT0 (R11)")
-		p("\tPREFETCHT0 64(R11)")
-		p("\tPREFETCHT0 124(R11)")
+		if vecs == 2 {
+			p("\tPREFETCHT0 64(R11)")
+		}
+		p("\tPREFETCHT0 %d(R11)", 64*vecs-4)
 		p("\tADDQ R8, R11")
 	}
-	for i := range 2 * rows {
+	for i := range vecs * rows {
 		p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
 	}
 	p("\tTESTQ CX, CX")
 	p("\tJZ %sstore", l)
 	p("%sloop:", l)
 	// B streams from L2 (an A panel stays in L1): fetch it 8 steps ahead.
-	p("\tPREFETCHT0 1024(DI)")
-	p("\tPREFETCHT0 1088(DI)")
-	p("\tVMOVUPS (DI), Z24")
-	p("\tVMOVUPS 64(DI), Z25")
+	for v := range vecs {
+		p("\tPREFETCHT0 %d(DI)", 1024+64*v)
+	}
+	for v := range vecs {
+		p("\tVMOVUPS %s(DI), Z%d", off(64*v), 24+v)
+	}
 	// Each A value is broadcast once into one of Z26..Z31 (in turn, so
 	// that consecutive broadcasts do not wait on one register) and feeds
 	// two FMAs: 14 loads per 24 FMAs, where broadcasting inside each FMA
@@ -158,37 +191,60 @@ func avx512(p func(string, ...any), name string, rows, mr int) {
 	for i := range rows {
 		r := 26 + i%6
 		p("\tVBROADCASTSS %d(SI), Z%d", 4*i, r)
-		p("\tVFMADD231PS Z%d, Z24, Z%d", r, 2*i)
-		p("\tVFMADD231PS Z%d, Z25, Z%d", r, 2*i+1)
+		for v := range vecs {
+			p("\tVFMADD231PS Z%d, Z%d, Z%d", r, 24+v, acc(i, v))
+		}
 	}
 	p("\tADDQ $%d, SI", 4*mr)
 	p("\tADDQ $128, DI")
 	p("\tDECQ CX")
 	p("\tJNZ %sloop", l)
 	p("%sstore:", l)
+	// mask is the mask operand of an access to vector v of a C row.
+	mask := func(v int) string {
+		if !masked {
+			return ""
+		}
+		return fmt.Sprintf("K%d, ", v+1)
+	}
 	// R9 bit 0: add C's contents; bit 1: apply max(., 0) before storing.
 	p("\tTESTB $1, R9")
 	p("\tJZ %snoadd", l)
 	for i := range rows {
-		p("\tVADDPS (DX)(R10*1), Z%d, Z%d", 2*i, 2*i)
-		p("\tVADDPS 64(DX)(R10*1), Z%d, Z%d", 2*i+1, 2*i+1)
+		for v := range vecs {
+			// Masked: the columns outside C are zeroed, not read.
+			op := "VADDPS"
+			if masked {
+				op = "VADDPS.Z"
+			}
+			p("\t%s %s(DX)(R10*1), Z%d, %sZ%d", op, off(64*v), acc(i, v), mask(v), acc(i, v))
+		}
 		p("\tADDQ R8, R10")
 	}
 	p("%snoadd:", l)
 	p("\tTESTB $2, R9")
 	p("\tJZ %snorelu", l)
 	p("\tVPXORD Z31, Z31, Z31")
-	for i := range 2 * rows {
+	for i := range vecs * rows {
 		p("\tVMAXPS Z31, Z%d, Z%d", i, i)
 	}
 	p("%snorelu:", l)
 	for i := range rows {
-		p("\tVMOVUPS Z%d, (DX)", 2*i)
-		p("\tVMOVUPS Z%d, 64(DX)", 2*i+1)
+		for v := range vecs {
+			p("\tVMOVUPS Z%d, %s%s(DX)", acc(i, v), mask(v), off(64*v))
+		}
 		p("\tADDQ R8, DX")
 	}
 	p("\tVZEROUPPER")
 	p("\tRET")
+}
+
+// off writes a memory offset, none for 0.
+func off(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprint(n)
 }
 
 // args loads the kernel arguments: CX = kc, SI = a, DI = b, DX = c,
