@@ -30,12 +30,12 @@ func main() {
 		if rows < mr512 {
 			name = fmt.Sprintf("kernelAVX512R%d", rows)
 		}
-		avx512(p, name, rows, mr512)
+		avx512(p, name, rows, mr512, 2, false)
 	}
 	// The last column panel of a product, when it is narrower than 32:
 	// all 12 rows, masked columns; up to 16 columns with half the FMAs.
-	avx512Body(p, "kernelAVX512Mask", mr512, mr512, 2, true)
-	avx512Body(p, "kernelAVX512Half", mr512, mr512, 1, true)
+	avx512(p, "kernelAVX512Mask", mr512, mr512, 2, true)
+	avx512(p, "kernelAVX512Half", mr512, mr512, 1, true)
 
 	// AVX2: a 6 x 16 tile in Y0..Y11; B in Y12, Y13; A broadcast into
 	// Y14 and Y15 in turn.
@@ -126,17 +126,12 @@ func main() {
 }
 
 // avx512 writes an AVX-512 micro-kernel that computes the first rows of a
-// 12 x 32 tile (A panels hold mr values per k).
-func avx512(p func(string, ...any), name string, rows, mr int) {
-	avx512Body(p, name, rows, mr, 2, false)
-}
-
-// avx512Body writes a kernel over the first rows of the tile and its first
-// vecs (1 or 2) vectors of 16 columns. A masked kernel takes one more
-// argument, mask (uint32: bit j for column j), and reads and writes only
-// those columns of C, so that the last, narrower column panel of a product
-// goes straight to C; B panels keep their 32-value stride either way.
-func avx512Body(p func(string, ...any), name string, rows, mr, vecs int, masked bool) {
+// 12 x 32 tile (A panels hold mr values per k) and its first vecs (1 or 2)
+// vectors of 16 columns. A masked kernel takes one more argument, mask
+// (uint32: bit j for column j), and reads and writes only those columns of
+// C, so that the last, narrower column panel of a product goes straight to
+// C; B panels keep their 32-value stride either way.
+func avx512(p func(string, ...any), name string, rows, mr, vecs int, masked bool) {
 	l := strings.ToLower(name)
 	frame := "$0-41"
 	if masked {
@@ -186,8 +181,9 @@ func avx512Body(p func(string, ...any), name string, rows, mr, vecs int, masked 
 	}
 	// Each A value is broadcast once into one of Z26..Z31 (in turn, so
 	// that consecutive broadcasts do not wait on one register) and feeds
-	// two FMAs: 14 loads per 24 FMAs, where broadcasting inside each FMA
-	// would load 26 and starve the FMA units of a core with two of them.
+	// vecs FMAs: for the whole tile 14 loads per 24 FMAs, where
+	// broadcasting inside each FMA would load 26 and starve the FMA units
+	// of a core with two of them.
 	for i := range rows {
 		r := 26 + i%6
 		p("\tVBROADCASTSS %d(SI), Z%d", 4*i, r)
