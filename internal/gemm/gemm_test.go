@@ -210,6 +210,19 @@ func BenchmarkSgemm(b *testing.B) {
 	}
 }
 
+// onCores runs f on procs goroutines at once and waits for them all.
+func onCores(procs int, f func()) {
+	var wg sync.WaitGroup
+	for range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	wg.Wait()
+}
+
 // BenchmarkFMAPeak measures the FMA loop alone, one goroutine per core: the
 // ceiling the GEMM is measured against.
 func BenchmarkFMAPeak(b *testing.B) {
@@ -218,15 +231,7 @@ func BenchmarkFMAPeak(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/goroutines=%d", c.name, procs), func(b *testing.B) {
 				const iters = 1 << 20
 				for b.Loop() {
-					var wg sync.WaitGroup
-					for range procs {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							c.loop(iters)
-						}()
-					}
-					wg.Wait()
+					onCores(procs, func() { c.loop(iters) })
 				}
 				b.ReportMetric(float64(procs)*c.flopsPerIter*iters*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
@@ -275,15 +280,7 @@ func BenchmarkGemmVsPeak(b *testing.B) {
 					t0 := time.Now()
 					Sgemm(false, false, m, n, kk, 1, a, kk, bb, n, 0, c, n)
 					t1 := time.Now()
-					var wg sync.WaitGroup
-					for range procs {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							l.loop(iters)
-						}()
-					}
-					wg.Wait()
+					onCores(procs, func() { l.loop(iters) })
 					tg, tp = tg+t1.Sub(t0), tp+time.Since(t1)
 				}
 				peakFlops := float64(procs) * float64(iters) * l.flopsPerIter
