@@ -197,6 +197,18 @@ func pair(v []int, what string) (int, error) {
 	return v[0], nil
 }
 
+// kerasSingleInput builds the supported layer types that read one input:
+// in is the Keras layer read and x the node that computes it.
+var kerasSingleInput = map[string]func(b *kerasBuilder, name string, cfg *kerasConfig, in string, x int) error{
+	"Conv2D":                 (*kerasBuilder).conv2D,
+	"BatchNormalization":     (*kerasBuilder).batchNorm,
+	"Activation":             (*kerasBuilder).activationLayer,
+	"ZeroPadding2D":          (*kerasBuilder).zeroPadding2D,
+	"MaxPooling2D":           (*kerasBuilder).maxPooling,
+	"GlobalAveragePooling2D": (*kerasBuilder).globalAvgPooling,
+	"Dense":                  (*kerasBuilder).dense,
+}
+
 // layer adds one Keras layer to the graph.
 func (b *kerasBuilder) layer(l *kerasLayer, in []string) error {
 	var cfg kerasConfig
@@ -210,225 +222,224 @@ func (b *kerasBuilder) layer(l *kerasLayer, in []string) error {
 	for i, s := range in {
 		src[i] = b.out[s]
 	}
-	single := func() (int, error) {
-		if len(src) != 1 {
-			return 0, b.errorf(l.Name, "%s with %d inputs", l.ClassName, len(src))
-		}
-		return src[0], nil
-	}
 	switch l.ClassName {
 	case "InputLayer":
-		if len(b.net.nodes) > 0 {
-			return b.errorf(l.Name, "a second input; only single-input models are supported")
-		}
-		s := cfg.BatchInputShape
-		if len(s) != 4 || s[3] == nil {
-			return b.errorf(l.Name, "input shape %v, want [batch, height, width, channels]", s)
-		}
-		b.add(l.Name, nil, *s[3])
-		return nil
-
-	case "Conv2D":
-		x, err := single()
-		if err != nil {
-			return err
-		}
-		k, err := pair(cfg.KernelSize, "kernel_size")
-		if err != nil {
-			return b.errorf(l.Name, "%v", err)
-		}
-		s, err := pair(cfg.Strides, "strides")
-		if err != nil {
-			return b.errorf(l.Name, "%v", err)
-		}
-		if cfg.DilationRate != nil && (cfg.DilationRate[0] != 1 || cfg.DilationRate[1] != 1) {
-			return b.errorf(l.Name, "dilation %v is not supported", cfg.DilationRate)
-		}
-		if cfg.Groups > 1 {
-			return b.errorf(l.Name, "grouped convolution is not supported")
-		}
-		var padding string
-		if err := json.Unmarshal(cfg.Padding, &padding); err != nil || (padding != "valid" && padding != "same") {
-			return b.errorf(l.Name, "padding %s, want \"valid\" or \"same\"", cfg.Padding)
-		}
-		cin := b.net.nodes[x].c
-		kw, err := b.take(l.Name, "kernel", k, k, cin, cfg.Filters)
-		if err != nil {
-			return err
-		}
-		o := &convOp{w: hwioToOIHW(kw, k, cin, cfg.Filters), b: tensor.New(cfg.Filters), stride: s, same: padding == "same"}
-		if cfg.UseBias == nil || *cfg.UseBias {
-			bw, err := b.take(l.Name, "bias", cfg.Filters)
-			if err != nil {
-				return err
-			}
-			copy(o.b.Float32s(), bw.data)
-		}
-		i := b.add(l.Name, o, cfg.Filters, x)
-		return b.activation(l.Name, i, cfg.Activation)
-
-	case "BatchNormalization":
-		x, err := single()
-		if err != nil {
-			return err
-		}
-		var axis []int
-		if json.Unmarshal(cfg.Axis, &axis) != nil {
-			var a int
-			if json.Unmarshal(cfg.Axis, &a) == nil {
-				axis = []int{a}
-			}
-		}
-		if len(axis) != 1 || (axis[0] != 3 && axis[0] != -1) {
-			return b.errorf(l.Name, "axis %s; only the channel axis is supported", cfg.Axis)
-		}
-		conv, ok := b.net.nodes[x].op.(*convOp)
-		if !ok || b.consumers[in[0]] != 1 || conv.relu {
-			return b.errorf(l.Name, "BatchNormalization must directly follow a Conv2D that nothing else reads (it is folded into it)")
-		}
-		c := b.net.nodes[x].c
-		eps := 1e-3
-		if cfg.Epsilon != nil {
-			eps = *cfg.Epsilon
-		}
-		gamma, beta := ones(c), make([]float32, c)
-		if cfg.Scale == nil || *cfg.Scale {
-			g, err := b.take(l.Name, "gamma", c)
-			if err != nil {
-				return err
-			}
-			gamma = g.data
-		}
-		if cfg.Center == nil || *cfg.Center {
-			be, err := b.take(l.Name, "beta", c)
-			if err != nil {
-				return err
-			}
-			beta = be.data
-		}
-		mean, err := b.take(l.Name, "moving_mean", c)
-		if err != nil {
-			return err
-		}
-		variance, err := b.take(l.Name, "moving_variance", c)
-		if err != nil {
-			return err
-		}
-		conv.foldBatchNorm(gamma, beta, mean.data, variance.data, eps)
-		b.fold(l.Name, x)
-		return nil
-
-	case "Activation":
-		x, err := single()
-		if err != nil {
-			return err
-		}
-		if cfg.Activation != "relu" {
-			return b.errorf(l.Name, "activation %q is not supported here (relu is)", cfg.Activation)
-		}
-		if b.fuseReLU(in[0], x) {
-			b.fold(l.Name, x)
-			return nil
-		}
-		b.add(l.Name, reluOp{}, b.net.nodes[x].c, x)
-		return nil
-
+		return b.inputLayer(l.Name, &cfg)
 	case "Add":
-		if len(src) < 2 {
-			return b.errorf(l.Name, "Add with %d inputs", len(src))
-		}
-		c := b.net.nodes[src[0]].c
-		for _, j := range src[1:] {
-			if b.net.nodes[j].c != c {
-				return b.errorf(l.Name, "adding %d and %d channels", c, b.net.nodes[j].c)
-			}
-		}
-		if len(src) == 2 {
-			b.out[l.Name] = b.net.addResidual(l.Name, false, c, src[0], src[1])
-			return nil
-		}
-		b.add(l.Name, &addOp{}, c, src...)
-		return nil
+		return b.addLayer(l.Name, src)
+	}
+	build, ok := kerasSingleInput[l.ClassName]
+	if !ok {
+		return b.errorf(l.Name, "layer type %s is not supported (anomnet reads the layer types of ResNet models)", l.ClassName)
+	}
+	if len(src) != 1 {
+		return b.errorf(l.Name, "%s with %d inputs", l.ClassName, len(src))
+	}
+	return build(b, l.Name, &cfg, in[0], src[0])
+}
 
-	case "ZeroPadding2D":
-		x, err := single()
-		if err != nil {
-			return err
-		}
-		t, bo, le, r, err := zeroPadding(cfg.Padding)
-		if err != nil {
-			return b.errorf(l.Name, "%v", err)
-		}
-		b.add(l.Name, padOp{top: t, bottom: bo, left: le, right: r}, b.net.nodes[x].c, x)
-		return nil
+// inputLayer adds the model's input (InputLayer).
+func (b *kerasBuilder) inputLayer(name string, cfg *kerasConfig) error {
+	if len(b.net.nodes) > 0 {
+		return b.errorf(name, "a second input; only single-input models are supported")
+	}
+	s := cfg.BatchInputShape
+	if len(s) != 4 || s[3] == nil {
+		return b.errorf(name, "input shape %v, want [batch, height, width, channels]", s)
+	}
+	b.add(name, nil, *s[3])
+	return nil
+}
 
-	case "MaxPooling2D":
-		x, err := single()
+// conv2D adds a convolution (Conv2D), with its activation.
+func (b *kerasBuilder) conv2D(name string, cfg *kerasConfig, _ string, x int) error {
+	k, err := pair(cfg.KernelSize, "kernel_size")
+	if err != nil {
+		return b.errorf(name, "%v", err)
+	}
+	s, err := pair(cfg.Strides, "strides")
+	if err != nil {
+		return b.errorf(name, "%v", err)
+	}
+	if cfg.DilationRate != nil && (cfg.DilationRate[0] != 1 || cfg.DilationRate[1] != 1) {
+		return b.errorf(name, "dilation %v is not supported", cfg.DilationRate)
+	}
+	if cfg.Groups > 1 {
+		return b.errorf(name, "grouped convolution is not supported")
+	}
+	var padding string
+	if err := json.Unmarshal(cfg.Padding, &padding); err != nil || (padding != "valid" && padding != "same") {
+		return b.errorf(name, "padding %s, want \"valid\" or \"same\"", cfg.Padding)
+	}
+	cin := b.net.nodes[x].c
+	kw, err := b.take(name, "kernel", k, k, cin, cfg.Filters)
+	if err != nil {
+		return err
+	}
+	o := &convOp{w: hwioToOIHW(kw, k, cin, cfg.Filters), b: tensor.New(cfg.Filters), stride: s, same: padding == "same"}
+	if cfg.UseBias == nil || *cfg.UseBias {
+		bw, err := b.take(name, "bias", cfg.Filters)
 		if err != nil {
 			return err
 		}
-		k, err := pair(cfg.PoolSize, "pool_size")
-		if err != nil {
-			return b.errorf(l.Name, "%v", err)
-		}
-		s := k
-		if cfg.Strides != nil {
-			if s, err = pair(cfg.Strides, "strides"); err != nil {
-				return b.errorf(l.Name, "%v", err)
-			}
-		}
-		var padding string
-		if json.Unmarshal(cfg.Padding, &padding); padding != "valid" {
-			return b.errorf(l.Name, "padding %s is not supported (valid is)", cfg.Padding)
-		}
-		b.add(l.Name, maxPoolOp{tensor.Pool2DParams{Kernel: k, Stride: s}}, b.net.nodes[x].c, x)
-		return nil
+		copy(o.b.Float32s(), bw.data)
+	}
+	i := b.add(name, o, cfg.Filters, x)
+	return b.activation(name, i, cfg.Activation)
+}
 
-	case "GlobalAveragePooling2D":
-		x, err := single()
+// batchNorm folds a BatchNormalization into the convolution before it.
+func (b *kerasBuilder) batchNorm(name string, cfg *kerasConfig, in string, x int) error {
+	var axis []int
+	if json.Unmarshal(cfg.Axis, &axis) != nil {
+		var a int
+		if json.Unmarshal(cfg.Axis, &a) == nil {
+			axis = []int{a}
+		}
+	}
+	if len(axis) != 1 || (axis[0] != 3 && axis[0] != -1) {
+		return b.errorf(name, "axis %s; only the channel axis is supported", cfg.Axis)
+	}
+	conv, ok := b.net.nodes[x].op.(*convOp)
+	if !ok || b.consumers[in] != 1 || conv.relu {
+		return b.errorf(name, "BatchNormalization must directly follow a Conv2D that nothing else reads (it is folded into it)")
+	}
+	c := b.net.nodes[x].c
+	eps := 1e-3
+	if cfg.Epsilon != nil {
+		eps = *cfg.Epsilon
+	}
+	gamma, beta := ones(c), make([]float32, c)
+	if cfg.Scale == nil || *cfg.Scale {
+		g, err := b.take(name, "gamma", c)
 		if err != nil {
 			return err
 		}
-		b.add(l.Name, gapOp{}, b.net.nodes[x].c, x)
-		return nil
+		gamma = g.data
+	}
+	if cfg.Center == nil || *cfg.Center {
+		be, err := b.take(name, "beta", c)
+		if err != nil {
+			return err
+		}
+		beta = be.data
+	}
+	mean, err := b.take(name, "moving_mean", c)
+	if err != nil {
+		return err
+	}
+	variance, err := b.take(name, "moving_variance", c)
+	if err != nil {
+		return err
+	}
+	conv.foldBatchNorm(gamma, beta, mean.data, variance.data, eps)
+	b.fold(name, x)
+	return nil
+}
 
-	case "Dense":
-		x, err := single()
-		if err != nil {
-			return err
-		}
-		cin := b.net.nodes[x].c
-		kw, err := b.take(l.Name, "kernel", cin, cfg.Units)
-		if err != nil {
-			return err
-		}
-		// Keras stores in x out; the graph keeps out x in.
-		w := tensor.New(cfg.Units, cin)
-		wd := w.Float32s()
-		for i := range cin {
-			for o := range cfg.Units {
-				wd[o*cin+i] = kw.data[i*cfg.Units+o]
-			}
-		}
-		o := &denseOp{w: w, b: tensor.New(cfg.Units)}
-		if cfg.UseBias == nil || *cfg.UseBias {
-			bw, err := b.take(l.Name, "bias", cfg.Units)
-			if err != nil {
-				return err
-			}
-			copy(o.b.Float32s(), bw.data)
-		}
-		switch cfg.Activation {
-		case "softmax":
-			o.softmax = true
-		case "linear", "":
-		default:
-			return b.errorf(l.Name, "activation %q is not supported on Dense", cfg.Activation)
-		}
-		b.add(l.Name, o, cfg.Units, x)
+// activationLayer adds a ReLU (Activation), fused into the node before it
+// where it can be.
+func (b *kerasBuilder) activationLayer(name string, cfg *kerasConfig, in string, x int) error {
+	if cfg.Activation != "relu" {
+		return b.errorf(name, "activation %q is not supported here (relu is)", cfg.Activation)
+	}
+	if b.fuseReLU(in, x) {
+		b.fold(name, x)
 		return nil
 	}
-	return b.errorf(l.Name, "layer type %s is not supported (anomnet reads the layer types of ResNet models)", l.ClassName)
+	b.add(name, reluOp{}, b.net.nodes[x].c, x)
+	return nil
+}
+
+// addLayer adds an elementwise sum (Add); of two inputs, a residual
+// addition.
+func (b *kerasBuilder) addLayer(name string, src []int) error {
+	if len(src) < 2 {
+		return b.errorf(name, "Add with %d inputs", len(src))
+	}
+	c := b.net.nodes[src[0]].c
+	for _, j := range src[1:] {
+		if b.net.nodes[j].c != c {
+			return b.errorf(name, "adding %d and %d channels", c, b.net.nodes[j].c)
+		}
+	}
+	if len(src) == 2 {
+		b.out[name] = b.net.addResidual(name, false, c, src[0], src[1])
+		return nil
+	}
+	b.add(name, &addOp{}, c, src...)
+	return nil
+}
+
+// zeroPadding2D adds a ZeroPadding2D.
+func (b *kerasBuilder) zeroPadding2D(name string, cfg *kerasConfig, _ string, x int) error {
+	t, bo, le, r, err := zeroPadding(cfg.Padding)
+	if err != nil {
+		return b.errorf(name, "%v", err)
+	}
+	b.add(name, padOp{top: t, bottom: bo, left: le, right: r}, b.net.nodes[x].c, x)
+	return nil
+}
+
+// maxPooling adds a MaxPooling2D.
+func (b *kerasBuilder) maxPooling(name string, cfg *kerasConfig, _ string, x int) error {
+	k, err := pair(cfg.PoolSize, "pool_size")
+	if err != nil {
+		return b.errorf(name, "%v", err)
+	}
+	s := k
+	if cfg.Strides != nil {
+		if s, err = pair(cfg.Strides, "strides"); err != nil {
+			return b.errorf(name, "%v", err)
+		}
+	}
+	var padding string
+	if json.Unmarshal(cfg.Padding, &padding); padding != "valid" {
+		return b.errorf(name, "padding %s is not supported (valid is)", cfg.Padding)
+	}
+	b.add(name, maxPoolOp{tensor.Pool2DParams{Kernel: k, Stride: s}}, b.net.nodes[x].c, x)
+	return nil
+}
+
+// globalAvgPooling adds a GlobalAveragePooling2D.
+func (b *kerasBuilder) globalAvgPooling(name string, _ *kerasConfig, _ string, x int) error {
+	b.add(name, gapOp{}, b.net.nodes[x].c, x)
+	return nil
+}
+
+// dense adds a fully connected layer (Dense), with its softmax if it has
+// one.
+func (b *kerasBuilder) dense(name string, cfg *kerasConfig, _ string, x int) error {
+	cin := b.net.nodes[x].c
+	kw, err := b.take(name, "kernel", cin, cfg.Units)
+	if err != nil {
+		return err
+	}
+	// Keras stores in x out; the graph keeps out x in.
+	w := tensor.New(cfg.Units, cin)
+	wd := w.Float32s()
+	for i := range cin {
+		for o := range cfg.Units {
+			wd[o*cin+i] = kw.data[i*cfg.Units+o]
+		}
+	}
+	o := &denseOp{w: w, b: tensor.New(cfg.Units)}
+	if cfg.UseBias == nil || *cfg.UseBias {
+		bw, err := b.take(name, "bias", cfg.Units)
+		if err != nil {
+			return err
+		}
+		copy(o.b.Float32s(), bw.data)
+	}
+	switch cfg.Activation {
+	case "softmax":
+		o.softmax = true
+	case "linear", "":
+	default:
+		return b.errorf(name, "activation %q is not supported on Dense", cfg.Activation)
+	}
+	b.add(name, o, cfg.Units, x)
+	return nil
 }
 
 // activation handles a Conv2D's own activation argument.
