@@ -6,13 +6,6 @@ import (
 	"github.com/org/anomnet/internal/tensor"
 )
 
-// DefaultMargin is METHOD.md's hinge margin m of the negative term.
-const DefaultMargin = 0.1
-
-// DefaultSample is METHOD.md's M, the number of feature vectors of a batch
-// that form the pairs.
-const DefaultSample = 4096
-
 // Eps is the norm clamp of the normalisation z = f/max(||f||, Eps).
 const Eps float32 = 1e-8
 

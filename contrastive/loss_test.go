@@ -29,6 +29,14 @@ type reference struct {
 // put the pair on either side.
 const kinkTol = 1e-5
 
+// testMargin is METHOD.md's hinge margin m of the negative term, and
+// testSample its M, the number of feature vectors of a batch that form the
+// pairs: the values the tests exercise Loss and Sample with.
+const (
+	testMargin = 0.1
+	testSample = 4096
+)
+
 func normalized(f []float64, m, dim int) (z [][]float64, norm []float64) {
 	z, norm = make([][]float64, m), make([]float64, m)
 	for i := range m {
@@ -201,7 +209,7 @@ func TestLossMatchesBruteForce(t *testing.T) {
 			// second is the one row where z_i is not unit length, so that
 			// the z_i term of the positive gradient (radial, hence removed
 			// by the normalisation's backward elsewhere) shows.
-			name: "mixed", m: 40, dim: 12, k: 5, spread: 3, zero: 5, tiny: 9, margin: DefaultMargin,
+			name: "mixed", m: 40, dim: 12, k: 5, spread: 3, zero: 5, tiny: 9, margin: testMargin,
 			labels: func(rng *rand.Rand, m int) []int32 {
 				y := randomLabels(3)(rng, m)
 				y[17] = 3
@@ -210,7 +218,7 @@ func TestLossMatchesBruteForce(t *testing.T) {
 		},
 		{name: "four labels, negative margin", m: 40, dim: 12, k: 4, spread: 1, zero: -1, tiny: -1, margin: -0.2, labels: randomLabels(4)},
 		{
-			name: "one label (N empty)", m: 40, dim: 12, k: 3, spread: 2, zero: -1, tiny: -1, margin: DefaultMargin,
+			name: "one label (N empty)", m: 40, dim: 12, k: 3, spread: 2, zero: -1, tiny: -1, margin: testMargin,
 			labels: func(_ *rand.Rand, m int) []int32 {
 				y := make([]int32, m)
 				for i := range y {
@@ -220,12 +228,12 @@ func TestLossMatchesBruteForce(t *testing.T) {
 			},
 		},
 		{
-			name: "distinct labels (P empty)", m: 4, dim: 12, k: 4, spread: 1, zero: -1, tiny: -1, margin: DefaultMargin,
+			name: "distinct labels (P empty)", m: 4, dim: 12, k: 4, spread: 1, zero: -1, tiny: -1, margin: testMargin,
 			labels: func(_ *rand.Rand, m int) []int32 { return []int32{2, 0, 3, 1} },
 		},
 		// More rows than the CPU hinge's row block, and a small D so that
 		// many pairs sit above the margin.
-		{name: "several row blocks", m: 300, dim: 6, k: 3, spread: 1, zero: -1, tiny: -1, margin: DefaultMargin, labels: randomLabels(3)},
+		{name: "several row blocks", m: 300, dim: 6, k: 3, spread: 1, zero: -1, tiny: -1, margin: testMargin, labels: randomLabels(3)},
 	}
 	for ci, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -329,15 +337,15 @@ func TestLossWeightAccumulates(t *testing.T) {
 	ft := tensor.FromFloat32s(f, m, dim)
 	yt := tensor.FromInt32s(y, m)
 
-	pos1, neg1, g1 := runLoss(f, y, dim, k, DefaultMargin, 1)
-	pos0, neg0 := Loss(d, ft, yt, k, DefaultMargin, 1, nil)
+	pos1, neg1, g1 := runLoss(f, y, dim, k, testMargin, 1)
+	pos0, neg0 := Loss(d, ft, yt, k, testMargin, 1, nil)
 	require.Equal(t, pos1, pos0)
 	require.Equal(t, neg1, neg0)
 
 	const w = -0.37
 	prior := features(rng, m, dim, 0)
 	df := tensor.FromFloat32s(append([]float32(nil), prior...), m, dim)
-	posW, negW := Loss(d, ft, yt, k, DefaultMargin, w, df)
+	posW, negW := Loss(d, ft, yt, k, testMargin, w, df)
 	require.Equal(t, pos1, posW)
 	require.Equal(t, neg1, negW)
 	var gmax float64
@@ -350,7 +358,7 @@ func TestLossWeightAccumulates(t *testing.T) {
 	}
 
 	// Weight 0 adds nothing.
-	posZ, _ := Loss(d, ft, yt, k, DefaultMargin, 0, df)
+	posZ, _ := Loss(d, ft, yt, k, testMargin, 0, df)
 	require.Equal(t, pos1, posZ)
 	for i, v := range df.Float32s() {
 		require.InDelta(t, float64(prior[i])+w*float64(g1[i]), float64(v), 1e-6*(1+gmax), "element %d", i)
@@ -360,7 +368,7 @@ func TestLossWeightAccumulates(t *testing.T) {
 func TestLossEmpty(t *testing.T) {
 	d := tensor.CPU{}
 	df := tensor.New(0, 5)
-	pos, neg := Loss(d, tensor.New(0, 5), tensor.NewInt32(0), 2, DefaultMargin, 1, df)
+	pos, neg := Loss(d, tensor.New(0, 5), tensor.NewInt32(0), 2, testMargin, 1, df)
 	require.Zero(t, pos)
 	require.Zero(t, neg)
 }
@@ -370,13 +378,13 @@ func TestLossPanics(t *testing.T) {
 	f := tensor.New(4, 3)
 	y := tensor.NewInt32(4)
 	for name, call := range map[string]func(){
-		"f not a matrix": func() { Loss(d, tensor.New(12), y, 2, DefaultMargin, 1, nil) },
-		"y length":       func() { Loss(d, f, tensor.NewInt32(3), 2, DefaultMargin, 1, nil) },
-		"y float":        func() { Loss(d, f, tensor.New(4), 2, DefaultMargin, 1, nil) },
-		"df shape":       func() { Loss(d, f, y, 2, DefaultMargin, 1, tensor.New(3, 4)) },
-		"k":              func() { Loss(d, f, y, 0, DefaultMargin, 1, nil) },
-		"label range":    func() { Loss(d, f, tensor.FromInt32s([]int32{0, 1, 2, 0}, 4), 2, DefaultMargin, 1, nil) },
-		"negative label": func() { Loss(d, f, tensor.FromInt32s([]int32{0, -1, 1, 0}, 4), 2, DefaultMargin, 1, nil) },
+		"f not a matrix": func() { Loss(d, tensor.New(12), y, 2, testMargin, 1, nil) },
+		"y length":       func() { Loss(d, f, tensor.NewInt32(3), 2, testMargin, 1, nil) },
+		"y float":        func() { Loss(d, f, tensor.New(4), 2, testMargin, 1, nil) },
+		"df shape":       func() { Loss(d, f, y, 2, testMargin, 1, tensor.New(3, 4)) },
+		"k":              func() { Loss(d, f, y, 0, testMargin, 1, nil) },
+		"label range":    func() { Loss(d, f, tensor.FromInt32s([]int32{0, 1, 2, 0}, 4), 2, testMargin, 1, nil) },
+		"negative label": func() { Loss(d, f, tensor.FromInt32s([]int32{0, -1, 1, 0}, 4), 2, testMargin, 1, nil) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
@@ -391,7 +399,7 @@ func TestLossPanics(t *testing.T) {
 }
 
 func BenchmarkLoss(b *testing.B) {
-	for _, s := range []struct{ m, dim, k int }{{DefaultSample, 1536, 10}} {
+	for _, s := range []struct{ m, dim, k int }{{testSample, 1536, 10}} {
 		b.Run(fmt.Sprintf("M=%d,D=%d", s.m, s.dim), func(b *testing.B) {
 			d := tensor.CPU{}
 			rng := rand.New(rand.NewPCG(1, 2))
@@ -404,7 +412,7 @@ func BenchmarkLoss(b *testing.B) {
 			df := d.Zeros(s.m, s.dim)
 			b.ResetTimer()
 			for b.Loop() {
-				Loss(d, f, yt, s.k, DefaultMargin, 1, df)
+				Loss(d, f, yt, s.k, testMargin, 1, df)
 			}
 			// The hinge's similarity product, 2 M^2 D flops (its gradient
 			// product costs as much again and is not counted).

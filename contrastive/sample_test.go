@@ -11,7 +11,7 @@ import (
 
 func TestSampleDistinctInRange(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
-	for _, c := range []struct{ n, m int }{{1000, 100}, {25088, DefaultSample}, {10, 9}, {1, 1}, {5, 0}, {0, 0}} {
+	for _, c := range []struct{ n, m int }{{1000, 100}, {25088, testSample}, {10, 9}, {1, 1}, {5, 0}, {0, 0}} {
 		s := Sample(rng, c.n, c.m)
 		require.Len(t, s, c.m)
 		seen := make(map[int32]bool, len(s))

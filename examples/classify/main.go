@@ -13,9 +13,9 @@ import (
 	"os"
 	"sort"
 
+	"github.com/org/anomnet"
 	"github.com/org/anomnet/backbone"
 	"github.com/org/anomnet/dataset"
-	"github.com/org/anomnet/internal/tensor"
 )
 
 func main() {
@@ -33,7 +33,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	dev := tensor.Default()
+	dev := anomnet.DefaultDevice()
 	for _, path := range flag.Args() {
 		img, err := dataset.Open(path)
 		if err != nil {
