@@ -44,7 +44,7 @@ type Backbone interface {
 
 // Adapter turns a batch of backbone maps into the adapted feature map F
 // (N x D x H x W). adapter.Adapter implements it, with the backward pass
-// that training needs.
+// that training needs; a Model returns its trained adapter as an Adapter.
 type Adapter interface {
 	// Dim is D, the channel count of F.
 	Dim() int
@@ -55,8 +55,10 @@ type Adapter interface {
 	Params() []*Tensor
 }
 
-// CentroidSet is the K centroids of the feature space. centroid.Set
-// implements it.
+// CentroidSet is the K centroids of the feature space and the search for
+// the nearest of them. centroid.Set implements it with an exact search; a
+// Scorer may wrap it in a search of its own (an index, a pruned search)
+// as long as it answers the same question.
 type CentroidSet interface {
 	K() int
 	D() int
@@ -67,11 +69,15 @@ type CentroidSet interface {
 	Nearest(d Device, idx, dist, x *Tensor)
 }
 
-// Scorer turns adapted feature maps into pixel anomaly maps.
-// NearestScorer is METHOD.md's (section 5).
+// Scorer turns adapted feature maps into pixel anomaly maps and image
+// scores, measured against a model's centroids. NearestScorer is
+// METHOD.md's (section 5) and the default; Config.Scorer and
+// Model.SetScorer plug in another.
 type Scorer interface {
-	// Score maps F (N x D x H x W) to pixel anomaly maps (N x 1 x S x S).
-	Score(d Device, f *Tensor) *Tensor
+	// Score maps F (N x D x H x W) to pixel anomaly maps (N x 1 x S x S,
+	// S the model's crop size) and one score per image, using the
+	// centroids set. It must be safe for concurrent use.
+	Score(d Device, set CentroidSet, f *Tensor) (maps *Tensor, images []float64)
 }
 
 var (

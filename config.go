@@ -26,9 +26,8 @@ type Config struct {
 	// Adapter configures the feature adapter (METHOD.md 3).
 	Adapter adapter.Options `json:"adapter"`
 
-	// K is the number of centroids. METHOD.md leaves it open; with
-	// k-means++ seeding, 256 measured best of 64, 256 and 1024 on kolektor
-	// (docs/RESULTS.md).
+	// K is the number of centroids. METHOD.md leaves it open
+	// (docs/RESULTS.md compares values on real data).
 	K int `json:"k"`
 	// Init is how the centroids start: InitMean (METHOD.md's: the global
 	// mean of the training features plus jitter; the default), InitKMeansPP
@@ -77,6 +76,11 @@ type Config struct {
 	SingleStage bool `json:"single_stage"`
 	NoCon       bool `json:"no_con"`
 
+	// Scorer, when set, scores the adapted features in place of the
+	// NearestScorer of Crop and Sigma, for the calibration after training
+	// and for Predict. A saved model does not keep it: see
+	// Model.SetScorer.
+	Scorer Scorer `json:"-"`
 	// Sigma is the Gaussian blur of the pixel anomaly map, in pixels.
 	Sigma float64 `json:"sigma"`
 	// ImageQuantile and PixelQuantile calibrate the image and pixel
@@ -113,7 +117,7 @@ type Config struct {
 // Snapshot is the state of training at the end of an epoch (Epoch 0: just
 // after initialisation).
 type Snapshot struct {
-	Stage string
+	Stage Stage
 	Epoch int
 	// D is the feature dimension; Centroids holds K x D values and
 	// Features a sample of adapted feature vectors (n x D), the same
@@ -152,6 +156,14 @@ func DefaultConfig() Config {
 		CacheBytes:    2 << 30,
 		MaxPixels:     dataset.DefaultMaxPixels,
 	}
+}
+
+// Validate returns an error naming the first setting of c out of range,
+// once zero fields take DefaultConfig's values (as New does): a program
+// can check a Config before it has a backbone.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
 }
 
 // withDefaults returns c with zero fields replaced by DefaultConfig's, or an
@@ -240,10 +252,9 @@ const (
 
 // Progress reports how training advances.
 type Progress struct {
-	// Stage is "features" (backbone features of the training images),
-	// "init" (centroid initialisation), "stage1", "stage2", "joint"
-	// (SingleStage) or "calibrate" (normalisation and thresholds).
-	Stage string
+	// Stage is the step of Fit: StageFeatures, StageInit, one of the
+	// training stages of Config.Plans, or StageCalibrate.
+	Stage Stage
 	// Epoch (1-based) of Epochs, and Step (1-based) of Steps in the epoch;
 	// for "features" and "calibrate", Step counts images.
 	Epoch, Epochs int

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 
 	"github.com/org/anomnet"
 	"github.com/org/anomnet/backbone"
@@ -134,6 +135,68 @@ func ExampleBackbone() {
 	// Output:
 	// normal: false
 	// blotched: true
+}
+
+// This example plugs in a Scorer of its own: it keeps METHOD.md's pixel
+// maps but scores an image by the mean of its hottest 2% of pixels instead
+// of the single hottest one, which is steadier on noisy images.
+func ExampleScorer() {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var train []image.Image
+	for range 32 {
+		train = append(train, stripes(rng, false))
+	}
+	cfg := anomnet.DefaultConfig()
+	cfg.Resize, cfg.Crop = 64, 64
+	cfg.K = 4
+	cfg.Epochs1, cfg.Epochs2 = 3, 2
+	cfg.BatchSize, cfg.LR, cfg.Sample, cfg.Sigma = 8, 1e-3, 256, 2
+	cfg.Scorer = topScorer{inner: &anomnet.NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma}, frac: 0.02}
+	m, err := anomnet.New(newRandomCNN(6), cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Fit calibrates the thresholds with the Scorer it will predict with.
+	if err := m.Fit(context.Background(), train); err != nil {
+		log.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		blotch bool
+	}{{"normal", false}, {"blotched", true}} {
+		r, err := m.Predict(stripes(rng, c.blotch))
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s: %v\n", c.name, r.Anomalous)
+	}
+	// Output:
+	// normal: false
+	// blotched: true
+}
+
+// topScorer keeps inner's pixel maps and scores each image by the mean of
+// its highest frac of pixels.
+type topScorer struct {
+	inner anomnet.Scorer
+	frac  float64
+}
+
+func (s topScorer) Score(d anomnet.Device, set anomnet.CentroidSet, f *anomnet.Tensor) (*anomnet.Tensor, []float64) {
+	maps, _ := s.inner.Score(d, set, f)
+	host := d.ToHost(maps).Float32s()
+	n := maps.Dim(0)
+	per := len(host) / n
+	scores := make([]float64, n)
+	for i := range scores {
+		px := slices.Clone(host[i*per : (i+1)*per])
+		slices.Sort(px)
+		top := px[len(px)-max(1, int(s.frac*float64(per))):]
+		for _, v := range top {
+			scores[i] += float64(v) / float64(len(top))
+		}
+	}
+	return maps, scores
 }
 
 // randomCNN is a stand-in for a pretrained network: three 3x3 convolutions

@@ -68,7 +68,7 @@ func TestFitCancelMidway(t *testing.T) {
 
 	type point struct {
 		name  string
-		stage string        // cancel on the first progress report of this stage
+		stage Stage         // cancel on the first progress report of this stage
 		after time.Duration // or this long after Fit starts
 	}
 	points := []point{{"features", "features", 0}, {"init", "init", 0}, {"stage1", "stage1", 0},
@@ -94,10 +94,10 @@ func TestFitCancelMidway(t *testing.T) {
 					stop()
 				}
 			}
-			if p.stage == "calibrate" || p.stage == "stage2" {
+			if p.stage == StageCalibrate || p.stage == Stage2 {
 				c.Epochs1 = 1
 			}
-			if p.stage == "calibrate" {
+			if p.stage == StageCalibrate {
 				c.Epochs2 = 1
 			}
 			if p.stage == "" {

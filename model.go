@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"slices"
 	"sync"
 
-	"github.com/org/anomnet/adapter"
-	"github.com/org/anomnet/centroid"
 	"github.com/org/anomnet/dataset"
 	"github.com/org/anomnet/internal/tensor"
 )
@@ -31,8 +28,8 @@ type Model struct {
 	fitted   bool
 	channels []int    // per tap
 	sizes    [][2]int // per tap, at the crop size
-	ad       *adapter.Adapter
-	set      *centroid.Set
+	ad       Adapter
+	set      CentroidSet
 	delta    float64
 	cal      Calibration
 }
@@ -57,17 +54,36 @@ func (m *Model) Config() Config { return m.cfg }
 func (m *Model) Backbone() Backbone { return m.bb }
 
 // Adapter returns the trained adapter (nil before Fit or Load).
-func (m *Model) Adapter() *adapter.Adapter {
+func (m *Model) Adapter() Adapter {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.ad
 }
 
 // Centroids returns the trained centroids (nil before Fit or Load).
-func (m *Model) Centroids() *centroid.Set {
+func (m *Model) Centroids() CentroidSet {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.set
+}
+
+// Scorer returns the scorer that Predict uses: Config.Scorer, or the
+// NearestScorer of the model's crop size and blur.
+func (m *Model) Scorer() Scorer {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.scorer()
+}
+
+// SetScorer makes Predict score with s from now on (nil: the default
+// NearestScorer), for example on a loaded model, whose file does not keep
+// a program's scorer. The calibration and thresholds stay those measured
+// with the scorer of Fit: set new ones with SetThresholds if s scores on
+// another scale.
+func (m *Model) SetScorer(s Scorer) {
+	m.mu.Lock()
+	m.cfg.Scorer = s
+	m.mu.Unlock()
 }
 
 // Calibration returns the score range of the normal training images and
@@ -155,12 +171,16 @@ func (m *Model) backboneMaps(raw []image.Image, first int) ([]*Tensor, error) {
 	return maps, nil
 }
 
-// scorer returns the model's NearestScorer.
-func (m *Model) scorer() *NearestScorer { return configScorer(m.set, m.cfg) }
+// scorer returns Config.Scorer, or the default NearestScorer.
+func (m *Model) scorer() Scorer { return configScorer(m.cfg) }
 
-// configScorer is the NearestScorer of centroids set under cfg.
-func configScorer(set *centroid.Set, cfg Config) *NearestScorer {
-	return &NearestScorer{Set: set, Size: cfg.Crop, Sigma: cfg.Sigma}
+// configScorer is cfg's Scorer, or the NearestScorer of its crop size and
+// blur.
+func configScorer(cfg Config) Scorer {
+	if cfg.Scorer != nil {
+		return cfg.Scorer
+	}
+	return &NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma}
 }
 
 // Predict scores one image.
@@ -189,45 +209,49 @@ func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result,
 		if err != nil {
 			return nil, fmt.Errorf("anomnet: predicting images %d to %d: %w", lo, hi-1, err)
 		}
-		pix := m.pixelMaps(maps)
+		pix, scores := m.pixelMaps(maps)
 		for i := range hi - lo {
-			out = append(out, m.result(pix[i]))
+			out = append(out, m.result(pix[i], scores[i]))
 		}
 	}
 	return out, nil
 }
 
 // pixelMaps adapts and scores backbone maps, freeing them, and returns
-// one host pixel map per image.
-func (m *Model) pixelMaps(maps []*Tensor) [][]float32 {
-	return pixelMaps(m.dev, m.ad, m.scorer(), maps)
+// one host pixel map and one score per image.
+func (m *Model) pixelMaps(maps []*Tensor) ([][]float32, []float64) {
+	return pixelMaps(m.dev, m.ad, m.set, m.scorer(), m.cfg.Crop, maps)
 }
 
-// pixelMaps runs backbone maps through the adapter ad and the scorer sc on
-// d, freeing them, and returns one host pixel map per image: what Predict
-// and the calibration after training share.
-func pixelMaps(d Device, ad *adapter.Adapter, sc *NearestScorer, maps []*Tensor) [][]float32 {
+// pixelMaps runs backbone maps through the adapter ad and the scorer sc
+// with the centroids set on d, freeing them, and returns one host pixel
+// map (size x size) and one score per image: what Predict and the
+// calibration after training share.
+func pixelMaps(d Device, ad Adapter, set CentroidSet, sc Scorer, size int, maps []*Tensor) ([][]float32, []float64) {
 	f := ad.Forward(d, maps)
 	for _, t := range maps {
 		d.Free(t)
 	}
-	pix := sc.Score(d, f)
+	pix, scores := sc.Score(d, set, f)
 	d.Free(f)
 	host := d.ToHost(pix)
 	d.Free(pix)
 	all := host.Float32s()
-	n, s := pix.Dim(0), sc.Size*sc.Size
+	n, s := pix.Dim(0), size*size
+	if len(all) != n*s || len(scores) != n {
+		panic(fmt.Sprintf("anomnet: the scorer returned maps %v and %d scores for %d images of %dx%d", pix.Shape(), len(scores), n, size, size))
+	}
 	out := make([][]float32, n)
 	for i := range n {
 		out[i] = all[i*s : (i+1)*s : (i+1)*s]
 	}
-	return out
+	return out, scores
 }
 
-// result turns a pixel map into a Result with the model's thresholds.
-func (m *Model) result(pix []float32) Result {
-	r := Result{Map: pix, Size: m.cfg.Crop, Mask: make([]bool, len(pix))}
-	r.Score = float64(slices.Max(pix))
+// result turns a pixel map and an image score into a Result with the
+// model's thresholds.
+func (m *Model) result(pix []float32, score float64) Result {
+	r := Result{Map: pix, Size: m.cfg.Crop, Mask: make([]bool, len(pix)), Score: score}
 	r.Anomalous = r.Score > m.cal.ImageThreshold
 	for i, v := range pix {
 		r.Mask[i] = float64(v) > m.cal.PixelThreshold

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -115,19 +116,19 @@ func TestAblationsTrain(t *testing.T) {
 			cfg := testConfig()
 			cfg.Epochs1, cfg.Epochs2 = 1, 1
 			mod(&cfg)
-			var stages []string
+			var stages []Stage
 			cfg.Progress = func(p Progress) {
 				if len(stages) == 0 || stages[len(stages)-1] != p.Stage {
 					stages = append(stages, p.Stage)
 				}
 			}
 			m := fitTiny(t, cfg, s)
-			want := []string{"features", "init", "stage1", "stage2", "calibrate"}
+			want := []Stage{StageFeatures, StageInit, Stage1, Stage2, StageCalibrate}
 			switch {
 			case cfg.SingleStage:
-				want = []string{"features", "init", "joint", "calibrate"}
+				want = []Stage{StageFeatures, StageInit, StageJoint, StageCalibrate}
 			case cfg.NoStage2:
-				want = []string{"features", "init", "stage1", "calibrate"}
+				want = []Stage{StageFeatures, StageInit, Stage1, StageCalibrate}
 			}
 			require.Equal(t, want, stages)
 			_, err := m.Predict(s.test[0])
@@ -347,8 +348,60 @@ func TestSnapshots(t *testing.T) {
 		require.Len(t, sn.Centroids, cfg.K*48)
 		require.Len(t, sn.Features, 4*16*16*48)
 	}
-	require.Equal(t, "init", snaps[0].Stage)
-	require.Equal(t, "stage1", snaps[2].Stage)
+	require.Equal(t, StageInit, snaps[0].Stage)
+	require.Equal(t, Stage1, snaps[2].Stage)
 	require.NotEqual(t, snaps[0].Centroids, snaps[2].Centroids, "the centroids moved")
 	require.Equal(t, m.Centroids().D(), 48)
+}
+
+// offsetScorer is NearestScorer with every image score moved by off, so
+// that a test can tell whose scores a Model used.
+type offsetScorer struct {
+	NearestScorer
+	off   float64
+	calls *atomic.Int64
+}
+
+func (s offsetScorer) Score(d Device, set CentroidSet, f *Tensor) (*Tensor, []float64) {
+	s.calls.Add(1)
+	maps, scores := s.NearestScorer.Score(d, set, f)
+	for i := range scores {
+		scores[i] += s.off
+	}
+	return maps, scores
+}
+
+// TestCustomScorer plugs a Scorer in through Config.Scorer (calibration
+// and Predict use it) and Model.SetScorer (on a loaded model).
+func TestCustomScorer(t *testing.T) {
+	s := makeSynth(17, 16, 2, 2)
+	cfg := testConfig()
+	cfg.Epochs1, cfg.Epochs2 = 1, 1
+	plain := fitTiny(t, cfg, s)
+	var calls atomic.Int64
+	cfg.Scorer = offsetScorer{NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma}, 100, &calls}
+	m := fitTiny(t, cfg, s)
+	require.Positive(t, calls.Load(), "Fit's calibration did not use Config.Scorer")
+	require.InDelta(t, plain.Calibration().ImageThreshold+100, m.Calibration().ImageThreshold, 1e-9)
+	require.Equal(t, plain.Calibration().PixelThreshold, m.Calibration().PixelThreshold)
+	want := predictEach(t, plain, s.test)
+	got := predictEach(t, m, s.test)
+	for i := range got {
+		require.Equal(t, want[i].Map, got[i].Map)
+		require.Equal(t, want[i].Score+100, got[i].Score)
+	}
+	_, isOffset := m.Scorer().(offsetScorer)
+	require.True(t, isOffset)
+
+	// A saved model does not keep the scorer: Load gives the default,
+	// SetScorer plugs it in again.
+	var buf bytes.Buffer
+	require.NoError(t, m.Save(&buf))
+	l, err := Load(&buf, newTinyNet(3))
+	require.NoError(t, err)
+	_, isNearest := l.Scorer().(*NearestScorer)
+	require.True(t, isNearest)
+	require.Equal(t, want[0].Score, predictEach(t, l, s.test[:1])[0].Score)
+	l.SetScorer(offsetScorer{NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma}, 100, &calls})
+	require.Equal(t, want[0].Score+100, predictEach(t, l, s.test[:1])[0].Score)
 }

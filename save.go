@@ -54,11 +54,11 @@ type fileShape struct {
 func (m *Model) params() ([]string, []*Tensor) {
 	var names []string
 	var ts []*Tensor
-	for i, l := range m.ad.Layers {
-		names = append(names, fmt.Sprintf("adapter.%d.weight", i), fmt.Sprintf("adapter.%d.bias", i))
-		ts = append(ts, l.W, l.B)
+	for i, p := range m.ad.Params() {
+		names = append(names, fmt.Sprintf("adapter.%d.%s", i/2, [2]string{"weight", "bias"}[i%2]))
+		ts = append(ts, p)
 	}
-	return append(names, "centroids"), append(ts, m.set.C)
+	return append(names, "centroids"), append(ts, m.set.Centroids())
 }
 
 // Save writes the model in anomnet's versioned binary format. The file

@@ -2,50 +2,63 @@ package anomnet
 
 import (
 	"fmt"
-	"math"
+	"slices"
+
+	"github.com/org/anomnet/internal/tensor"
 )
 
 // NearestScorer is METHOD.md's scoring (section 5): each location's score
 // is its Euclidean distance to the nearest centroid; the score map is
 // upsampled bilinearly to Size x Size and blurred with a Gaussian of
-// standard deviation Sigma pixels (radius floor(4 Sigma + 0.5)).
+// standard deviation Sigma pixels (radius floor(4 Sigma + 0.5)); an
+// image's score is the maximum of its map.
 type NearestScorer struct {
-	Set   CentroidSet
 	Size  int
 	Sigma float64
 }
 
 // Score implements Scorer.
-func (s *NearestScorer) Score(d Device, f *Tensor) *Tensor {
+func (s *NearestScorer) Score(d Device, set CentroidSet, f *Tensor) (*Tensor, []float64) {
 	sh := f.Shape()
-	if len(sh) != 4 || sh[1] != s.Set.D() {
-		panic(fmt.Sprintf("anomnet: NearestScorer: features %v, want N x %d x H x W", sh, s.Set.D()))
+	if len(sh) != 4 || sh[1] != set.D() {
+		panic(fmt.Sprintf("anomnet: NearestScorer: features %v, want N x %d x H x W", sh, set.D()))
 	}
 	n, dim, h, w := sh[0], sh[1], sh[2], sh[3]
 	rows := d.Zeros(n*h*w, dim)
 	d.ChannelsLast(rows, f)
 	dist := d.Zeros(n * h * w)
-	s.Set.Nearest(d, nil, dist, rows)
+	set.Nearest(d, nil, dist, rows)
 	d.Free(rows)
 	up := d.Zeros(n, 1, s.Size, s.Size)
 	d.ResizeBilinear(up, dist.Reshape(n, 1, h, w))
 	d.Free(dist)
 	out := d.Zeros(n, 1, s.Size, s.Size)
 	if s.Sigma > 0 {
-		d.GaussianBlur(out, up, s.Sigma, GaussianRadius(s.Sigma))
+		d.GaussianBlur(out, up, s.Sigma, tensor.GaussianRadius(s.Sigma))
 		d.Free(up)
 	} else {
 		out = up
 	}
+	return out, MapMax(d, out)
+}
+
+// MapMax returns the maximum of each of the N maps of pix (N x 1 x H x W),
+// the image score of METHOD.md's global max pooling.
+func MapMax(d Device, pix *Tensor) []float64 {
+	host := d.ToHost(pix).Float32s()
+	n := pix.Dim(0)
+	per := len(host) / max(n, 1)
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = float64(slices.Max(host[i*per : (i+1)*per]))
+	}
 	return out
 }
 
-// GaussianRadius is the blur radius for a sigma: floor(4 sigma + 0.5).
-func GaussianRadius(sigma float64) int { return int(math.Floor(4*sigma + 0.5)) }
-
 // Result is the verdict on one image.
 type Result struct {
-	// Score is the image anomaly score, the maximum of Map.
+	// Score is the image anomaly score (with NearestScorer, the maximum
+	// of Map).
 	Score float64
 	// Anomalous reports Score > the model's image threshold.
 	Anomalous bool

@@ -38,17 +38,10 @@ func (m *Model) Fit(ctx context.Context, images []image.Image) error {
 	if err := t.init(ctx); err != nil {
 		return err
 	}
-	var err error
-	switch {
-	case m.cfg.SingleStage:
-		err = t.stage(ctx, "joint", m.cfg.Epochs1)
-	default:
-		if err = t.stage(ctx, "stage1", m.cfg.Epochs1); err == nil && !m.cfg.NoStage2 {
-			err = t.stage(ctx, "stage2", m.cfg.Epochs2)
+	for _, p := range m.cfg.Plans() {
+		if err := t.stage(ctx, p); err != nil {
+			return err
 		}
-	}
-	if err != nil {
-		return err
 	}
 	cal, err := t.calibrate(ctx)
 	if err != nil {
@@ -79,11 +72,6 @@ type trainer struct {
 	delta float64
 	opt   []adam // adapter params, then the centroids
 	step  int
-}
-
-// adam is one parameter's Adam state.
-type adam struct {
-	param, grad, m, v *Tensor
 }
 
 func (t *trainer) close() {
@@ -135,7 +123,7 @@ func (t *trainer) extract(ctx context.Context, images []image.Image) error {
 				return err
 			}
 		}
-		t.progress(Progress{Stage: "features", Epoch: 1, Epochs: 1, Step: hi, Steps: len(images)})
+		t.progress(Progress{Stage: StageFeatures, Epoch: 1, Epochs: 1, Step: hi, Steps: len(images)})
 	}
 	return nil
 }
@@ -171,6 +159,22 @@ func (t *trainer) rows(f *Tensor) *Tensor {
 	return r
 }
 
+// adaptedRows returns the adapted feature vectors of the cached images idx
+// on the host, one row per location ((len(idx)*H*W) x D).
+func (t *trainer) adaptedRows(idx []int) ([]float32, error) {
+	maps, err := t.batch(idx)
+	if err != nil {
+		return nil, err
+	}
+	f := t.ad.Forward(t.d, maps)
+	freeAll(t.d, maps)
+	r := t.rows(f)
+	t.d.Free(f)
+	host := t.d.ToHost(r).Float32s()
+	t.d.Free(r)
+	return host, nil
+}
+
 // init builds the adapter and places the centroids: the global mean of the
 // initial features plus jitter, or k-means++ on a sample of them; it also
 // measures the default delta on that sample.
@@ -186,16 +190,10 @@ func (t *trainer) init(ctx context.Context) error {
 			return err
 		}
 		idx := seq(lo, min(lo+t.cfg.BackboneBatch, n))
-		maps, err := t.batch(idx)
+		host, err := t.adaptedRows(idx)
 		if err != nil {
 			return err
 		}
-		f := t.ad.Forward(t.d, maps)
-		freeAll(t.d, maps)
-		r := t.rows(f)
-		t.d.Free(f)
-		host := t.d.ToHost(r).Float32s()
-		t.d.Free(r)
 		if err := finite(host); err != nil {
 			return fmt.Errorf("anomnet: initial features of training images %d to %d: %w", idx[0], idx[len(idx)-1], err)
 		}
@@ -207,7 +205,7 @@ func (t *trainer) init(ctx context.Context) error {
 				sample = append(sample, host[row*dim:(row+1)*dim]...)
 			}
 		}
-		t.progress(Progress{Stage: "init", Epoch: 1, Epochs: 1, Step: idx[len(idx)-1] + 1, Steps: n})
+		t.progress(Progress{Stage: StageInit, Epoch: 1, Epochs: 1, Step: idx[len(idx)-1] + 1, Steps: n})
 	}
 	mean := stats.Mean()
 	md := centroid.NewMeanDistance(mean)
@@ -231,10 +229,10 @@ func (t *trainer) init(ctx context.Context) error {
 	}
 	t.set = centroid.NewSet(t.d.FromHost(c))
 	for _, p := range t.ad.Params() {
-		t.opt = append(t.opt, t.newAdam(p))
+		t.opt = append(t.opt, newAdam(t.d, p))
 	}
-	t.opt = append(t.opt, t.newAdam(t.set.C))
-	return t.snapshot("init", 0)
+	t.opt = append(t.opt, newAdam(t.d, t.set.C))
+	return t.snapshot(StageInit, 0)
 }
 
 // snapshotImages and snapshotRows bound the feature sample of a Snapshot.
@@ -245,20 +243,14 @@ const (
 
 // snapshot reports the centroids and the adapted features of the first
 // training images (a fixed subset of their locations) to Config.Snapshot.
-func (t *trainer) snapshot(stage string, epoch int) error {
+func (t *trainer) snapshot(stage Stage, epoch int) error {
 	if t.cfg.Snapshot == nil {
 		return nil
 	}
-	maps, err := t.batch(seq(0, min(snapshotImages, t.cache.Len())))
+	rows, err := t.adaptedRows(seq(0, min(snapshotImages, t.cache.Len())))
 	if err != nil {
 		return err
 	}
-	f := t.ad.Forward(t.d, maps)
-	freeAll(t.d, maps)
-	r := t.rows(f)
-	t.d.Free(f)
-	rows := t.d.ToHost(r).Float32s()
-	t.d.Free(r)
 	dim := t.ad.Dim()
 	n := len(rows) / dim
 	stride := (n + snapshotRows - 1) / snapshotRows
@@ -270,34 +262,27 @@ func (t *trainer) snapshot(stage string, epoch int) error {
 	return nil
 }
 
-func (t *trainer) newAdam(p *Tensor) adam {
-	sh := p.Shape()
-	return adam{param: p, grad: t.d.Zeros(sh...), m: t.d.Zeros(sh...), v: t.d.Zeros(sh...)}
-}
-
-// stage runs the epochs of one training stage: "stage1" (attraction,
-// separation, entropy; adapter and centroids), "stage2" (attraction and
-// contrastive; adapter only) or "joint" (all of them, both trainable).
-func (t *trainer) stage(ctx context.Context, name string, epochs int) error {
+// stage runs the epochs of one training stage as its plan says.
+func (t *trainer) stage(ctx context.Context, p Plan) error {
 	n := t.cache.Len()
 	bs := min(t.cfg.BatchSize, n)
 	steps := (n + bs - 1) / bs
 	order := seq(0, n)
-	for epoch := 1; epoch <= epochs; epoch++ {
+	for epoch := 1; epoch <= p.Epochs; epoch++ {
 		t.rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for s := range steps {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			idx := order[s*bs : min((s+1)*bs, n)]
-			l, err := t.trainStep(name, idx)
+			l, err := t.trainStep(p, idx)
 			if err != nil {
-				return fmt.Errorf("anomnet: %s, epoch %d, step %d: %w", name, epoch, s+1, err)
+				return fmt.Errorf("anomnet: %s, epoch %d, step %d: %w", string(p.Stage), epoch, s+1, err)
 			}
-			t.progress(Progress{Stage: name, Epoch: epoch, Epochs: epochs, Step: s + 1, Steps: steps, Losses: l})
+			t.progress(Progress{Stage: p.Stage, Epoch: epoch, Epochs: p.Epochs, Step: s + 1, Steps: steps, Losses: l})
 		}
-		if name != "stage2" {
-			if err := t.snapshot(name, epoch); err != nil {
+		if p.Centroids {
+			if err := t.snapshot(p.Stage, epoch); err != nil {
 				return err
 			}
 		}
@@ -305,9 +290,9 @@ func (t *trainer) stage(ctx context.Context, name string, epochs int) error {
 	return nil
 }
 
-// trainStep computes the stage's losses on one batch, their gradients, and
+// trainStep computes the plan's losses on one batch, their gradients, and
 // takes one Adam step.
-func (t *trainer) trainStep(stage string, idx []int) (Losses, error) {
+func (t *trainer) trainStep(p Plan, idx []int) (Losses, error) {
 	d, cfg := t.d, t.cfg
 	maps, err := t.batch(idx)
 	if err != nil {
@@ -322,9 +307,8 @@ func (t *trainer) trainStep(stage string, idx []int) (Losses, error) {
 	dRows := d.Zeros(rows.Shape()...)
 	defer d.Free(dRows)
 
-	centroids := stage != "stage2"
 	var dC *Tensor
-	if centroids {
+	if p.Centroids {
 		dC = t.opt[len(t.opt)-1].grad
 		d.Fill(dC, 0)
 	}
@@ -332,17 +316,15 @@ func (t *trainer) trainStep(stage string, idx []int) (Losses, error) {
 	c := t.set.C
 	l.Att = centroid.Attraction(d, rows, c, float32(cfg.LambdaAtt), dRows, dC)
 	l.Total = cfg.LambdaAtt * l.Att
-	if centroids {
-		if !cfg.NoSep {
-			l.Sep = centroid.Separation(d, c, t.delta, float32(cfg.LambdaSep), dC)
-			l.Total += cfg.LambdaSep * l.Sep
-		}
-		if !cfg.NoEnt {
-			l.Ent = centroid.Entropy(d, c, float32(cfg.LambdaEnt), dC)
-			l.Total += cfg.LambdaEnt * l.Ent
-		}
+	if p.Sep {
+		l.Sep = centroid.Separation(d, c, t.delta, float32(cfg.LambdaSep), dC)
+		l.Total += cfg.LambdaSep * l.Sep
 	}
-	if stage == "stage2" || (stage == "joint" && !cfg.NoCon) {
+	if p.Ent {
+		l.Ent = centroid.Entropy(d, c, float32(cfg.LambdaEnt), dC)
+		l.Total += cfg.LambdaEnt * l.Ent
+	}
+	if p.Con {
 		l.Pos, l.Neg = t.contrastive(rows, dRows)
 		l.Total += cfg.LambdaCon * (l.Pos + l.Neg)
 	}
@@ -362,23 +344,17 @@ func (t *trainer) trainStep(stage string, idx []int) (Losses, error) {
 	t.ad.Backward(d, tape, df, grads)
 	d.Free(df)
 	t.step++
-	for i, o := range t.opt {
-		isCentroids := i == len(t.opt)-1
-		if isCentroids && !centroids {
-			continue
+	for i, o := range t.opt[:len(grads)] {
+		if err := o.step(d, fmt.Sprintf("adapter parameter %d", i), cfg.LR, cfg.WeightDecay, t.step); err != nil {
+			return l, err
 		}
-		if g := d.Dot(o.grad, o.grad); math.IsNaN(g) || math.IsInf(g, 0) {
-			what := fmt.Sprintf("adapter parameter %d", i)
-			if isCentroids {
-				what = "centroid"
-			}
-			return l, fmt.Errorf("%s gradient is not finite", what)
+	}
+	if p.Centroids {
+		// No decay for the centroids: it would pull them towards the
+		// origin of the feature space, which means nothing there.
+		if err := t.opt[len(grads)].step(d, "centroid", cfg.LRCentroids, 0, t.step); err != nil {
+			return l, err
 		}
-		p := tensor.AdamParams{LR: float32(cfg.LR), Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: float32(cfg.WeightDecay), Step: t.step}
-		if isCentroids {
-			p.LR, p.WeightDecay = float32(cfg.LRCentroids), 0
-		}
-		d.Adam(o.param, o.grad, o.m, o.v, p)
 	}
 	return l, d.Sync()
 }
@@ -407,7 +383,7 @@ func (t *trainer) contrastive(rows, dRows *Tensor) (pos, neg float64) {
 // calibrate scores the training images with the trained model and sets the
 // normalisation range and the thresholds.
 func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
-	sc := configScorer(t.set, t.cfg)
+	sc := configScorer(t.cfg)
 	n := t.cache.Len()
 	var images, pixels []float64
 	cal := Calibration{Min: math.Inf(1), Max: math.Inf(-1)}
@@ -421,15 +397,16 @@ func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
 		if err != nil {
 			return cal, err
 		}
-		for _, pix := range pixelMaps(t.d, t.ad, sc, maps) {
+		pix, scores := pixelMaps(t.d, t.ad, t.set, sc, t.cfg.Crop, maps)
+		for i, pix := range pix {
 			lo, hi := slices.Min(pix), slices.Max(pix)
 			cal.Min, cal.Max = min(cal.Min, float64(lo)), max(cal.Max, float64(hi))
-			images = append(images, float64(hi))
+			images = append(images, scores[i])
 			for i := 0; i < len(pix); i += stride {
 				pixels = append(pixels, float64(pix[i]))
 			}
 		}
-		t.progress(Progress{Stage: "calibrate", Epoch: 1, Epochs: 1, Step: idx[len(idx)-1] + 1, Steps: n})
+		t.progress(Progress{Stage: StageCalibrate, Epoch: 1, Epochs: 1, Step: idx[len(idx)-1] + 1, Steps: n})
 	}
 	if math.IsNaN(cal.Min) || math.IsInf(cal.Max, 0) || math.IsInf(cal.Min, 0) {
 		return cal, fmt.Errorf("anomnet: calibration: training scores are not finite")

@@ -35,7 +35,7 @@ func benchBackbone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	iters := fs.Int("iters", 5, "timed batches per round (after one warm-up)")
 	rounds := fs.Int("rounds", 1, "rounds of -iters batches")
 	tap := fs.String("tap", "stage3", "the last layer computed")
-	cache := fs.String("cache", "", "weights cache directory")
+	cache := fs.cacheFlag()
 	peer := fs.Bool("peer", false, "also time PyTorch (torch and torchvision) on the same work, for a ratio")
 	python := fs.String("python", "python3", "the Python that runs the -peer timing")
 	if _, err := fs.parse(args, 0, stdout); err != nil {
@@ -336,7 +336,7 @@ func benchPredict(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	batch := fs.Int("batch", 8, "images per batch")
 	iters := fs.Int("iters", 3, "timed batches per stage (after one warm-up)")
 	train := fs.Int("train", 8, "synthetic training images of the quick fit")
-	cache := fs.String("cache", "", "weights cache directory (default $ANOMNET_CACHE, else the user cache dir)")
+	cache := fs.cacheFlag()
 	if _, err := fs.parse(args, 0, stdout); err != nil {
 		return err
 	}
@@ -377,7 +377,7 @@ func benchPredict(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		prepared[i], raw[i] = anomnet.Prepared{RGBA: img}, img
 	}
 	dev := anomnet.DefaultDevice()
-	scorer := &anomnet.NearestScorer{Set: m.Centroids(), Size: cfg.Crop, Sigma: cfg.Sigma}
+	scorer, set := m.Scorer(), m.Centroids()
 	var maps []*anomnet.Tensor
 	var feats *anomnet.Tensor
 	stages := []struct {
@@ -409,7 +409,7 @@ func benchPredict(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return dev.Sync()
 		}},
 		{"scoring", func() error {
-			pix := scorer.Score(dev, feats)
+			pix, _ := scorer.Score(dev, set, feats)
 			dev.ToHost(pix)
 			dev.Free(pix)
 			return dev.Sync()

@@ -38,7 +38,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"evaluates it, and writes the report with its pictures and the training plots to DIR.\n"+
 			"The ResNet-50 weights are fetched on first use.")
 	out := fs.String("out", "anomnet-demo", "output folder DIR")
-	cache := fs.String("cache", "", "weights cache directory (default $ANOMNET_CACHE, else the user cache dir)")
+	cache := fs.cacheFlag()
 	if _, err := fs.parse(args, 0, stdout); err != nil {
 		return err
 	}

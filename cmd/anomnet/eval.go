@@ -28,7 +28,7 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"(input, ground truth, anomaly map and predicted mask of a sample of test images) to -out.")
 	out := fs.String("out", "", "report folder (default: next to MODEL, its name with .eval for the extension)")
 	jsonOut := fs.String("json", "", "also write the JSON report to this file")
-	cache := fs.String("cache", "", "weights cache directory (default $ANOMNET_CACHE, else the user cache dir)")
+	cache := fs.cacheFlag()
 	pos, err := fs.parse(args, 2, stdout)
 	if err != nil {
 		return err

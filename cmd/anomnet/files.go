@@ -100,19 +100,6 @@ func writeFile(path string, write func(w io.Writer) error) error {
 	return nil
 }
 
-// noBackbone lets anomnet.New check a Config before the real backbone is
-// loaded, so that a bad flag fails at once.
-type noBackbone struct{}
-
-func (noBackbone) Name() string        { return "none" }
-func (noBackbone) Fingerprint() string { return "" }
-func (noBackbone) Input(...image.Image) (*anomnet.Tensor, error) {
-	return nil, errors.New("no backbone")
-}
-func (noBackbone) Forward(anomnet.Device, *anomnet.Tensor, ...string) ([]*anomnet.Tensor, error) {
-	return nil, errors.New("no backbone")
-}
-
 // heatRange is the score range that the pictures map to the colour scale:
 // from the normal images' lowest pixel score to half as far again beyond
 // the image threshold (at least their highest), so that the threshold

@@ -56,8 +56,7 @@ func configFlags(fs *flagSet) func() (anomnet.Config, error) {
 		if c.Epochs1 == 0 && c.Epochs2 == 0 {
 			return c, usageError{msg: "-epochs1 and -epochs2 are both 0"}
 		}
-		// New checks every setting; without a backbone yet, a stand-in.
-		if _, err := anomnet.New(noBackbone{}, c); err != nil {
+		if err := c.Validate(); err != nil {
 			return c, usageError{msg: err.Error()}
 		}
 		return c, nil
@@ -70,7 +69,7 @@ func fit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"With -plots DIR it also draws the centroids' evolution in stage 1 and the loss curves.")
 	out := fs.String("o", "model.anm", "output model file")
 	plots := fs.String("plots", "", "also write centroids.png and losses.png to this folder")
-	cache := fs.String("cache", "", "weights cache directory (default $ANOMNET_CACHE, else the user cache dir)")
+	cache := fs.cacheFlag()
 	config := configFlags(fs)
 	pos, err := fs.parse(args, 1, stdout)
 	if err != nil {
@@ -169,35 +168,24 @@ func (j fitJob) run(ctx context.Context, stdout, stderr io.Writer) (fitted, erro
 	return res, nil
 }
 
-// stageLabel names a Progress stage for people.
-var stageLabel = map[string]string{
-	"features": "features", "init": "init", "stage1": "stage 1", "stage2": "stage 2",
-	"joint": "joint", "calibrate": "calibrate",
-}
-
-// training tells the stages with training steps (and losses).
-func training(stage string) bool {
-	return stage == "stage1" || stage == "stage2" || stage == "joint"
-}
-
 // progress returns the Config.Progress callback: it records the losses
 // for the plot, draws the bar, and prints each epoch's mean losses.
 func (l *fitLog) progress(p *progress, cfg anomnet.Config) func(anomnet.Progress) {
-	var stage string
+	var stage anomnet.Stage
 	var sum anomnet.Losses
 	var n int
 	return func(pr anomnet.Progress) {
 		if pr.Stage != stage {
 			stage = pr.Stage
 			unit := "img"
-			if training(stage) {
+			if stage.Trains() {
 				unit = "steps"
 			}
-			p.begin(stageLabel[stage], unit, pr.Epochs*pr.Steps)
+			p.begin(stage.String(), unit, pr.Epochs*pr.Steps)
 			sum, n = anomnet.Losses{}, 0
 		}
 		done := (pr.Epoch-1)*pr.Steps + pr.Step
-		if !training(stage) {
+		if !stage.Trains() {
 			p.update(done, "")
 			return
 		}
@@ -208,47 +196,33 @@ func (l *fitLog) progress(p *progress, cfg anomnet.Config) func(anomnet.Progress
 		if pr.Step == pr.Steps {
 			f := 1 / float64(n)
 			mean := anomnet.Losses{Att: sum.Att * f, Sep: sum.Sep * f, Ent: sum.Ent * f, Pos: sum.Pos * f, Neg: sum.Neg * f, Total: sum.Total * f}
-			p.println(fmt.Sprintf("%s epoch %d/%d: mean loss %s", stageLabel[stage], pr.Epoch, pr.Epochs, fmtLosses(stage, cfg, mean)))
+			p.println(fmt.Sprintf("%s epoch %d/%d: mean loss %s", stage, pr.Epoch, pr.Epochs, fmtLosses(planOf(cfg, stage), mean)))
 			sum, n = anomnet.Losses{}, 0
 		}
 		p.update(done, fmt.Sprintf("epoch %d/%d, loss %.4g", pr.Epoch, pr.Epochs, lo.Total))
 	}
 }
 
-// lossTerm is one term of the training objective, for the log and the plot.
-type lossTerm struct {
-	name string
-	get  func(anomnet.Losses) float64
-}
-
-// lossTerms returns the terms that stage minimises under cfg, the
-// weighted total first.
-func lossTerms(stage string, cfg anomnet.Config) []lossTerm {
-	terms := []lossTerm{{"total", func(l anomnet.Losses) float64 { return l.Total }},
-		{"attraction", func(l anomnet.Losses) float64 { return l.Att }}}
-	if stage != "stage2" {
-		if !cfg.NoSep {
-			terms = append(terms, lossTerm{"separation", func(l anomnet.Losses) float64 { return l.Sep }})
-		}
-		if !cfg.NoEnt {
-			terms = append(terms, lossTerm{"entropy", func(l anomnet.Losses) float64 { return l.Ent }})
+// planOf returns cfg's plan of a training stage.
+func planOf(cfg anomnet.Config, stage anomnet.Stage) anomnet.Plan {
+	for _, p := range cfg.Plans() {
+		if p.Stage == stage {
+			return p
 		}
 	}
-	if stage == "stage2" || (stage == "joint" && !cfg.NoCon) {
-		terms = append(terms, lossTerm{"contrastive +", func(l anomnet.Losses) float64 { return l.Pos }},
-			lossTerm{"contrastive -", func(l anomnet.Losses) float64 { return l.Neg }})
-	}
-	return terms
+	return anomnet.Plan{Stage: stage}
 }
 
-func fmtLosses(stage string, cfg anomnet.Config, l anomnet.Losses) string {
-	terms := lossTerms(stage, cfg)
-	s := fmt.Sprintf("%.4g (", terms[0].get(l))
+// fmtLosses prints the terms that plan minimises: the total, then the
+// others in brackets.
+func fmtLosses(plan anomnet.Plan, l anomnet.Losses) string {
+	terms := l.Terms(plan)
+	s := fmt.Sprintf("%.4g (", terms[0].Value)
 	for i, t := range terms[1:] {
 		if i > 0 {
 			s += ", "
 		}
-		s += fmt.Sprintf("%s %.4g", t.name, t.get(l))
+		s += fmt.Sprintf("%s %.4g", t.Name, t.Value)
 	}
 	return s + ")"
 }

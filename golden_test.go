@@ -1,0 +1,75 @@
+package anomnet
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"math"
+	"testing"
+
+	"github.com/org/anomnet/internal/gemm"
+	"github.com/stretchr/testify/require"
+)
+
+// goldenConfigs are fixed-seed fits whose Predict output is pinned by
+// TestFitGolden: a refactor must leave training and scoring bit for bit as
+// they were. Every setting is spelled out, so that a change of
+// DefaultConfig does not move them.
+var goldenConfigs = map[string]struct {
+	cfg  func() Config
+	want string // SHA-256 of the Predict maps and scores (see predictDigest)
+}{
+	"full method, mean init": {goldenConfig, "1eb329b8fd8d0b9375a6da53009e00b56da9bad9d022721a76771c4bac15cdb6"},
+	"single stage, k-center": {func() Config {
+		c := goldenConfig()
+		c.SingleStage, c.Init = true, InitKCenter
+		return c
+	}, "5e14d129ba740dd6f874dba459cac5410019aa02f18f9413d9f24e1d4c3ee084"},
+}
+
+func goldenConfig() Config {
+	c := testConfig()
+	c.Taps = []string{"stage2", "stage3"}
+	c.K, c.Init, c.Jitter, c.Seed = 4, InitMean, 0.01, 1
+	c.Epochs1, c.Epochs2, c.BatchSize = 2, 2, 8
+	c.LR, c.LRCentroids, c.WeightDecay = 1e-3, 1e-3, 5e-4
+	c.LambdaAtt, c.LambdaSep, c.LambdaEnt, c.LambdaCon = 1, 1, 0.1, 0.8
+	c.Margin, c.Sample, c.Sigma = 0.1, 256, 2
+	return c
+}
+
+// TestFitGolden fits the tiny backbone with fixed seeds and compares a
+// digest of the Predict maps and scores with the one recorded before the
+// refactor of the model's seams. The digests were recorded with the
+// AVX-512 GEMM kernels; other kernels round differently.
+func TestFitGolden(t *testing.T) {
+	if k := gemm.Active().Name; k != "avx512" {
+		t.Skipf("the golden digests were recorded with the avx512 GEMM kernels, this CPU uses %s", k)
+	}
+	s := makeSynth(5, 16, 2, 2)
+	for name, g := range goldenConfigs {
+		t.Run(name, func(t *testing.T) {
+			m := fitTiny(t, g.cfg(), s)
+			rs, err := m.PredictBatch(context.Background(), s.test)
+			require.NoError(t, err)
+			require.Equal(t, g.want, predictDigest(rs))
+		})
+	}
+}
+
+// predictDigest is the SHA-256 of the results' scores and maps, as
+// little-endian float bits.
+func predictDigest(rs []Result) string {
+	h := sha256.New()
+	var b [8]byte
+	for _, r := range rs {
+		binary.LittleEndian.PutUint64(b[:], math.Float64bits(r.Score))
+		h.Write(b[:])
+		for _, v := range r.Map {
+			binary.LittleEndian.PutUint32(b[:4], math.Float32bits(v))
+			h.Write(b[:4])
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
