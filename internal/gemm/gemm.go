@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+
+	"github.com/org/anomnet/internal/parallel"
 )
 
 // Kernel is one micro-kernel: it multiplies an MR x kc panel of A (packed
@@ -339,13 +341,13 @@ func (g *job) run() {
 			first, last := pc == 0, pc+kcur == g.k
 			// Pack B's kcur x ncur block, panels split among workers.
 			panels := (ncur + nr - 1) / nr
-			parallel(workers, panels, func(_, lo, hi int) {
+			parallel.For(workers, panels, func(_, lo, hi int) {
 				for p := lo; p < hi; p++ {
 					g.packB(bpack[p*nr*kcur:(p+1)*nr*kcur], pc, kcur, jc+p*nr, min(nr, ncur-p*nr))
 				}
 			})
 			blocks := (g.m + mc - 1) / mc
-			parallel(workers, blocks, func(w, lo, hi int) {
+			parallel.For(workers, blocks, func(w, lo, hi int) {
 				for blk := lo; blk < hi; blk++ {
 					ic := blk * mc
 					mcur := min(mc, g.m-ic)
@@ -372,7 +374,7 @@ func (g *job) runColumns(workers int) {
 	pa := g.prepackA(workers)
 	defer putScratch(pa.data)
 	nr := g.ker.NR
-	parallel(workers, (g.n+nr-1)/nr, func(_, lo, hi int) {
+	parallel.For(workers, (g.n+nr-1)/nr, func(_, lo, hi int) {
 		g.columns(pa, lo*nr, min(hi*nr, g.n), nil, nil)
 	})
 }
@@ -396,7 +398,7 @@ func (g *job) prepackA(workers int) packedA {
 	// worker reads MR whole rows of A from start to end, streams that the
 	// hardware prefetcher follows (k block by k block, it read a short
 	// stretch of each row and jumped, and packed 10-20% slower).
-	parallel(workers, kBlocks*rowPanels, func(_, lo, hi int) {
+	parallel.For(workers, kBlocks*rowPanels, func(_, lo, hi int) {
 		for t := lo; t < hi; t++ {
 			pc, ir := t%kBlocks*pa.kc, t/kBlocks*mr
 			kcur := min(pa.kc, g.k-pc)
@@ -515,23 +517,3 @@ func (g *job) tile(ap, bp []float32, ic, ir, jc, jr, mcur, ncur, kcur int, flags
 }
 
 func roundUp(x, m int) int { return (x + m - 1) / m * m }
-
-// parallel runs fn over [0, n) split into at most workers contiguous
-// ranges, one goroutine each; w numbers the goroutine, for its buffers.
-func parallel(workers, n int, fn func(w, lo, hi int)) {
-	workers = min(workers, n)
-	if workers <= 1 {
-		fn(0, 0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := w*n/workers, (w+1)*n/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(w, lo, hi)
-		}()
-	}
-	wg.Wait()
-}

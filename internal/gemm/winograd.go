@@ -5,6 +5,8 @@ import (
 	"math"
 	"sync"
 	"unsafe"
+
+	"github.com/org/anomnet/internal/parallel"
 )
 
 // Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast
@@ -56,7 +58,7 @@ const planePad = 16
 func winogradWeights(w []float32, o, c, workers int) []float32 {
 	oc := o*c + planePad
 	u := getScratch(16 * oc)
-	parallel(workers, o, func(_, lo, hi int) {
+	parallel.For(workers, o, func(_, lo, hi int) {
 		for f := lo * c; f < hi*c; f++ {
 			k := w[f*9 : f*9+9 : f*9+9]
 			// t = G g: 4 x 3.
@@ -97,7 +99,7 @@ func winogradConv(y, x, w, bias []float32, g ConvGeom, accumulate, relu bool, wo
 	workers = min(workers, tiles)
 	chunk := max(ker.NR, winogradChunkFloats/(16*(c+o))/ker.NR*ker.NR)
 	chunk = min(chunk, roundUp((tiles+workers-1)/workers, ker.NR))
-	parallel(workers, workers, func(worker, _, _ int) {
+	parallel.For(workers, workers, func(worker, _, _ int) {
 		v := getScratch(16 * (c*chunk + planePad))
 		// Padding lets the vector loops run over the end of a run: they
 		// read (never write) up to 15 values past a row of m or a scratch

@@ -75,8 +75,8 @@ func (CPU) Fill(x *Tensor, v float32) {
 
 // Add sets dst = a + b.
 func (CPU) Add(dst, a, b *Tensor) {
-	expectSize("Add", "a", a, dst.Len())
-	expectSize("Add", "b", b, dst.Len())
+	check.ExpectSize("Add", "a", a, dst.Len())
+	check.ExpectSize("Add", "b", b, dst.Len())
 	y, p, q := dst.Float32s(), a.Float32s(), b.Float32s()
 	parallelFor(len(y), 1, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -87,7 +87,7 @@ func (CPU) Add(dst, a, b *Tensor) {
 
 // Axpy sets y += alpha*x.
 func (CPU) Axpy(alpha float32, x, y *Tensor) {
-	expectSize("Axpy", "x", x, y.Len())
+	check.ExpectSize("Axpy", "x", x, y.Len())
 	xs, ys := x.Float32s(), y.Float32s()
 	parallelFor(len(ys), 2, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -120,7 +120,7 @@ func (CPU) Sum(x *Tensor) float64 {
 
 // Dot returns the dot product of x and y in float64.
 func (CPU) Dot(x, y *Tensor) float64 {
-	expectSize("Dot", "y", y, x.Len())
+	check.ExpectSize("Dot", "y", y, x.Len())
 	a, b := x.Float32s(), y.Float32s()
 	return reduce(len(a), func(lo, hi int) float64 {
 		var s float64
@@ -150,20 +150,8 @@ func reduce(n int, part func(lo, hi int) float64) float64 {
 
 // Gemm sets c = alpha*op(a)*op(b) + beta*c through blas32.
 func (CPU) Gemm(transA, transB bool, alpha float32, a, b *Tensor, beta float32, c *Tensor) {
-	as, bs := expectRank("Gemm", "a", a, 2), expectRank("Gemm", "b", b, 2)
-	m, k := as[0], as[1]
-	if transA {
-		m, k = k, m
-	}
-	kb, n := bs[0], bs[1]
-	if transB {
-		kb, n = n, kb
-	}
-	if kb != k {
-		panic(fmt.Sprintf("anomnet/tensor: Gemm: op(a) is %dx%d but op(b) is %dx%d", m, k, kb, n))
-	}
-	expect("Gemm", "c", c, Float32, m, n)
-	gemm(transA, transB, alpha, a.Float32s(), as[1], b.Float32s(), bs[1], beta, c.Float32s(), m, n, k)
+	m, n, k := check.Gemm(transA, transB, a, b, c)
+	gemm(transA, transB, alpha, a.Float32s(), a.Dim(1), b.Float32s(), b.Dim(1), beta, c.Float32s(), m, n, k)
 }
 
 // ownGEMM reports whether products run on package internal/gemm: true
@@ -215,9 +203,9 @@ func gemm(transA, transB bool, alpha float32, a []float32, lda int, b []float32,
 // Adam applies one step of Adam with L2 weight decay added to the gradient.
 func (CPU) Adam(param, grad, m, v *Tensor, p AdamParams) {
 	n := param.Len()
-	expectSize("Adam", "grad", grad, n)
-	expectSize("Adam", "m", m, n)
-	expectSize("Adam", "v", v, n)
+	check.ExpectSize("Adam", "grad", grad, n)
+	check.ExpectSize("Adam", "m", m, n)
+	check.ExpectSize("Adam", "v", v, n)
 	if p.Step < 1 {
 		panic(fmt.Sprintf("anomnet/tensor: Adam: step %d, want >= 1", p.Step))
 	}

@@ -1,7 +1,6 @@
 package tensor
 
 import (
-	"fmt"
 	"runtime"
 
 	fastgemm "github.com/org/anomnet/internal/gemm"
@@ -18,20 +17,8 @@ type convGeom struct {
 }
 
 func convGeometry(op string, x, w, y *Tensor, p Conv2DParams) convGeom {
-	xs := expectRank(op, "x", x, 4)
-	ws := expectRank(op, "w", w, 4)
-	if p.StrideH < 1 || p.StrideW < 1 || p.PadH < 0 || p.PadW < 0 {
-		panic(fmt.Sprintf("anomnet/tensor: %s: bad params %+v", op, p))
-	}
-	if ws[1] != xs[1] {
-		panic(fmt.Sprintf("anomnet/tensor: %s: w is %v for x %v (channels differ)", op, w, x))
-	}
-	g := convGeom{n: xs[0], c: xs[1], h: xs[2], w: xs[3], o: ws[0], kh: ws[2], kw: ws[3], p: p}
-	if g.h+2*p.PadH < g.kh || g.w+2*p.PadW < g.kw {
-		panic(fmt.Sprintf("anomnet/tensor: %s: kernel %dx%d larger than padded input %v", op, g.kh, g.kw, x))
-	}
-	g.oh, g.ow = p.Out(g.h, g.w, g.kh, g.kw)
-	expect(op, "y", y, Float32, g.n, g.o, g.oh, g.ow)
+	s := check.Conv(op, x, w, y, p)
+	g := convGeom{n: s.N, c: s.C, h: s.H, w: s.W, o: s.O, kh: s.KH, kw: s.KW, oh: s.OH, ow: s.OW, p: p}
 	g.direct = g.kh == 1 && g.kw == 1 && p.StrideH == 1 && p.StrideW == 1 && p.PadH == 0 && p.PadW == 0
 	g.colRows, g.colSz = g.c*g.kh*g.kw, g.oh*g.ow
 	return g
@@ -105,7 +92,7 @@ func batchWorkers(n int) int { return min(n, runtime.GOMAXPROCS(0)) }
 func (CPU) Conv2D(y, x, w, bias *Tensor, p Conv2DParams) {
 	g := convGeometry("Conv2D", x, w, y, p)
 	if bias != nil {
-		expect("Conv2D", "bias", bias, Float32, g.o)
+		check.Expect("Conv2D", "bias", bias, Float32, g.o)
 	}
 	xs, ws, ys := x.Float32s(), w.Float32s(), y.Float32s()
 	var bs []float32
@@ -182,7 +169,7 @@ func (CPU) Conv2DBackwardData(dx, dy, w *Tensor, p Conv2DParams) {
 func (CPU) Conv2DBackwardFilter(dw, dbias, x, dy *Tensor, p Conv2DParams) {
 	g := convGeometry("Conv2DBackwardFilter", x, dw, dy, p)
 	if dbias != nil {
-		expect("Conv2DBackwardFilter", "dbias", dbias, Float32, g.o)
+		check.Expect("Conv2DBackwardFilter", "dbias", dbias, Float32, g.o)
 	}
 	xs, dys, dws := x.Float32s(), dy.Float32s(), dw.Float32s()
 	inSz, outSz := g.c*g.h*g.w, g.o*g.colSz

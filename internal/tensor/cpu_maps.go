@@ -7,7 +7,7 @@ import (
 
 // ReLU sets y = max(x, 0).
 func (CPU) ReLU(y, x *Tensor) {
-	expectSize("ReLU", "x", x, y.Len())
+	check.ExpectSize("ReLU", "x", x, y.Len())
 	ys, xs := y.Float32s(), x.Float32s()
 	parallelFor(len(ys), 1, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -18,8 +18,8 @@ func (CPU) ReLU(y, x *Tensor) {
 
 // ReLUBackward sets dx = dy where y > 0, else 0.
 func (CPU) ReLUBackward(dx, dy, y *Tensor) {
-	expectSize("ReLUBackward", "dy", dy, dx.Len())
-	expectSize("ReLUBackward", "y", y, dx.Len())
+	check.ExpectSize("ReLUBackward", "dy", dy, dx.Len())
+	check.ExpectSize("ReLUBackward", "y", y, dx.Len())
 	dxs, dys, ys := dx.Float32s(), dy.Float32s(), y.Float32s()
 	parallelFor(len(dxs), 1, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -32,20 +32,9 @@ func (CPU) ReLUBackward(dx, dy, y *Tensor) {
 	})
 }
 
-// planes checks that x and y are NCHW with the same N and C and returns the
-// plane count N*C and both plane sizes.
-func planes(op string, y, x *Tensor) (nc, h, w, oh, ow int) {
-	xs := expectRank(op, "x", x, 4)
-	ys := expectRank(op, "y", y, 4)
-	if xs[0] != ys[0] || xs[1] != ys[1] {
-		panic(fmt.Sprintf("anomnet/tensor: %s: y %v and x %v differ in N or C", op, y, x))
-	}
-	return xs[0] * xs[1], xs[2], xs[3], ys[2], ys[3]
-}
-
 // ZeroPad2D copies x into y at (top, left) with zeros around it.
 func (CPU) ZeroPad2D(y, x *Tensor, top, left int) {
-	nc, h, w, oh, ow := planes("ZeroPad2D", y, x)
+	nc, h, w, oh, ow := check.Planes("ZeroPad2D", y, x)
 	if top < 0 || left < 0 || top+h > oh || left+w > ow {
 		panic(fmt.Sprintf("anomnet/tensor: ZeroPad2D: x %v at (%d, %d) does not fit y %v", x, top, left, y))
 	}
@@ -61,22 +50,10 @@ func (CPU) ZeroPad2D(y, x *Tensor, top, left int) {
 	})
 }
 
-func checkPool(op string, p Pool2DParams, h, w, oh, ow int) {
-	if p.Kernel < 1 || p.Stride < 1 || p.Pad < 0 || 2*p.Pad > p.Kernel {
-		panic(fmt.Sprintf("anomnet/tensor: %s: bad params %+v (padding at most half the kernel)", op, p))
-	}
-	if h+2*p.Pad < p.Kernel || w+2*p.Pad < p.Kernel {
-		panic(fmt.Sprintf("anomnet/tensor: %s: window %d larger than padded %dx%d input", op, p.Kernel, h, w))
-	}
-	if eh, ew := p.Out(h, w); eh != oh || ew != ow {
-		panic(fmt.Sprintf("anomnet/tensor: %s: output %dx%d, want %dx%d for %dx%d input and %+v", op, oh, ow, eh, ew, h, w, p))
-	}
-}
-
 // MaxPool2D takes the maximum over each window, padding counting as -Inf.
 func (CPU) MaxPool2D(y, x *Tensor, p Pool2DParams) {
-	nc, h, w, oh, ow := planes("MaxPool2D", y, x)
-	checkPool("MaxPool2D", p, h, w, oh, ow)
+	nc, h, w, oh, ow := check.Planes("MaxPool2D", y, x)
+	check.Pool("MaxPool2D", p, h, w, oh, ow)
 	xs, ys := x.Float32s(), y.Float32s()
 	parallelFor(nc, oh*ow*p.Kernel*p.Kernel, func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
@@ -144,8 +121,8 @@ func maxNaN(m, v float32) float32 {
 
 // AvgPool2D averages each window, dividing by the full window size.
 func (CPU) AvgPool2D(y, x *Tensor, p Pool2DParams) {
-	nc, h, w, oh, ow := planes("AvgPool2D", y, x)
-	checkPool("AvgPool2D", p, h, w, oh, ow)
+	nc, h, w, oh, ow := check.Planes("AvgPool2D", y, x)
+	check.Pool("AvgPool2D", p, h, w, oh, ow)
 	xs, ys := x.Float32s(), y.Float32s()
 	inv := 1 / float32(p.Kernel*p.Kernel)
 	parallelFor(nc, oh*ow*p.Kernel*p.Kernel, func(lo, hi int) {
@@ -170,8 +147,8 @@ func (CPU) AvgPool2D(y, x *Tensor, p Pool2DParams) {
 
 // AvgPool2DBackward spreads each output gradient evenly over its window.
 func (CPU) AvgPool2DBackward(dx, dy *Tensor, p Pool2DParams) {
-	nc, h, w, oh, ow := planes("AvgPool2DBackward", dy, dx)
-	checkPool("AvgPool2DBackward", p, h, w, oh, ow)
+	nc, h, w, oh, ow := check.Planes("AvgPool2DBackward", dy, dx)
+	check.Pool("AvgPool2DBackward", p, h, w, oh, ow)
 	dxs, dys := dx.Float32s(), dy.Float32s()
 	inv := 1 / float32(p.Kernel*p.Kernel)
 	parallelFor(nc, oh*ow*p.Kernel*p.Kernel, func(lo, hi int) {
@@ -209,10 +186,7 @@ func adaptiveWindows(n, m int) (lo, hi []int) {
 // adaptive checks an adaptive pooling of x (N x C x H x W) to y and
 // returns the planes, their sizes and the row and column windows.
 func adaptive(op string, y, x *Tensor) (nc, h, w, oh, ow int, r0, r1, c0, c1 []int) {
-	nc, h, w, oh, ow = planes(op, y, x)
-	if oh < 1 || ow < 1 || h < 1 || w < 1 {
-		panic(fmt.Sprintf("anomnet/tensor: %s: empty map, input %v output %v", op, x, y))
-	}
+	nc, h, w, oh, ow = check.Adaptive(op, y, x)
 	r0, r1 = adaptiveWindows(h, oh)
 	c0, c1 = adaptiveWindows(w, ow)
 	return
@@ -286,10 +260,7 @@ func bilinearTaps(in, out int) linearTaps {
 // bilinear checks a bilinear resize of x (N x C x H x W) to y and returns
 // the planes, their sizes and the row and column taps.
 func bilinear(op string, y, x *Tensor) (nc, h, w, oh, ow int, rt, ct linearTaps) {
-	nc, h, w, oh, ow = planes(op, y, x)
-	if h < 1 || w < 1 {
-		panic(fmt.Sprintf("anomnet/tensor: %s: empty input %v", op, x))
-	}
+	nc, h, w, oh, ow = check.Bilinear(op, y, x)
 	return nc, h, w, oh, ow, bilinearTaps(h, oh), bilinearTaps(w, ow)
 }
 
@@ -340,7 +311,7 @@ func (CPU) ResizeBilinearBackward(dx, dy *Tensor) {
 // GaussianBlur blurs each plane with a separable Gaussian, rows then
 // columns, reflecting at the borders.
 func (CPU) GaussianBlur(y, x *Tensor, sigma float64, r int) {
-	nc, h, w, oh, ow := planes("GaussianBlur", y, x)
+	nc, h, w, oh, ow := check.Planes("GaussianBlur", y, x)
 	if oh != h || ow != w {
 		panic(fmt.Sprintf("anomnet/tensor: GaussianBlur: y %v, want x's shape %v", y, x))
 	}
@@ -403,43 +374,18 @@ func channelCopy(dst []float32, dc, do int, src []float32, sc, so, c, n, hw int)
 
 // Concat stacks xs along the channel axis into y.
 func (CPU) Concat(y *Tensor, xs ...*Tensor) {
-	ys := expectRank("Concat", "y", y, 4)
-	off := 0
-	for i, x := range xs {
-		s := expectRank("Concat", fmt.Sprintf("xs[%d]", i), x, 4)
-		if s[0] != ys[0] || s[2] != ys[2] || s[3] != ys[3] || off+s[1] > ys[1] {
-			panic(fmt.Sprintf("anomnet/tensor: Concat: xs[%d] %v does not fit y %v at channel %d", i, x, y, off))
-		}
-		channelCopy(y.Float32s(), ys[1], off, x.Float32s(), s[1], 0, s[1], ys[0], ys[2]*ys[3])
-		off += s[1]
-	}
-	if off != ys[1] {
-		panic(fmt.Sprintf("anomnet/tensor: Concat: inputs have %d channels, y has %d", off, ys[1]))
-	}
+	ys := check.ExpectRank("Concat", "y", y, 4)
+	check.Concat(y, ys, xs, func(i, off, c int) {
+		channelCopy(y.Float32s(), ys[1], off, xs[i].Float32s(), c, 0, c, ys[0], ys[2]*ys[3])
+	})
 }
 
 // Split copies consecutive channel ranges of x into ys.
 func (CPU) Split(ys []*Tensor, skip []int, x *Tensor) {
-	xs := expectRank("Split", "x", x, 4)
-	off := 0
-	for i, y := range ys {
-		if y == nil {
-			if i >= len(skip) || skip[i] < 0 {
-				panic(fmt.Sprintf("anomnet/tensor: Split: ys[%d] is nil without a skip count", i))
-			}
-			off += skip[i]
-			continue
-		}
-		s := expectRank("Split", fmt.Sprintf("ys[%d]", i), y, 4)
-		if s[0] != xs[0] || s[2] != xs[2] || s[3] != xs[3] || off+s[1] > xs[1] {
-			panic(fmt.Sprintf("anomnet/tensor: Split: ys[%d] %v does not fit x %v at channel %d", i, y, x, off))
-		}
-		channelCopy(y.Float32s(), s[1], 0, x.Float32s(), xs[1], off, s[1], xs[0], xs[2]*xs[3])
-		off += s[1]
-	}
-	if off != xs[1] {
-		panic(fmt.Sprintf("anomnet/tensor: Split: outputs take %d channels, x has %d", off, xs[1]))
-	}
+	xs := check.ExpectRank("Split", "x", x, 4)
+	check.Split(x, xs, ys, skip, func(i, off, c int) {
+		channelCopy(ys[i].Float32s(), c, 0, x.Float32s(), xs[1], off, c, xs[0], xs[2]*xs[3])
+	})
 }
 
 // coord is CoordConv's coordinate of index i on an axis of n elements.
@@ -452,9 +398,9 @@ func coord(i, n int) float32 {
 
 // AppendCoords writes x's channels and then the x and y coordinate channels.
 func (CPU) AppendCoords(y, x *Tensor) {
-	xs := expectRank("AppendCoords", "x", x, 4)
+	xs := check.ExpectRank("AppendCoords", "x", x, 4)
 	n, c, h, w := xs[0], xs[1], xs[2], xs[3]
-	expect("AppendCoords", "y", y, Float32, n, c+2, h, w)
+	check.Expect("AppendCoords", "y", y, Float32, n, c+2, h, w)
 	ys := y.Float32s()
 	channelCopy(ys, c+2, 0, x.Float32s(), c, 0, c, n, h*w)
 	for i := range n {
@@ -488,9 +434,7 @@ func transpose(dst, src []float32, r, c int) {
 
 // ChannelsLast turns each image's C x (H*W) map into (H*W) x C rows.
 func (CPU) ChannelsLast(y, x *Tensor) {
-	xs := expectRank("ChannelsLast", "x", x, 4)
-	n, c, hw := xs[0], xs[1], xs[2]*xs[3]
-	expect("ChannelsLast", "y", y, Float32, n*hw, c)
+	n, c, hw := check.Channels("ChannelsLast", y, x)
 	src, dst := x.Float32s(), y.Float32s()
 	parallelFor(n, c*hw, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -501,9 +445,7 @@ func (CPU) ChannelsLast(y, x *Tensor) {
 
 // ChannelsFirst turns (H*W) x C rows per image back into C x (H*W) maps.
 func (CPU) ChannelsFirst(y, x *Tensor) {
-	ys := expectRank("ChannelsFirst", "y", y, 4)
-	n, c, hw := ys[0], ys[1], ys[2]*ys[3]
-	expect("ChannelsFirst", "x", x, Float32, n*hw, c)
+	n, c, hw := check.Channels("ChannelsFirst", y, x)
 	src, dst := x.Float32s(), y.Float32s()
 	parallelFor(n, c*hw, func(lo, hi int) {
 		for i := lo; i < hi; i++ {

@@ -10,15 +10,9 @@ import (
 // in cache.
 const rowBlock = 128
 
-// matrix checks that t is a float32 matrix and returns its rows and columns.
-func matrix(op, name string, t *Tensor) (r, c int) {
-	s := expectRank(op, name, t, 2)
-	return s[0], s[1]
-}
-
 // labels checks that t is an int32 vector of n elements.
 func labels(op, name string, t *Tensor, n int) []int32 {
-	expect(op, name, t, Int32, n)
+	check.Expect(op, name, t, Int32, n)
 	return t.Int32s()
 }
 
@@ -28,8 +22,8 @@ func labels(op, name string, t *Tensor, n int) []int32 {
 // directly in float64, so that the reported distance is accurate and exact
 // ties go to the lowest index whatever order the GEMM summed in.
 func (CPU) Nearest(idx, dist, x, c *Tensor) {
-	n, d := matrix("Nearest", "x", x)
-	k, dc := matrix("Nearest", "c", c)
+	n, d := check.Matrix("Nearest", "x", x)
+	k, dc := check.Matrix("Nearest", "c", c)
 	if dc != d || k == 0 {
 		panic(fmt.Sprintf("anomnet/tensor: Nearest: x %v, c %v", x, c))
 	}
@@ -39,7 +33,7 @@ func (CPU) Nearest(idx, dist, x, c *Tensor) {
 		is = labels("Nearest", "idx", idx, n)
 	}
 	if dist != nil {
-		expect("Nearest", "dist", dist, Float32, n)
+		check.Expect("Nearest", "dist", dist, Float32, n)
 		ds = dist.Float32s()
 	}
 	xs, cs := x.Float32s(), c.Float32s()
@@ -101,8 +95,8 @@ func sqDist(a, b []float32) float64 {
 
 // GatherRows sets y[i] = x[idx[i]].
 func (CPU) GatherRows(y, x, idx *Tensor) {
-	m, d := matrix("GatherRows", "y", y)
-	r, dx := matrix("GatherRows", "x", x)
+	m, d := check.Matrix("GatherRows", "y", y)
+	r, dx := check.Matrix("GatherRows", "x", x)
 	if dx != d {
 		panic(fmt.Sprintf("anomnet/tensor: GatherRows: y %v, x %v", y, x))
 	}
@@ -119,8 +113,8 @@ func (CPU) GatherRows(y, x, idx *Tensor) {
 // ScatterAddRows adds row i of x to row idx[i] of y; columns are split among
 // goroutines so that no two write the same element.
 func (CPU) ScatterAddRows(y, x, idx *Tensor) {
-	r, d := matrix("ScatterAddRows", "y", y)
-	m, dx := matrix("ScatterAddRows", "x", x)
+	r, d := check.Matrix("ScatterAddRows", "y", y)
+	m, dx := check.Matrix("ScatterAddRows", "x", x)
 	if dx != d {
 		panic(fmt.Sprintf("anomnet/tensor: ScatterAddRows: y %v, x %v", y, x))
 	}
@@ -143,11 +137,11 @@ func (CPU) ScatterAddRows(y, x, idx *Tensor) {
 
 // NormalizeRows scales each row to unit length, the norm clamped at eps.
 func (CPU) NormalizeRows(z, norms, x *Tensor, eps float32) {
-	m, d := matrix("NormalizeRows", "x", x)
-	expect("NormalizeRows", "z", z, Float32, m, d)
+	m, d := check.Matrix("NormalizeRows", "x", x)
+	check.Expect("NormalizeRows", "z", z, Float32, m, d)
 	var ns []float32
 	if norms != nil {
-		expect("NormalizeRows", "norms", norms, Float32, m)
+		check.Expect("NormalizeRows", "norms", norms, Float32, m)
 		ns = norms.Float32s()
 	}
 	zs, xs := z.Float32s(), x.Float32s()
@@ -175,10 +169,10 @@ func rowNorm(a []float32, eps float32) float32 {
 
 // NormalizeRowsBackward projects dz onto the tangent space of each unit row.
 func (CPU) NormalizeRowsBackward(dx, dz, z, norms *Tensor, eps float32) {
-	m, d := matrix("NormalizeRowsBackward", "z", z)
-	expect("NormalizeRowsBackward", "dz", dz, Float32, m, d)
-	expect("NormalizeRowsBackward", "dx", dx, Float32, m, d)
-	expect("NormalizeRowsBackward", "norms", norms, Float32, m)
+	m, d := check.Matrix("NormalizeRowsBackward", "z", z)
+	check.Expect("NormalizeRowsBackward", "dz", dz, Float32, m, d)
+	check.Expect("NormalizeRowsBackward", "dx", dx, Float32, m, d)
+	check.Expect("NormalizeRowsBackward", "norms", norms, Float32, m)
 	dxs, dzs, zs, ns := dx.Float32s(), dz.Float32s(), z.Float32s(), norms.Float32s()
 	parallelFor(m, 4*d, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -205,8 +199,8 @@ func (CPU) NormalizeRowsBackward(dx, dz, z, norms *Tensor, eps float32) {
 // CosineSimilarity normalises the rows and multiplies them by their
 // transpose with one GEMM.
 func (cpu CPU) CosineSimilarity(s, x *Tensor, eps float32) {
-	m, d := matrix("CosineSimilarity", "x", x)
-	expect("CosineSimilarity", "s", s, Float32, m, m)
+	m, d := check.Matrix("CosineSimilarity", "x", x)
+	check.Expect("CosineSimilarity", "s", s, Float32, m, m)
 	z := New(m, d)
 	cpu.NormalizeRows(z, nil, x, eps)
 	gemm(false, true, 1, z.Float32s(), d, z.Float32s(), d, 0, s.Float32s(), m, m, d)
@@ -216,12 +210,12 @@ func (cpu CPU) CosineSimilarity(s, x *Tensor, eps float32) {
 // similarities to every row, the hinge is summed per row, and a second GEMM
 // with the 0/1 mask of active pairs gives the gradient.
 func (CPU) NegativeHinge(loss, grad, z, y *Tensor, margin float32) {
-	m, d := matrix("NegativeHinge", "z", z)
-	expect("NegativeHinge", "loss", loss, Float32, m)
+	m, d := check.Matrix("NegativeHinge", "z", z)
+	check.Expect("NegativeHinge", "loss", loss, Float32, m)
 	ys := labels("NegativeHinge", "y", y, m)
 	var gs []float32
 	if grad != nil {
-		expect("NegativeHinge", "grad", grad, Float32, m, d)
+		check.Expect("NegativeHinge", "grad", grad, Float32, m, d)
 		gs = grad.Float32s()
 	}
 	zs, ls := z.Float32s(), loss.Float32s()

@@ -70,18 +70,18 @@ type Tensor struct {
 
 // New returns a host tensor of the given shape, filled with zeros.
 func New(shape ...int) *Tensor {
-	return FromFloat32s(make([]float32, checkShape(shape)), shape...)
+	return FromFloat32s(make([]float32, check.Shape(shape)), shape...)
 }
 
 // NewInt32 returns a host int32 tensor of the given shape, filled with zeros.
 func NewInt32(shape ...int) *Tensor {
-	return FromInt32s(make([]int32, checkShape(shape)), shape...)
+	return FromInt32s(make([]int32, check.Shape(shape)), shape...)
 }
 
 // FromFloat32s returns a host tensor of the given shape that uses data as its
 // storage (no copy). It panics if len(data) is not the shape's size.
 func FromFloat32s(data []float32, shape ...int) *Tensor {
-	if n := checkShape(shape); n != len(data) {
+	if n := check.Shape(shape); n != len(data) {
 		panic(fmt.Sprintf("anomnet/tensor: %d elements for shape %v (size %d)", len(data), shape, n))
 	}
 	return &Tensor{shape: slices.Clone(shape), dtype: Float32, st: hostF32(data)}
@@ -90,7 +90,7 @@ func FromFloat32s(data []float32, shape ...int) *Tensor {
 // FromInt32s returns a host int32 tensor of the given shape that uses data as
 // its storage (no copy). It panics if len(data) is not the shape's size.
 func FromInt32s(data []int32, shape ...int) *Tensor {
-	if n := checkShape(shape); n != len(data) {
+	if n := check.Shape(shape); n != len(data) {
 		panic(fmt.Sprintf("anomnet/tensor: %d elements for shape %v (size %d)", len(data), shape, n))
 	}
 	return &Tensor{shape: slices.Clone(shape), dtype: Int32, st: hostI32(data)}
@@ -99,21 +99,10 @@ func FromInt32s(data []int32, shape ...int) *Tensor {
 // FromStorage returns a tensor of the given shape and element type over st.
 // Devices use it to wrap their own memory.
 func FromStorage(st Storage, dt DType, shape ...int) *Tensor {
-	if n := checkShape(shape); n != st.Len() {
+	if n := check.Shape(shape); n != st.Len() {
 		panic(fmt.Sprintf("anomnet/tensor: storage of %d elements for shape %v (size %d)", st.Len(), shape, n))
 	}
 	return &Tensor{shape: slices.Clone(shape), dtype: dt, st: st}
-}
-
-func checkShape(shape []int) int {
-	n := 1
-	for _, d := range shape {
-		if d < 0 {
-			panic(fmt.Sprintf("anomnet/tensor: negative dimension in shape %v", shape))
-		}
-		n *= d
-	}
-	return n
 }
 
 // Shape returns the tensor's dimensions. The caller must not modify it.
@@ -168,7 +157,7 @@ func (t *Tensor) Int32s() []int32 {
 // Reshape returns a tensor with the same elements and another shape of the
 // same size, sharing memory.
 func (t *Tensor) Reshape(shape ...int) *Tensor {
-	if n := checkShape(shape); n != t.Len() {
+	if n := check.Shape(shape); n != t.Len() {
 		panic(fmt.Sprintf("anomnet/tensor: cannot reshape %v (size %d) to %v (size %d)", t.shape, t.Len(), shape, n))
 	}
 	return &Tensor{shape: slices.Clone(shape), dtype: t.dtype, st: t.st}
