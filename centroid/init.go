@@ -221,7 +221,7 @@ func greedySeed(name string, sample []float32, dim, k int, rng *rand.Rand, next 
 		}
 		var total float64
 		for i := range w {
-			w[i] = min(w[i], sqDist(row(i), p))
+			w[i] = min(w[i], tensor.SqDist(row(i), p))
 			total += w[i]
 		}
 		pick = next(w, total, chosen)
@@ -256,35 +256,4 @@ func drawWeighted(w []float64, total float64, chosen []bool, rng *rand.Rand) int
 		}
 	}
 	return free[rng.IntN(len(free))]
-}
-
-// sqDist is the squared Euclidean distance of a and b in float64.
-func sqDist(a, b []float32) float64 {
-	b = b[:len(a)]
-	var s float64
-	for i, v := range a {
-		t := float64(v) - float64(b[i])
-		s += t * t
-	}
-	return s
-}
-
-// InitKCenter runs greedy k-center (farthest-point) seeding on a host
-// sample of rows (n x dim, row-major): a first row drawn at random, then
-// each next centroid the row farthest from every centroid chosen so far.
-// The centroids cover the sample's extremes as well as its bulk, as
-// PatchCore's greedy coreset covers its memory bank. It returns a K x D
-// host tensor, or an error wrapping ErrSampleTooSmall when n < k. When
-// every remaining row coincides with a chosen centroid, it takes the
-// lowest-numbered row not yet chosen.
-func InitKCenter(sample []float32, dim, k int, rng *rand.Rand) (*tensor.Tensor, error) {
-	return greedySeed("InitKCenter", sample, dim, k, rng, func(w []float64, _ float64, chosen []bool) int {
-		next, far := -1, -1.0
-		for i, v := range w {
-			if !chosen[i] && v > far {
-				next, far = i, v
-			}
-		}
-		return next
-	})
 }

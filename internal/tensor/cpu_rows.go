@@ -59,7 +59,7 @@ func (CPU) Nearest(idx, dist, x, c *Tensor) {
 				bi, bd := -1, math.Inf(1)
 				for j, d2 := range row {
 					if d2 <= best+3e-5*(xn+cn[j])+1e-30 || d2 != d2 {
-						if e := sqDist(xi, cs[j*d:(j+1)*d]); e < bd || bi < 0 {
+						if e := SqDist(xi, cs[j*d:(j+1)*d]); e < bd || bi < 0 {
 							bi, bd = j, e
 						}
 					}
@@ -83,7 +83,10 @@ func sqNorm(a []float32) float32 {
 	return s
 }
 
-func sqDist(a, b []float32) float64 {
+// SqDist is the squared Euclidean distance of a and b (a's length),
+// accumulated in float64: the exact re-ranking of Nearest, and the
+// reference that the centroid seeding measures with.
+func SqDist(a, b []float32) float64 {
 	b = b[:len(a)]
 	var s float64
 	for i, v := range a {
