@@ -26,13 +26,20 @@ type Config struct {
 	// Adapter configures the feature adapter (METHOD.md 3).
 	Adapter adapter.Options `json:"adapter"`
 
-	// K is the number of centroids. METHOD.md leaves it open
-	// (docs/RESULTS.md compares values on real data).
-	K int `json:"k"`
+	// K is the number of centroids. METHOD.md leaves it open; 0 chooses
+	// it from the data: KFraction of the training feature vectors (one per
+	// location of each training image), at least KMin and at most KMax
+	// (and never more than there are vectors).
+	K         int     `json:"k"`
+	KFraction float64 `json:"k_fraction"`
+	KMin      int     `json:"k_min"`
+	KMax      int     `json:"k_max"`
 	// Init is how the centroids start: InitMean (METHOD.md's: the global
-	// mean of the training features plus jitter; the default), InitKMeansPP
-	// (k-means++ seeding) or InitKCenter (greedy farthest-point seeding, as
-	// PatchCore's coreset), both on a sample of the training features.
+	// mean of the training features plus jitter), InitKMeansPP (k-means++
+	// seeding on a sample of the training features) or InitKCenter (greedy
+	// farthest-point seeding over every training feature vector, as
+	// PatchCore's coreset, with distances tracked through a random
+	// projection to centroid.ProjectionDim dimensions).
 	Init string `json:"init"`
 	// Jitter is the standard deviation of the initial jitter, as a
 	// fraction of the features' mean per-dimension standard deviation.
@@ -66,6 +73,16 @@ type Config struct {
 	Margin float64 `json:"margin"`
 	Sample int     `json:"sample"`
 
+	// TapBalance weighs the tapped layers in the feature space: TapDims
+	// (each tap's features scaled by sqrt(C_min / C_i), so that every
+	// layer counts alike in a distance however many channels it has, as
+	// PatchCore's embedding does) or TapNone (METHOD.md: as they come).
+	// The scale is the adapter's starting point: training may move it.
+	TapBalance string `json:"tap_balance"`
+
+	// NoTrain skips both training stages: the centroids stay where
+	// initialisation put them and the adapter at its start.
+	NoTrain bool `json:"no_train"`
 	// Ablation switches (METHOD.md 4). NoSep and NoEnt drop those losses
 	// from stage 1; NoStage2 skips the contrastive stage. SingleStage
 	// trains everything jointly for Epochs1 epochs (centroids trainable,
@@ -83,6 +100,11 @@ type Config struct {
 	Scorer Scorer `json:"-"`
 	// Sigma is the Gaussian blur of the pixel anomaly map, in pixels.
 	Sigma float64 `json:"sigma"`
+	// ImageScore is how an image's score comes from its maps: ScoreMap
+	// (METHOD.md: the maximum of the blurred pixel map) or ScoreGrid (the
+	// maximum of the location scores before upsampling and blur, as
+	// PatchCore scores).
+	ImageScore string `json:"image_score"`
 	// ImageQuantile and PixelQuantile calibrate the image and pixel
 	// thresholds as quantiles of the scores of the normal training images,
 	// unless ImageThreshold or PixelThreshold (raw scores) are set.
@@ -134,8 +156,13 @@ func DefaultConfig() Config {
 		Taps:          []string{"stage2", "stage3"},
 		Resize:        256,
 		Crop:          224,
-		K:             256,
-		Init:          InitMean,
+		K:             0,
+		KFraction:     0.1,
+		KMin:          256,
+		KMax:          32768,
+		Init:          InitKCenter,
+		TapBalance:    TapDims,
+		ImageScore:    ScoreGrid,
 		Jitter:        0.01,
 		Epochs1:       10,
 		Epochs2:       10,
@@ -180,6 +207,7 @@ func (c Config) withDefaults() (Config, error) {
 	}{
 		{&c.Resize, def.Resize}, {&c.Crop, def.Crop}, {&c.K, def.K}, {&c.BatchSize, def.BatchSize},
 		{&c.Sample, def.Sample}, {&c.BackboneBatch, def.BackboneBatch}, {&c.MaxPixels, def.MaxPixels},
+		{&c.KMin, def.KMin}, {&c.KMax, def.KMax},
 	}
 	for _, f := range ints {
 		if *f.v == 0 {
@@ -194,6 +222,7 @@ func (c Config) withDefaults() (Config, error) {
 		{&c.LambdaAtt, def.LambdaAtt}, {&c.LambdaSep, def.LambdaSep}, {&c.LambdaEnt, def.LambdaEnt},
 		{&c.LambdaCon, def.LambdaCon}, {&c.Margin, def.Margin}, {&c.Sigma, def.Sigma},
 		{&c.ImageQuantile, def.ImageQuantile}, {&c.PixelQuantile, def.PixelQuantile},
+		{&c.KFraction, def.KFraction},
 	}
 	for _, f := range floats {
 		if *f.v == 0 {
@@ -201,7 +230,13 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.Init == "" {
-		c.Init = InitMean
+		c.Init = def.Init
+	}
+	if c.TapBalance == "" {
+		c.TapBalance = def.TapBalance
+	}
+	if c.ImageScore == "" {
+		c.ImageScore = def.ImageScore
 	}
 	if c.LRCentroids == 0 {
 		c.LRCentroids = c.LR
@@ -215,8 +250,14 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.Crop < 1 || c.Crop > c.Resize:
 		return c, fmt.Errorf("anomnet: config: crop %d of a %d image", c.Crop, c.Resize)
-	case c.K < 1:
+	case c.K < 0:
 		return c, fmt.Errorf("anomnet: config: K = %d centroids", c.K)
+	case c.KFraction <= 0 || c.KFraction > 1 || c.KMin < 1 || c.KMax < c.KMin:
+		return c, fmt.Errorf("anomnet: config: centroids from the data: fraction %g, at least %d, at most %d", c.KFraction, c.KMin, c.KMax)
+	case c.TapBalance != TapDims && c.TapBalance != TapNone:
+		return c, fmt.Errorf("anomnet: config: tap balance %q (want %s or %s)", c.TapBalance, TapDims, TapNone)
+	case c.ImageScore != ScoreMap && c.ImageScore != ScoreGrid:
+		return c, fmt.Errorf("anomnet: config: image score %q (want %s or %s)", c.ImageScore, ScoreMap, ScoreGrid)
 	case c.BatchSize < 1 || c.BackboneBatch < 1 || c.Sample < 2:
 		return c, fmt.Errorf("anomnet: config: batch size %d, backbone batch %d, sample %d", c.BatchSize, c.BackboneBatch, c.Sample)
 	case c.Epochs1 < 0 || c.Epochs2 < 0:
@@ -242,6 +283,14 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	return c, nil
 }
+
+// The choices of Config.TapBalance and Config.ImageScore.
+const (
+	TapDims   = "dims"
+	TapNone   = "none"
+	ScoreMap  = "map"
+	ScoreGrid = "grid"
+)
 
 // The centroid initialisations of Config.Init.
 const (

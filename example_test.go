@@ -19,14 +19,14 @@ import (
 func ExampleDefaultConfig() {
 	cfg := anomnet.DefaultConfig()
 	fmt.Println("taps:", cfg.Taps)
-	fmt.Println("centroids:", cfg.K)
+	fmt.Printf("centroids: %s seeding, %g of the feature vectors (%d to %d)\n", cfg.Init, cfg.KFraction, cfg.KMin, cfg.KMax)
 	fmt.Printf("epochs: %d + %d\n", cfg.Epochs1, cfg.Epochs2)
 	fmt.Println("learning rate:", cfg.LR)
 	fmt.Printf("lambdas: att %g, sep %g, ent %g, con %g\n", cfg.LambdaAtt, cfg.LambdaSep, cfg.LambdaEnt, cfg.LambdaCon)
 	fmt.Println("blur sigma:", cfg.Sigma)
 	// Output:
 	// taps: [stage2 stage3]
-	// centroids: 256
+	// centroids: kcenter seeding, 0.1 of the feature vectors (256 to 32768)
 	// epochs: 10 + 10
 	// learning rate: 0.0001
 	// lambdas: att 1, sep 1, ent 0.1, con 0.8

@@ -339,6 +339,9 @@ func rssChild(budget string) {
 	cfg := testConfig()
 	cfg.Resize, cfg.Crop = 128, 128
 	cfg.Epochs1, cfg.Epochs2 = 1, 1
+	// Mean seeding keeps nothing per feature vector besides the cache
+	// (farthest-point seeding holds a projection of each).
+	cfg.Init = InitMean
 	cfg.CacheBytes = b
 	dir, err := os.MkdirTemp("", "anomnet-rss-")
 	if err != nil {

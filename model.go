@@ -180,7 +180,7 @@ func configScorer(cfg Config) Scorer {
 	if cfg.Scorer != nil {
 		return cfg.Scorer
 	}
-	return &NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma}
+	return &NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma, Grid: cfg.ImageScore == ScoreGrid}
 }
 
 // Predict scores one image.

@@ -11,10 +11,12 @@ import (
 // is its Euclidean distance to the nearest centroid; the score map is
 // upsampled bilinearly to Size x Size and blurred with a Gaussian of
 // standard deviation Sigma pixels (radius floor(4 Sigma + 0.5)); an
-// image's score is the maximum of its map.
+// image's score is the maximum of its map, or with Grid the maximum of its
+// location scores before upsampling and blur.
 type NearestScorer struct {
 	Size  int
 	Sigma float64
+	Grid  bool
 }
 
 // Score implements Scorer.
@@ -29,6 +31,10 @@ func (s *NearestScorer) Score(d Device, set CentroidSet, f *Tensor) (*Tensor, []
 	dist := d.Zeros(n * h * w)
 	set.Nearest(d, nil, dist, rows)
 	d.Free(rows)
+	var grid []float64
+	if s.Grid {
+		grid = MapMax(d, dist.Reshape(n, 1, h, w))
+	}
 	up := d.Zeros(n, 1, s.Size, s.Size)
 	d.ResizeBilinear(up, dist.Reshape(n, 1, h, w))
 	d.Free(dist)
@@ -38,6 +44,9 @@ func (s *NearestScorer) Score(d Device, set CentroidSet, f *Tensor) (*Tensor, []
 		d.Free(up)
 	} else {
 		out = up
+	}
+	if s.Grid {
+		return out, grid
 	}
 	return out, MapMax(d, out)
 }

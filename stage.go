@@ -9,6 +9,7 @@ type Stage string
 const (
 	StageFeatures  Stage = "features"  // backbone features of the training images
 	StageInit      Stage = "init"      // adapter and centroid initialisation
+	StageSeed      Stage = "seed"      // farthest-point seeding (InitKCenter)
 	Stage1         Stage = "stage1"    // centroid optimisation (METHOD.md 4)
 	Stage2         Stage = "stage2"    // contrastive learning, centroids frozen
 	StageJoint     Stage = "joint"     // Config.SingleStage: every loss at once
@@ -46,6 +47,9 @@ type Plan struct {
 // (SingleStage). A stage with zero epochs is left out.
 func (c Config) Plans() []Plan {
 	var plans []Plan
+	if c.NoTrain {
+		return nil
+	}
 	add := func(p Plan) {
 		if p.Epochs > 0 {
 			plans = append(plans, p)

@@ -66,6 +66,7 @@ type trainer struct {
 	sizes    [][2]int
 	offsets  []int // per tap, within a cache record
 	rec      []float32
+	locs     int // feature vectors (locations) per image
 
 	ad    *adapter.Adapter
 	set   *centroid.Set
@@ -160,37 +161,67 @@ func (t *trainer) rows(f *Tensor) *Tensor {
 }
 
 // adaptedRows returns the adapted feature vectors of the cached images idx
-// on the host, one row per location ((len(idx)*H*W) x D).
-func (t *trainer) adaptedRows(idx []int) ([]float32, error) {
+// on the host, one row per location ((len(idx)*H*W) x D), and, when proj
+// (D x p, on the device) is given, their projections (len(idx)*H*W x p).
+func (t *trainer) adaptedRows(idx []int, proj *Tensor) (rows, z []float32, err error) {
 	maps, err := t.batch(idx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f := t.ad.Forward(t.d, maps)
 	freeAll(t.d, maps)
 	r := t.rows(f)
 	t.d.Free(f)
-	host := t.d.ToHost(r).Float32s()
+	if proj != nil {
+		zd := t.d.Zeros(r.Dim(0), proj.Dim(1))
+		t.d.Gemm(false, false, 1, r, proj, 0, zd)
+		z = t.d.ToHost(zd).Float32s()
+		t.d.Free(zd)
+	}
+	rows = t.d.ToHost(r).Float32s()
 	t.d.Free(r)
-	return host, nil
+	return rows, z, nil
 }
 
 // init builds the adapter and places the centroids: the global mean of the
-// initial features plus jitter, or k-means++ on a sample of them; it also
-// measures the default delta on that sample.
+// initial features plus jitter, k-means++ on a sample of them, or greedy
+// farthest-point selection over all of them; it also measures the default
+// delta on a sample.
 func (t *trainer) init(ctx context.Context) error {
 	t.ad = adapter.New(t.d, t.channels, t.cfg.Adapter)
+	if t.cfg.TapBalance == TapDims {
+		cmin := slices.Min(t.channels)
+		for i, l := range t.ad.Layers {
+			t.d.Scale(float32(math.Sqrt(float64(cmin)/float64(t.channels[i]))), l.W)
+		}
+	}
 	dim := t.ad.Dim()
 	stats := centroid.NewStats(dim)
 	n := t.cache.Len()
 	perImage := max(1, initSampleRows/n)
-	var sample []float32
+	var sample, z []float32
+	var proj *Tensor
+	if t.cfg.Init == InitKCenter {
+		// Features of no more dimensions than the projection are taken
+		// as they are (an identity "projection").
+		pdim := min(dim, centroid.ProjectionDim)
+		p := tensor.New(dim, pdim)
+		if pdim < dim {
+			p = tensor.FromFloat32s(centroid.Projection(dim, pdim, t.rng), dim, pdim)
+		} else {
+			for i := range dim {
+				p.Float32s()[i*pdim+i] = 1
+			}
+		}
+		proj = t.d.FromHost(p)
+		defer t.d.Free(proj)
+	}
 	for lo := 0; lo < n; lo += t.cfg.BackboneBatch {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		idx := seq(lo, min(lo+t.cfg.BackboneBatch, n))
-		host, err := t.adaptedRows(idx)
+		host, zb, err := t.adaptedRows(idx, proj)
 		if err != nil {
 			return err
 		}
@@ -199,6 +230,11 @@ func (t *trainer) init(ctx context.Context) error {
 		}
 		stats.Add(host)
 		locs := len(host) / dim / len(idx)
+		t.locs = locs
+		if proj != nil && z == nil {
+			z = make([]float32, 0, n*locs*proj.Dim(1))
+		}
+		z = append(z, zb...)
 		for j := range idx {
 			for _, p := range contrastive.Sample(t.rng, locs, perImage) {
 				row := j*locs + int(p)
@@ -214,15 +250,16 @@ func (t *trainer) init(ctx context.Context) error {
 	if t.delta == 0 {
 		t.delta = md.Value()
 	}
+	k := t.cfg.numCentroids(n * t.locs)
 	var c *Tensor
 	var err error
 	switch t.cfg.Init {
 	case InitKMeansPP:
-		c, err = centroid.InitKMeansPP(sample, dim, t.cfg.K, t.rng)
+		c, err = centroid.InitKMeansPP(sample, dim, k, t.rng)
 	case InitKCenter:
-		c, err = centroid.InitKCenter(sample, dim, t.cfg.K, t.rng)
+		c, err = t.seedFarthest(ctx, z, k)
 	default:
-		c = centroid.InitMean(mean, stats.MeanStd(), t.cfg.K, t.cfg.Jitter, t.rng)
+		c = centroid.InitMean(mean, stats.MeanStd(), k, t.cfg.Jitter, t.rng)
 	}
 	if err != nil {
 		return fmt.Errorf("anomnet: %s initialisation: %w", t.cfg.Init, err)
@@ -233,6 +270,66 @@ func (t *trainer) init(ctx context.Context) error {
 	}
 	t.opt = append(t.opt, newAdam(t.d, t.set.C))
 	return t.snapshot(StageInit, 0)
+}
+
+// numCentroids is K, or when K is 0 the share KFraction of n feature
+// vectors within [KMin, KMax], never more than n.
+func (c Config) numCentroids(n int) int {
+	if c.K > 0 {
+		return c.K
+	}
+	return min(n, max(c.KMin, min(c.KMax, int(math.Round(c.KFraction*float64(n))))))
+}
+
+// seedFarthest chooses k of the training feature vectors by greedy
+// farthest-point selection on their projections z, starting from a random
+// one, and returns them (k x D, host; fewer rows when the vectors run out
+// of distinct ones), read again from the cache in a second pass.
+func (t *trainer) seedFarthest(ctx context.Context, z []float32, k int) (*Tensor, error) {
+	pdim := min(t.ad.Dim(), centroid.ProjectionDim)
+	n := len(z) / pdim
+	chosen, err := centroid.FarthestPoint(z, pdim, k, t.rng.IntN(n), func(done int) {
+		t.progress(Progress{Stage: StageSeed, Epoch: 1, Epochs: 1, Step: done, Steps: k})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Each chosen vector's row in the centroid matrix, by image.
+	byImage := map[int][][2]int{}
+	for r, v := range chosen {
+		byImage[v/t.locs] = append(byImage[v/t.locs], [2]int{v % t.locs, r})
+	}
+	dim := t.ad.Dim()
+	c := make([]float32, len(chosen)*dim)
+	images := t.cache.Len()
+	for lo := 0; lo < images; lo += t.cfg.BackboneBatch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var idx []int
+		for i := lo; i < min(lo+t.cfg.BackboneBatch, images); i++ {
+			if len(byImage[i]) > 0 {
+				idx = append(idx, i)
+			}
+		}
+		if len(idx) == 0 {
+			continue
+		}
+		host, _, err := t.adaptedRows(idx, nil)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range idx {
+			for _, lr := range byImage[i] {
+				src := (j*t.locs + lr[0]) * dim
+				copy(c[lr[1]*dim:(lr[1]+1)*dim], host[src:src+dim])
+			}
+		}
+	}
+	return tensor.FromFloat32s(c, len(chosen), dim), nil
 }
 
 // snapshotImages and snapshotRows bound the feature sample of a Snapshot.
@@ -247,7 +344,7 @@ func (t *trainer) snapshot(stage Stage, epoch int) error {
 	if t.cfg.Snapshot == nil {
 		return nil
 	}
-	rows, err := t.adaptedRows(seq(0, min(snapshotImages, t.cache.Len())))
+	rows, _, err := t.adaptedRows(seq(0, min(snapshotImages, t.cache.Len())), nil)
 	if err != nil {
 		return err
 	}

@@ -134,7 +134,9 @@ func TestEndToEnd(t *testing.T) {
 		if rows != 112 || cols != 112 {
 			t.Errorf("%s: %d x %d", p.Map, rows, cols)
 		}
-		if max := float64(slices.Max(m)); max != p.Score {
+		// The default image score is the maximum of the location grid,
+		// which bounds the map's (upsampling and blur average it).
+		if max := float64(slices.Max(m)); max > p.Score*(1+1e-6) || max < p.Score/2 {
 			t.Errorf("%s: score %v, map max %v", p.Path, p.Score, max)
 		}
 		if s, ok := evalScore[p.Path]; !ok || math.Abs(s-p.Score) > 1e-6*math.Abs(s) {

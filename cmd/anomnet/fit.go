@@ -18,7 +18,13 @@ func configFlags(fs *flagSet) func() (anomnet.Config, error) {
 	taps := fs.String("taps", strings.Join(c.Taps, ","), "backbone taps, comma-separated")
 	fs.IntVar(&c.Resize, "resize", c.Resize, "resize images to this square size")
 	fs.IntVar(&c.Crop, "crop", c.Crop, "then crop this centred square")
-	fs.IntVar(&c.K, "k", c.K, "number of centroids")
+	fs.IntVar(&c.K, "k", c.K, "number of centroids (0: -k-fraction of the training feature vectors, within -k-min and -k-max)")
+	fs.Float64Var(&c.KFraction, "k-fraction", c.KFraction, "with -k 0: centroids as a share of the training feature vectors")
+	fs.IntVar(&c.KMin, "k-min", c.KMin, "with -k 0: at least this many centroids")
+	fs.IntVar(&c.KMax, "k-max", c.KMax, "with -k 0: at most this many centroids")
+	fs.StringVar(&c.TapBalance, "tap-balance", c.TapBalance, "weigh the tapped layers: dims (alike, whatever their channels) or none")
+	fs.StringVar(&c.ImageScore, "image-score", c.ImageScore, "image score: grid (max of the location scores) or map (max of the blurred pixel map)")
+	fs.BoolVar(&c.NoTrain, "no-train", c.NoTrain, "skip both training stages (the seeded centroids score)")
 	fs.StringVar(&c.Init, "init", c.Init, "centroid initialisation: mean (mean + jitter), kmeans++ or kcenter (greedy farthest point)")
 	fs.BoolFunc("kmeanspp", "same as -init kmeans++", func(string) error { c.Init = anomnet.InitKMeansPP; return nil })
 	fs.Float64Var(&c.Jitter, "jitter", c.Jitter, "initial jitter, fraction of the features' mean std")
@@ -53,8 +59,8 @@ func configFlags(fs *flagSet) func() (anomnet.Config, error) {
 	return func() (anomnet.Config, error) {
 		c.Taps = strings.Split(*taps, ",")
 		c.CacheBytes = *cacheMB << 20
-		if c.Epochs1 == 0 && c.Epochs2 == 0 {
-			return c, usageError{msg: "-epochs1 and -epochs2 are both 0"}
+		if c.Epochs1 == 0 && c.Epochs2 == 0 && !c.NoTrain {
+			return c, usageError{msg: "-epochs1 and -epochs2 are both 0 (-no-train skips training)"}
 		}
 		if err := c.Validate(); err != nil {
 			return c, usageError{msg: err.Error()}
@@ -178,8 +184,11 @@ func (l *fitLog) progress(p *progress, cfg anomnet.Config) func(anomnet.Progress
 		if pr.Stage != stage {
 			stage = pr.Stage
 			unit := "img"
-			if stage.Trains() {
+			switch {
+			case stage.Trains():
 				unit = "steps"
+			case stage == anomnet.StageSeed:
+				unit = "centroids"
 			}
 			p.begin(stage.String(), unit, pr.Epochs*pr.Steps)
 			sum, n = anomnet.Losses{}, 0
