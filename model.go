@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"math/rand/v2"
 	"sync"
 
+	"github.com/org/anomnet/centroid"
 	"github.com/org/anomnet/dataset"
 	"github.com/org/anomnet/internal/tensor"
 )
@@ -169,6 +171,20 @@ func (m *Model) backboneMaps(raw []image.Image, first int) ([]*Tensor, error) {
 		}
 	}
 	return maps, nil
+}
+
+// pruneFrom is the number of centroids from which a model searches them
+// through a centroid.Index: below it the brute-force GEMM is as fast.
+const pruneFrom = 2048
+
+// search returns the centroid search a fitted model scores with: set
+// itself, or from pruneFrom centroids on, the pruning Index over it
+// (exact too).
+func search(d Device, set *centroid.Set) CentroidSet {
+	if set.K() < pruneFrom {
+		return set
+	}
+	return centroid.NewIndex(d, set, rand.New(rand.NewPCG(uint64(set.K()), 0x696e646578)))
 }
 
 // scorer returns Config.Scorer, or the default NearestScorer.

@@ -224,7 +224,8 @@ func load(r io.Reader, bb Backbone, what string) (*Model, error) {
 	}
 	d := m.dev
 	m.ad = adapter.New(d, h.Channels, cfg.Adapter)
-	m.set = centroid.NewSet(d.Zeros(h.K, h.D))
+	set := centroid.NewSet(d.Zeros(h.K, h.D))
+	m.set = set
 	_, params := m.params()
 	for i, p := range params {
 		if !tensor.SameShape(p, host[i]) {
@@ -234,6 +235,7 @@ func load(r io.Reader, bb Backbone, what string) (*Model, error) {
 		d.Copy(p, src)
 		d.Free(src)
 	}
+	m.set = search(d, set)
 	m.fitted, m.channels, m.sizes, m.delta, m.cal = true, h.Channels, h.Sizes, h.Delta, h.Calibration
 	return m, d.Sync()
 }

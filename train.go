@@ -43,13 +43,14 @@ func (m *Model) Fit(ctx context.Context, images []image.Image) error {
 			return err
 		}
 	}
+	t.search = search(t.d, t.set)
 	cal, err := t.calibrate(ctx)
 	if err != nil {
 		return err
 	}
 	m.mu.Lock()
 	m.fitted, m.channels, m.sizes = true, t.channels, t.sizes
-	m.ad, m.set, m.delta, m.cal = t.ad, t.set, t.delta, cal
+	m.ad, m.set, m.delta, m.cal = t.ad, t.search, t.delta, cal
 	m.mu.Unlock()
 	return nil
 }
@@ -68,11 +69,12 @@ type trainer struct {
 	rec      []float32
 	locs     int // feature vectors (locations) per image
 
-	ad    *adapter.Adapter
-	set   *centroid.Set
-	delta float64
-	opt   []adam // adapter params, then the centroids
-	step  int
+	ad     *adapter.Adapter
+	set    *centroid.Set
+	search CentroidSet // the trained set's search, for the calibration
+	delta  float64
+	opt    []adam // adapter params, then the centroids
+	step   int
 }
 
 func (t *trainer) close() {
@@ -494,7 +496,7 @@ func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
 		if err != nil {
 			return cal, err
 		}
-		pix, scores := pixelMaps(t.d, t.ad, t.set, sc, t.cfg.Crop, maps)
+		pix, scores := pixelMaps(t.d, t.ad, t.search, sc, t.cfg.Crop, maps)
 		for i, pix := range pix {
 			lo, hi := slices.Min(pix), slices.Max(pix)
 			cal.Min, cal.Max = min(cal.Min, float64(lo)), max(cal.Max, float64(hi))

@@ -1,0 +1,141 @@
+package centroid
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/org/anomnet/internal/tensor"
+	"github.com/stretchr/testify/require"
+)
+
+// TestIndexNearest checks the pruned search against the brute-force one
+// (the CPU Device's Nearest): the same index and the same distance for
+// every row, on clustered data like features, on data with exact ties
+// (duplicate centroids, rows on a grid) and on queries far from every
+// centroid, where the bounds prune little.
+func TestIndexNearest(t *testing.T) {
+	d := tensor.CPU{}
+	rng := rand.New(rand.NewPCG(8, 9))
+	for _, c := range []struct {
+		name         string
+		k, n, dim    int
+		spread, away float64
+		grid         bool
+	}{
+		{name: "clustered", k: 700, n: 500, dim: 160, spread: 3},
+		{name: "few dims", k: 300, n: 300, dim: 12, spread: 1},
+		{name: "far queries", k: 400, n: 200, dim: 200, spread: 1, away: 30},
+		{name: "one centroid", k: 1, n: 50, dim: 20, spread: 1},
+		// No low-rank structure: the bounds are loose and the nearest is
+		// rarely among the lowest bounds.
+		{name: "isotropic", k: 500, n: 300, dim: 300, spread: 1},
+		{name: "grid ties", k: 64, n: 300, dim: 2, grid: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cs := make([]float32, c.k*c.dim)
+			centres := make([]float64, 10*c.dim)
+			for i := range centres {
+				if c.name != "isotropic" {
+					centres[i] = 5 * rng.NormFloat64()
+				}
+			}
+			for i := range c.k {
+				for j := range c.dim {
+					if c.grid {
+						cs[i*c.dim+j] = float32([2]int{i % 8, i / 8}[j])
+						continue
+					}
+					cs[i*c.dim+j] = float32(centres[(i%10)*c.dim+j] + c.spread*rng.NormFloat64())
+				}
+			}
+			if c.k > 10 {
+				copy(cs[5*c.dim:6*c.dim], cs[9*c.dim:10*c.dim]) // a duplicate centroid
+			}
+			xs := make([]float32, c.n*c.dim)
+			for i := range c.n {
+				for j := range c.dim {
+					if c.grid {
+						// Midway between grid points: ties of two or four.
+						xs[i*c.dim+j] = float32(rng.IntN(15)) / 2
+						continue
+					}
+					xs[i*c.dim+j] = float32(centres[(i%10)*c.dim+j] + c.spread*rng.NormFloat64() + c.away*rng.NormFloat64())
+				}
+			}
+			if c.k > 10 {
+				copy(xs[:c.dim], cs[9*c.dim:10*c.dim]) // on the duplicate: index 5 wins
+			}
+			set := NewSet(tensor.FromFloat32s(cs, c.k, c.dim))
+			ix := NewIndex(d, set, rand.New(rand.NewPCG(1, 1)))
+			x := tensor.FromFloat32s(xs, c.n, c.dim)
+			wantI, wantD := tensor.NewInt32(c.n), tensor.New(c.n)
+			d.Nearest(wantI, wantD, x, set.C)
+			gotI, gotD := tensor.NewInt32(c.n), tensor.New(c.n)
+			ix.Nearest(d, gotI, gotD, x)
+			require.Equal(t, wantI.Int32s(), gotI.Int32s())
+			require.Equal(t, wantD.Float32s(), gotD.Float32s())
+			if c.k > 10 {
+				require.EqualValues(t, 5, gotI.Int32s()[0])
+			}
+			// Either output alone.
+			onlyD := tensor.New(c.n)
+			ix.Nearest(d, nil, onlyD, x)
+			require.Equal(t, wantD.Float32s(), onlyD.Float32s())
+		})
+	}
+}
+
+func TestSmallest(t *testing.T) {
+	key := []float32{5, 3, 9, 1, 3, 7, 0, 2}
+	var top [4]int32
+	require.Equal(t, 4, smallest(top[:], key))
+	require.Equal(t, []int32{6, 3, 7, 1}, top[:])
+	var wide [10]int32
+	require.Equal(t, len(key), smallest(wide[:], key))
+}
+
+// featureLike returns n rows of dim values with a decaying spectrum, as
+// CNN features have (coordinate i has standard deviation 1/(1+i/8); the
+// search does not care about the rotation), around clumps centres: a
+// stand-in for adapted features in benchmarks.
+func featureLike(rng *rand.Rand, n, dim, clumps int) []float32 {
+	centres := make([]float64, clumps*dim)
+	for i := range centres {
+		centres[i] = 2 * rng.NormFloat64() / (1 + float64(i%dim)/8)
+	}
+	out := make([]float32, n*dim)
+	for r := range n {
+		c := rng.IntN(clumps)
+		for i := range dim {
+			out[r*dim+i] = float32(centres[c*dim+i] + rng.NormFloat64()/(1+float64(i)/8))
+		}
+	}
+	return out
+}
+
+// BenchmarkNearest times the brute-force search (the CPU Device's GEMM
+// search) and the pruning Index on 784 feature-like queries (one image's
+// locations) at D = 1536, K = 1k, 8k and 32k.
+func BenchmarkNearest(b *testing.B) {
+	const dim, n = 1536, 784
+	rng := rand.New(rand.NewPCG(3, 3))
+	all := featureLike(rng, 32768+n, dim, 64)
+	x := tensor.FromFloat32s(all[:n*dim], n, dim)
+	d := tensor.CPU{}
+	for _, k := range []int{1024, 8192, 32768} {
+		set := NewSet(tensor.FromFloat32s(all[n*dim:(n+k)*dim], k, dim))
+		dist := tensor.New(n)
+		b.Run(fmt.Sprintf("brute/K=%d", k), func(b *testing.B) {
+			for b.Loop() {
+				d.Nearest(nil, dist, x, set.C)
+			}
+		})
+		ix := NewIndex(d, set, rand.New(rand.NewPCG(1, 1)))
+		b.Run(fmt.Sprintf("index/K=%d", k), func(b *testing.B) {
+			for b.Loop() {
+				ix.Nearest(d, nil, dist, x)
+			}
+		})
+	}
+}
