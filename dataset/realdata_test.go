@@ -24,10 +24,10 @@ var realCounts = map[string]struct {
 	test  map[string]int // per test folder, good included
 	masks bool
 }{
+	// transistor is the one colour category.
 	"magnetic_tile": {761, map[string]int{"blowhole": 115, "break": 85, "crack": 57, "fray": 32, "good": 191, "uneven": 103}, true},
 	"kolektor":      {263, map[string]int{"crack": 50, "good": 70}, true},
-	"bottle_imageonly": {209, map[string]int{
-		"broken_large": 20, "broken_small": 22, "contamination": 21, "good": 20}, false},
+	"transistor":    {213, map[string]int{"bent_lead": 10, "cut_lead": 10, "damaged_case": 10, "good": 60, "misplaced": 10}, true},
 }
 
 // realDataRoot finds the shared evaluation data: $ANOMNET_DATA, else
@@ -169,7 +169,7 @@ func TestRealDataLoad(t *testing.T) {
 				require.NoError(t, err)
 				assert.Equal(t, row["width"], strconv.Itoa(raw.Bounds().Dx()), it.Path)
 				assert.Equal(t, row["height"], strconv.Itoa(raw.Bounds().Dy()), it.Path)
-				if name != "bottle_imageonly" { // the gray categories
+				if name != "transistor" { // the gray categories
 					for p := 0; p < len(it.Image.Pix); p += 4 {
 						px := it.Image.Pix[p : p+3]
 						if px[0] != px[1] || px[1] != px[2] {
