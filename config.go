@@ -59,9 +59,19 @@ type Config struct {
 	LR          float64 `json:"lr"`
 	LRCentroids float64 `json:"lr_centroids"`
 	// WeightDecay is added to the adapter's gradient (PyTorch's Adam
-	// weight_decay). The centroids get none: decay would pull them to the
-	// origin of the feature space, which means nothing there.
+	// weight_decay), times the parameters (DecayTo DecayZero, METHOD.md)
+	// or times their difference from where they started (DecayStart: an
+	// anchor to the initial, identity adapter, so that training cannot
+	// shrink the feature space towards the origin). The centroids get
+	// none: decay would pull them to the origin of the feature space,
+	// which means nothing there.
 	WeightDecay float64 `json:"weight_decay"`
+	DecayTo     string  `json:"decay_to"`
+	// TrainK bounds the centroids that train with InitKCenter: the first
+	// TrainK seeds (a coarser farthest-point cover) move in training,
+	// whose losses cost K times the features; after training all K seeds
+	// are read again through the trained adapter and score.
+	TrainK int `json:"train_k"`
 
 	// Loss weights.
 	LambdaAtt float64 `json:"lambda_att"`
@@ -169,6 +179,8 @@ func DefaultConfig() Config {
 		BatchSize:     32,
 		LR:            1e-4,
 		WeightDecay:   5e-4,
+		DecayTo:       DecayStart,
+		TrainK:        1024,
 		LambdaAtt:     1,
 		LambdaSep:     1,
 		LambdaEnt:     0.1,
@@ -207,7 +219,7 @@ func (c Config) withDefaults() (Config, error) {
 	}{
 		{&c.Resize, def.Resize}, {&c.Crop, def.Crop}, {&c.K, def.K}, {&c.BatchSize, def.BatchSize},
 		{&c.Sample, def.Sample}, {&c.BackboneBatch, def.BackboneBatch}, {&c.MaxPixels, def.MaxPixels},
-		{&c.KMin, def.KMin}, {&c.KMax, def.KMax},
+		{&c.KMin, def.KMin}, {&c.KMax, def.KMax}, {&c.TrainK, def.TrainK},
 	}
 	for _, f := range ints {
 		if *f.v == 0 {
@@ -232,6 +244,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Init == "" {
 		c.Init = def.Init
 	}
+	if c.DecayTo == "" {
+		c.DecayTo = def.DecayTo
+	}
 	if c.TapBalance == "" {
 		c.TapBalance = def.TapBalance
 	}
@@ -254,6 +269,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("anomnet: config: K = %d centroids", c.K)
 	case c.KFraction <= 0 || c.KFraction > 1 || c.KMin < 1 || c.KMax < c.KMin:
 		return c, fmt.Errorf("anomnet: config: centroids from the data: fraction %g, at least %d, at most %d", c.KFraction, c.KMin, c.KMax)
+	case c.DecayTo != DecayZero && c.DecayTo != DecayStart:
+		return c, fmt.Errorf("anomnet: config: decay to %q (want %s or %s)", c.DecayTo, DecayZero, DecayStart)
+	case c.TrainK < 1:
+		return c, fmt.Errorf("anomnet: config: %d training centroids", c.TrainK)
 	case c.TapBalance != TapDims && c.TapBalance != TapNone:
 		return c, fmt.Errorf("anomnet: config: tap balance %q (want %s or %s)", c.TapBalance, TapDims, TapNone)
 	case c.ImageScore != ScoreMap && c.ImageScore != ScoreGrid:
@@ -284,12 +303,14 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// The choices of Config.TapBalance and Config.ImageScore.
+// The choices of Config.TapBalance, Config.ImageScore and Config.DecayTo.
 const (
-	TapDims   = "dims"
-	TapNone   = "none"
-	ScoreMap  = "map"
-	ScoreGrid = "grid"
+	DecayZero  = "zero"
+	DecayStart = "start"
+	TapDims    = "dims"
+	TapNone    = "none"
+	ScoreMap   = "map"
+	ScoreGrid  = "grid"
 )
 
 // The centroid initialisations of Config.Init.

@@ -43,6 +43,9 @@ func (m *Model) Fit(ctx context.Context, images []image.Image) error {
 			return err
 		}
 	}
+	if err := t.refresh(ctx); err != nil {
+		return err
+	}
 	t.search = search(t.d, t.set)
 	cal, err := t.calibrate(ctx)
 	if err != nil {
@@ -67,13 +70,15 @@ type trainer struct {
 	sizes    [][2]int
 	offsets  []int // per tap, within a cache record
 	rec      []float32
-	locs     int // feature vectors (locations) per image
+	locs     int   // feature vectors (locations) per image
+	chosen   []int // the seeded feature vectors (InitKCenter)
 
 	ad     *adapter.Adapter
 	set    *centroid.Set
 	search CentroidSet // the trained set's search, for the calibration
 	delta  float64
-	opt    []adam // adapter params, then the centroids
+	opt    []adam    // adapter params, then the centroids
+	start  []*Tensor // the adapter params at the start (DecayStart)
 	step   int
 }
 
@@ -266,9 +271,17 @@ func (t *trainer) init(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("anomnet: %s initialisation: %w", t.cfg.Init, err)
 	}
+	if kt := t.cfg.TrainK; t.chosen != nil && kt < c.Dim(0) && len(t.cfg.Plans()) > 0 {
+		// Training moves the first TrainK seeds, themselves a coarser
+		// farthest-point cover; refresh brings back all of them.
+		c = tensor.FromFloat32s(c.Float32s()[:kt*dim], kt, dim)
+	}
 	t.set = centroid.NewSet(t.d.FromHost(c))
 	for _, p := range t.ad.Params() {
 		t.opt = append(t.opt, newAdam(t.d, p))
+		if t.cfg.DecayTo == DecayStart {
+			t.start = append(t.start, t.d.FromHost(t.d.ToHost(p)))
+		}
 	}
 	t.opt = append(t.opt, newAdam(t.d, t.set.C))
 	return t.snapshot(StageInit, 0)
@@ -285,8 +298,8 @@ func (c Config) numCentroids(n int) int {
 
 // seedFarthest chooses k of the training feature vectors by greedy
 // farthest-point selection on their projections z, starting from a random
-// one, and returns them (k x D, host; fewer rows when the vectors run out
-// of distinct ones), read again from the cache in a second pass.
+// one, keeps their numbers in t.chosen and returns them (k x D, host;
+// fewer rows when the vectors run out of distinct ones).
 func (t *trainer) seedFarthest(ctx context.Context, z []float32, k int) (*Tensor, error) {
 	pdim := min(t.ad.Dim(), centroid.ProjectionDim)
 	n := len(z) / pdim
@@ -296,16 +309,22 @@ func (t *trainer) seedFarthest(ctx context.Context, z []float32, k int) (*Tensor
 	if err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	// Each chosen vector's row in the centroid matrix, by image.
+	t.chosen = chosen
+	return t.gather(ctx, chosen)
+}
+
+// gather reads the feature vectors numbered vs (image * locations +
+// location) through the adapter as it is now, from the cache (one pass
+// over the images that hold any), and returns them as rows (len(vs) x D,
+// host).
+func (t *trainer) gather(ctx context.Context, vs []int) (*Tensor, error) {
+	// Each vector's row in the result, by image.
 	byImage := map[int][][2]int{}
-	for r, v := range chosen {
+	for r, v := range vs {
 		byImage[v/t.locs] = append(byImage[v/t.locs], [2]int{v % t.locs, r})
 	}
 	dim := t.ad.Dim()
-	c := make([]float32, len(chosen)*dim)
+	c := make([]float32, len(vs)*dim)
 	images := t.cache.Len()
 	for lo := 0; lo < images; lo += t.cfg.BackboneBatch {
 		if err := ctx.Err(); err != nil {
@@ -331,7 +350,23 @@ func (t *trainer) seedFarthest(ctx context.Context, z []float32, k int) (*Tensor
 			}
 		}
 	}
-	return tensor.FromFloat32s(c, len(chosen), dim), nil
+	return tensor.FromFloat32s(c, len(vs), dim), nil
+}
+
+// refresh makes the seeded feature vectors, read again through the
+// trained adapter, the centroids that score (InitKCenter): the trained
+// centroids served training, and the coreset must sit where the adapter
+// now puts the training features.
+func (t *trainer) refresh(ctx context.Context) error {
+	if t.chosen == nil || len(t.cfg.Plans()) == 0 {
+		return nil
+	}
+	c, err := t.gather(ctx, t.chosen)
+	if err != nil {
+		return err
+	}
+	t.set = centroid.NewSet(t.d.FromHost(c))
+	return nil
 }
 
 // snapshotImages and snapshotRows bound the feature sample of a Snapshot.
@@ -443,8 +478,17 @@ func (t *trainer) trainStep(p Plan, idx []int) (Losses, error) {
 	t.ad.Backward(d, tape, df, grads)
 	d.Free(df)
 	t.step++
+	wd := cfg.WeightDecay
+	if t.start != nil {
+		// Decay towards the start: the gradient of wd/2 |p - p0|^2.
+		for i, p := range t.ad.Params() {
+			d.Axpy(float32(wd), p, grads[i])
+			d.Axpy(float32(-wd), t.start[i], grads[i])
+		}
+		wd = 0
+	}
 	for i, o := range t.opt[:len(grads)] {
-		if err := o.step(d, fmt.Sprintf("adapter parameter %d", i), cfg.LR, cfg.WeightDecay, t.step); err != nil {
+		if err := o.step(d, fmt.Sprintf("adapter parameter %d", i), cfg.LR, wd, t.step); err != nil {
 			return l, err
 		}
 	}

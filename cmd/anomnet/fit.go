@@ -37,6 +37,8 @@ func configFlags(fs *flagSet) func() (anomnet.Config, error) {
 	fs.Float64Var(&c.LR, "lr", c.LR, "Adam learning rate of the adapter")
 	fs.Float64Var(&c.LRCentroids, "lr-centroids", c.LRCentroids, "Adam learning rate of the centroids (0: -lr)")
 	fs.Float64Var(&c.WeightDecay, "weight-decay", c.WeightDecay, "adapter weight decay")
+	fs.StringVar(&c.DecayTo, "decay-to", c.DecayTo, "adapter weight decay towards: start (its initial, identity weights) or zero (METHOD.md)")
+	fs.IntVar(&c.TrainK, "train-k", c.TrainK, "with -init kcenter: centroids that train (the first seeds); all are re-read through the trained adapter")
 	fs.Float64Var(&c.LambdaAtt, "lambda-att", c.LambdaAtt, "attraction loss weight")
 	fs.Float64Var(&c.LambdaSep, "lambda-sep", c.LambdaSep, "separation loss weight")
 	fs.Float64Var(&c.LambdaEnt, "lambda-ent", c.LambdaEnt, "entropy loss weight")

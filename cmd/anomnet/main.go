@@ -63,6 +63,7 @@ const usage = `usage: anomnet COMMAND [flags] [arguments]
 commands:
   fit [flags] DATA/CATEGORY           train a model on CATEGORY/train/good (-o model.anm, -plots DIR)
   eval [flags] MODEL DATA/CATEGORY    metrics per defect type on CATEGORY/test; report in -out DIR
+  validate [flags] DATA/CATEGORY      fit on part of train/good, score the rest with synthetic defects (no test image)
   predict [flags] MODEL IMAGE|DIR     score images; overlays and masks (-save-maps: .npy maps) in -out DIR
   demo [-out DIR]                     synthetic data, fit, eval and report with pictures, in minutes on a CPU
   bench predict [flags]               images/s of the backbone, adapter, scoring and whole Predict
@@ -114,6 +115,7 @@ func errorLine(err error) string {
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
 	"fit":            fit,
 	"eval":           eval,
+	"validate":       validate,
 	"predict":        predict,
 	"demo":           demo,
 	"version":        version,

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/org/anomnet"
+	"github.com/org/anomnet/dataset"
+)
+
+// validate is the validation protocol by which anomnet's defaults are
+// chosen without test images: part of train/good is held back, the model
+// is fitted on the rest, and it must tell the held-back images from copies
+// of them with a synthetic defect (dataset.Corrupt).
+func validate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("validate", "DATA/CATEGORY",
+		"Holds back a share of DATA/CATEGORY/train/good (-holdout), fits on the rest with the fit flags,\n"+
+			"and scores the held-back images and -copies copies of each with a synthetic defect\n"+
+			"(a pasted patch, a scar or a blob): image AUROC, pixel AUROC and AUPRO on normal images only.\n"+
+			"No test image is read: this is how settings are compared without looking at the test set.")
+	holdout := fs.Float64("holdout", 0.2, "share of train/good held back")
+	copies := fs.Int("copies", 2, "defective copies of each held-back image")
+	jsonOut := fs.String("json", "", "also write the figures as JSON to this file")
+	cache := fs.cacheFlag()
+	config := configFlags(fs)
+	pos, err := fs.parse(args, 1, stdout)
+	if err != nil {
+		return err
+	}
+	cfg, err := config()
+	if err != nil {
+		return err
+	}
+	if *holdout <= 0 || *holdout >= 1 || *copies < 1 {
+		return usageError{msg: "need 0 < -holdout < 1 and -copies >= 1"}
+	}
+	cat, err := openCategory(pos[0])
+	if err != nil {
+		return err
+	}
+	p := newProgress(stderr)
+	items, imgs, err := loadImages(ctx, cfg, cat.Train, p, "load")
+	if err != nil {
+		return err
+	}
+	fitIdx, valIdx := holdOut(len(imgs), *holdout, cfg.Seed)
+	if len(fitIdx) == 0 || len(valIdx) == 0 {
+		return fmt.Errorf("%s: %d training images are too few to hold %g back", pos[0], len(imgs), *holdout)
+	}
+	bb, err := loadBackbone(ctx, *cache, stderr)
+	if err != nil {
+		return err
+	}
+	log := &fitLog{cfg: cfg}
+	cfg.Progress = log.progress(p, cfg)
+	m, err := anomnet.New(bb, cfg)
+	if err != nil {
+		return err
+	}
+	train := make([]image.Image, len(fitIdx))
+	for i, k := range fitIdx {
+		train[i] = imgs[k]
+	}
+	start := time.Now()
+	p.mark()
+	err = m.Fit(ctx, train)
+	p.end()
+	if err != nil {
+		return fmt.Errorf("fit %s: %w", pos[0], err)
+	}
+	took := time.Since(start)
+
+	val, valImgs := corruptedSet(items, valIdx, *copies, cfg.Seed)
+	p.begin("validate", "img", len(valImgs))
+	rs, err := m.PredictBatch(ctx, valImgs)
+	p.end()
+	if err != nil {
+		return err
+	}
+	row, err := evaluate(val, rs, "all", true)
+	if err != nil {
+		return err
+	}
+	res := validation{Category: cat.Name, Fit: len(fitIdx), HeldBack: len(valIdx), Copies: *copies,
+		FitSec: took.Seconds(), IAUROC: row.IAUROC, PAUROC: row.PAUROC, AUPRO: row.AUPRO}
+	fmt.Fprintf(stdout, "%s: fitted on %d images in %s; %d held back, %d defective copies: I-AUROC %s, P-AUROC %s, AUPRO %s\n",
+		cat.Name, res.Fit, fmtDuration(took), res.HeldBack, len(valImgs)-res.HeldBack,
+		fmtMetric(row.IAUROC), fmtMetric(row.PAUROC), fmtMetric(row.AUPRO))
+	if *jsonOut != "" {
+		return writeFile(*jsonOut, func(w io.Writer) error {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			return enc.Encode(res)
+		})
+	}
+	return nil
+}
+
+// validation is what validate measures.
+type validation struct {
+	Category string   `json:"category"`
+	Fit      int      `json:"fit_images"`
+	HeldBack int      `json:"held_back"`
+	Copies   int      `json:"copies"`
+	FitSec   float64  `json:"fit_s"`
+	IAUROC   *float64 `json:"image_auroc"`
+	PAUROC   *float64 `json:"pixel_auroc"`
+	AUPRO    *float64 `json:"aupro"`
+}
+
+// holdOut splits n images into the ones to fit on and a share held back,
+// by a seeded shuffle (the same for the same seed and n).
+func holdOut(n int, share float64, seed uint64) (fit, held []int) {
+	order := rand.New(rand.NewPCG(seed, 0x686f6c64)).Perm(n)
+	k := int(share*float64(n) + 0.5)
+	return order[k:], order[:k]
+}
+
+// corruptedSet returns the held-back images as normal items, then copies
+// defective copies of each with their masks, and the images to predict.
+func corruptedSet(items []dataset.Item, held []int, copies int, seed uint64) ([]dataset.Item, []image.Image) {
+	rng := rand.New(rand.NewPCG(seed, 0x636f7272))
+	var out []dataset.Item
+	var imgs []image.Image
+	for _, k := range held {
+		it := items[k]
+		it.Mask = nil
+		out = append(out, it)
+		imgs = append(imgs, anomnet.Prepared{RGBA: it.Image})
+	}
+	for c := range copies {
+		for _, k := range held {
+			img, mask := dataset.Corrupt(items[k].Image, rng)
+			it := dataset.Item{Sample: dataset.Sample{Path: fmt.Sprintf("%s#defect%d", items[k].Path, c+1), Defect: "synthetic", Anomalous: true},
+				Image: img, Mask: make([]bool, len(mask.Pix))}
+			for i, v := range mask.Pix {
+				it.Mask[i] = v > 0
+			}
+			out = append(out, it)
+			imgs = append(imgs, anomnet.Prepared{RGBA: img})
+		}
+	}
+	return out, imgs
+}

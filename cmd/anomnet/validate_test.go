@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/org/anomnet/dataset"
+)
+
+// TestValidateReadsNoTestImage runs the validation protocol on a synthetic
+// category whose test images and masks are all replaced by garbage: it
+// must fit and score on train/good alone, and report figures.
+func TestValidateReadsNoTestImage(t *testing.T) {
+	needWeights(t)
+	root := t.TempDir()
+	synth := dataset.SynthOptions{Size: 128, Train: 10, TestGood: 1, TestDefect: 1, Categories: []string{"washer"}}
+	if err := dataset.WriteSynthetic(filepath.Join(root, "data"), synth, nil); err != nil {
+		t.Fatal(err)
+	}
+	cat := filepath.Join(root, "data", "washer")
+	var spoiled int
+	for _, dir := range []string{"test", "ground_truth"} {
+		err := filepath.WalkDir(filepath.Join(cat, dir), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				spoiled++
+				return os.WriteFile(p, []byte("not an image"), 0o644)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if spoiled == 0 {
+		t.Fatal("no test files to spoil")
+	}
+	out := filepath.Join(root, "v.json")
+	code, stdout, stderr := runCLI(t, "validate", "-holdout", "0.3", "-copies", "2", "-json", out,
+		"-resize", "128", "-crop", "112", "-no-train", "-k", "16", cat)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var v validation
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Fit != 7 || v.HeldBack != 3 || v.Copies != 2 || v.IAUROC == nil || v.PAUROC == nil || v.AUPRO == nil {
+		t.Fatalf("validation %+v from %s (stdout %s)", v, b, stdout)
+	}
+	for _, f := range []float64{*v.IAUROC, *v.PAUROC, *v.AUPRO} {
+		if f < 0 || f > 1 {
+			t.Errorf("figure %g outside [0, 1]", f)
+		}
+	}
+}
+
+// TestHoldOut checks the split: disjoint, complete, the share asked for,
+// and the same for the same seed.
+func TestHoldOut(t *testing.T) {
+	fit, held := holdOut(50, 0.2, 7)
+	if len(held) != 10 || len(fit) != 40 {
+		t.Fatalf("%d held back, %d to fit", len(held), len(fit))
+	}
+	all := slices.Sorted(slices.Values(append(slices.Clone(fit), held...)))
+	for i, v := range all {
+		if v != i {
+			t.Fatalf("the split is not a partition of 0..49: %v", all)
+		}
+	}
+	f2, h2 := holdOut(50, 0.2, 7)
+	if !slices.Equal(fit, f2) || !slices.Equal(held, h2) {
+		t.Fatal("the split changed for the same seed")
+	}
+	if _, h3 := holdOut(50, 0.2, 8); slices.Equal(held, h3) {
+		t.Fatal("another seed gave the same split")
+	}
+}
