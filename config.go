@@ -205,6 +205,33 @@ func (c Config) Validate() error {
 	return err
 }
 
+// PaperConfig returns METHOD.md taken literally, the settings of the
+// publication and the specification's own choices: K = 256 centroids at
+// the features' mean plus jitter, adapter weight decay towards zero,
+// layers as they come, the image score from the blurred map, and both
+// training stages with their 10 + 10 epochs at learning rate 1e-4. It is
+// the "paper" row of docs/RESULTS.md, beside the library's defaults.
+func PaperConfig() Config {
+	c := DefaultConfig()
+	c.K, c.Init, c.Jitter = 256, InitMean, 0.01
+	c.TrainK = 256
+	c.DecayTo, c.TapBalance, c.ImageScore = DecayZero, TapNone, ScoreMap
+	c.Epochs1, c.Epochs2, c.LR, c.WeightDecay = 10, 10, 1e-4, 5e-4
+	return c
+}
+
+// Preset returns the Config of a named preset: "default" (DefaultConfig)
+// or "paper" (PaperConfig).
+func Preset(name string) (Config, error) {
+	switch name {
+	case "", "default":
+		return DefaultConfig(), nil
+	case "paper":
+		return PaperConfig(), nil
+	}
+	return Config{}, fmt.Errorf("anomnet: no preset %q (want default or paper)", name)
+}
+
 // withDefaults returns c with zero fields replaced by DefaultConfig's, or an
 // error naming the first setting out of range.
 func (c Config) withDefaults() (Config, error) {

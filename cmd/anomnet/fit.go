@@ -11,10 +11,18 @@ import (
 	"github.com/org/anomnet/dataset"
 )
 
-// configFlags registers a flag for each Config knob, with DefaultConfig's
-// values, and returns a function that reads them back.
-func configFlags(fs *flagSet) func() (anomnet.Config, error) {
-	c := anomnet.DefaultConfig()
+// configFlags registers a flag for each Config knob, with the values of
+// the preset that args name (-preset, DefaultConfig's without one), and
+// returns a function that reads them back. The preset is read from args
+// before the flags are parsed, so that the other flags change it wherever
+// they stand.
+func configFlags(fs *flagSet, args []string) func() (anomnet.Config, error) {
+	name := presetArg(args)
+	c, presetErr := anomnet.Preset(name)
+	if presetErr != nil {
+		c = anomnet.DefaultConfig()
+	}
+	fs.String("preset", name, "start from a preset: default, or paper (METHOD.md literally: mean + jitter, lr 1e-4, 10 + 10 epochs)")
 	taps := fs.String("taps", strings.Join(c.Taps, ","), "backbone taps, comma-separated")
 	fs.IntVar(&c.Resize, "resize", c.Resize, "resize images to this square size")
 	fs.IntVar(&c.Crop, "crop", c.Crop, "then crop this centred square")
@@ -59,6 +67,9 @@ func configFlags(fs *flagSet) func() (anomnet.Config, error) {
 	fs.IntVar(&c.BackboneBatch, "backbone-batch", c.BackboneBatch, "images per backbone pass")
 	cacheMB := fs.Int64("feature-cache-mb", c.CacheBytes>>20, "memory for cached backbone features, MiB; the rest spills to a temporary file")
 	return func() (anomnet.Config, error) {
+		if presetErr != nil {
+			return c, usageError{msg: presetErr.Error()}
+		}
 		c.Taps = strings.Split(*taps, ",")
 		c.CacheBytes = *cacheMB << 20
 		if c.Epochs1 == 0 && c.Epochs2 == 0 && !c.NoTrain {
@@ -71,6 +82,32 @@ func configFlags(fs *flagSet) func() (anomnet.Config, error) {
 	}
 }
 
+// presetArg returns the value of a -preset flag in args ("" if none): the
+// last one, as the flag package keeps the last of repeated flags. It reads
+// up to "--"; a flag's value that is itself "-preset" would fool it.
+func presetArg(args []string) string {
+	var name string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		key, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if key != "preset" {
+			continue
+		}
+		if !hasVal && i+1 < len(args) {
+			i++
+			val = args[i]
+		}
+		name = val
+	}
+	return name
+}
+
 func fit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("fit", "DATA/CATEGORY",
 		"Trains a model on the normal images of DATA/CATEGORY/train/good and saves it (-o).\n"+
@@ -78,7 +115,7 @@ func fit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	out := fs.String("o", "model.anm", "output model file")
 	plots := fs.String("plots", "", "also write centroids.png and losses.png to this folder")
 	cache := fs.cacheFlag()
-	config := configFlags(fs)
+	config := configFlags(fs, args)
 	pos, err := fs.parse(args, 1, stdout)
 	if err != nil {
 		return err

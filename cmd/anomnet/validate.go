@@ -27,7 +27,7 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	copies := fs.Int("copies", 2, "defective copies of each held-back image")
 	jsonOut := fs.String("json", "", "also write the figures as JSON to this file")
 	cache := fs.cacheFlag()
-	config := configFlags(fs)
+	config := configFlags(fs, args)
 	pos, err := fs.parse(args, 1, stdout)
 	if err != nil {
 		return err

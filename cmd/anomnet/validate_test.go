@@ -82,3 +82,20 @@ func TestHoldOut(t *testing.T) {
 		t.Fatal("another seed gave the same split")
 	}
 }
+
+func TestPresetArg(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"-k", "5", "-preset", "paper", "DATA"}, "paper"},
+		{[]string{"--preset=paper", "-no-train", "DATA"}, "paper"},
+		{[]string{"-preset", "paper", "-preset", "default", "DATA"}, "default"},
+		{[]string{"-o", "m.anm", "DATA", "--", "-preset", "paper"}, ""},
+	} {
+		if got := presetArg(c.args); got != c.want {
+			t.Errorf("%q: preset %q, want %q", c.args, got, c.want)
+		}
+	}
+}

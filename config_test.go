@@ -1,0 +1,41 @@
+package anomnet
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestPresets checks that the paper preset is METHOD.md's literal
+// settings and valid, and that unknown presets are refused.
+func TestPresets(t *testing.T) {
+	p, err := Preset("paper")
+	require.NoError(t, err)
+	require.NoError(t, p.Validate())
+	require.Equal(t, 256, p.K)
+	require.Equal(t, InitMean, p.Init)
+	require.Equal(t, [2]int{10, 10}, [2]int{p.Epochs1, p.Epochs2})
+	require.Equal(t, 1e-4, p.LR)
+	require.Equal(t, DecayZero, p.DecayTo)
+	require.Equal(t, ScoreMap, p.ImageScore)
+	require.Equal(t, TapNone, p.TapBalance)
+	require.Len(t, p.Plans(), 2)
+	d, err := Preset("")
+	require.NoError(t, err)
+	require.Equal(t, DefaultConfig().K, d.K)
+	_, err = Preset("fast")
+	require.ErrorContains(t, err, `no preset "fast"`)
+}
+
+// TestNumCentroids checks K from the data: the share, the floor, the cap
+// and never more centroids than vectors.
+func TestNumCentroids(t *testing.T) {
+	c, err := DefaultConfig().withDefaults()
+	require.NoError(t, err)
+	c.KFraction, c.KMin, c.KMax = 0.1, 256, 32768
+	for n, want := range map[int]int{100: 100, 1000: 256, 5000: 500, 206192: 20619, 1_000_000: 32768} {
+		require.Equal(t, want, c.numCentroids(n), "%d vectors", n)
+	}
+	c.K = 77
+	require.Equal(t, 77, c.numCentroids(1_000_000))
+}
