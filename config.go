@@ -83,10 +83,14 @@ type Config struct {
 	Margin float64 `json:"margin"`
 	Sample int     `json:"sample"`
 
-	// TapBalance weighs the tapped layers in the feature space: TapDims
-	// (each tap's features scaled by sqrt(C_min / C_i), so that every
-	// layer counts alike in a distance however many channels it has, as
-	// PatchCore's embedding does) or TapNone (METHOD.md: as they come).
+	// TapBalance weighs the tapped layers in the feature space by scaling
+	// each tap's features: TapDims by sqrt(C_min / C_i), so that layers
+	// whose channels vary alike count alike in a distance however many
+	// channels they have; TapChannels by C_min / C_i, which halves the
+	// weight of a layer with twice the channels again (the weight
+	// PatchCore's embedding gives its layers, whose pooling averages the
+	// channels of the wider one in pairs); TapNone (METHOD.md) leaves
+	// them as they come.
 	// The scale is the adapter's starting point: training may move it.
 	TapBalance string `json:"tap_balance"`
 
@@ -115,13 +119,21 @@ type Config struct {
 	// maximum of the location scores before upsampling and blur, as
 	// PatchCore scores).
 	ImageScore string `json:"image_score"`
-	// ImageQuantile and PixelQuantile calibrate the image and pixel
-	// thresholds as quantiles of the scores of the normal training images,
-	// unless ImageThreshold or PixelThreshold (raw scores) are set.
-	ImageQuantile  float64 `json:"image_quantile"`
-	PixelQuantile  float64 `json:"pixel_quantile"`
+	// FalseAlarms is the false-alarm rate the thresholds are set for: the
+	// share of normal images above the image threshold, and of normal
+	// pixels above the pixel threshold, measured on the training images
+	// each scored without its own centroids (see Calibration). The image
+	// threshold is a conformal order statistic: n images resolve rates
+	// down to 1/(n+1). ImageThreshold or PixelThreshold (raw scores), when
+	// set, replace the calibrated ones.
+	FalseAlarms    float64 `json:"false_alarms"`
 	ImageThreshold float64 `json:"image_threshold"`
 	PixelThreshold float64 `json:"pixel_threshold"`
+	// Deprecated: ImageQuantile and PixelQuantile are read from model
+	// files of earlier versions and otherwise ignored; FalseAlarms
+	// replaces them.
+	ImageQuantile float64 `json:"image_quantile,omitempty"`
+	PixelQuantile float64 `json:"pixel_quantile,omitempty"`
 
 	// Seed makes a run reproducible: it drives the jitter, k-means++, the
 	// shuffling and the contrastive samples.
@@ -188,8 +200,7 @@ func DefaultConfig() Config {
 		Margin:        0.1,
 		Sample:        4096,
 		Sigma:         4,
-		ImageQuantile: 0.99,
-		PixelQuantile: 0.999,
+		FalseAlarms:   0.01,
 		Seed:          1,
 		BackboneBatch: 8,
 		CacheBytes:    2 << 30,
@@ -260,7 +271,7 @@ func (c Config) withDefaults() (Config, error) {
 		{&c.Jitter, def.Jitter}, {&c.LR, def.LR}, {&c.WeightDecay, def.WeightDecay},
 		{&c.LambdaAtt, def.LambdaAtt}, {&c.LambdaSep, def.LambdaSep}, {&c.LambdaEnt, def.LambdaEnt},
 		{&c.LambdaCon, def.LambdaCon}, {&c.Margin, def.Margin}, {&c.Sigma, def.Sigma},
-		{&c.ImageQuantile, def.ImageQuantile}, {&c.PixelQuantile, def.PixelQuantile},
+		{&c.FalseAlarms, def.FalseAlarms},
 		{&c.KFraction, def.KFraction},
 	}
 	for _, f := range floats {
@@ -300,8 +311,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("anomnet: config: decay to %q (want %s or %s)", c.DecayTo, DecayZero, DecayStart)
 	case c.TrainK < 1:
 		return c, fmt.Errorf("anomnet: config: %d training centroids", c.TrainK)
-	case c.TapBalance != TapDims && c.TapBalance != TapNone:
-		return c, fmt.Errorf("anomnet: config: tap balance %q (want %s or %s)", c.TapBalance, TapDims, TapNone)
+	case c.TapBalance != TapDims && c.TapBalance != TapChannels && c.TapBalance != TapNone:
+		return c, fmt.Errorf("anomnet: config: tap balance %q (want %s, %s or %s)", c.TapBalance, TapDims, TapChannels, TapNone)
 	case c.ImageScore != ScoreMap && c.ImageScore != ScoreGrid:
 		return c, fmt.Errorf("anomnet: config: image score %q (want %s or %s)", c.ImageScore, ScoreMap, ScoreGrid)
 	case c.BatchSize < 1 || c.BackboneBatch < 1 || c.Sample < 2:
@@ -312,8 +323,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("anomnet: config: adapter kernel %d (want 1 or 3)", c.Adapter.Kernel)
 	case c.Adapter.Height < 0 || c.Adapter.Width < 0:
 		return c, fmt.Errorf("anomnet: config: adapter size %dx%d", c.Adapter.Width, c.Adapter.Height)
-	case c.ImageQuantile <= 0 || c.ImageQuantile > 1 || c.PixelQuantile <= 0 || c.PixelQuantile > 1:
-		return c, fmt.Errorf("anomnet: config: threshold quantiles %g, %g outside (0, 1]", c.ImageQuantile, c.PixelQuantile)
+	case !(c.FalseAlarms > 0 && c.FalseAlarms < 1):
+		return c, fmt.Errorf("anomnet: config: false-alarm rate %g outside (0, 1)", c.FalseAlarms)
 	case c.Init != InitMean && c.Init != InitKMeansPP && c.Init != InitKCenter:
 		return c, fmt.Errorf("anomnet: config: centroid initialisation %q (want %s, %s or %s)", c.Init, InitMean, InitKMeansPP, InitKCenter)
 	case c.CacheBytes < 0:
@@ -332,12 +343,13 @@ func (c Config) withDefaults() (Config, error) {
 
 // The choices of Config.TapBalance, Config.ImageScore and Config.DecayTo.
 const (
-	DecayZero  = "zero"
-	DecayStart = "start"
-	TapDims    = "dims"
-	TapNone    = "none"
-	ScoreMap   = "map"
-	ScoreGrid  = "grid"
+	DecayZero   = "zero"
+	DecayStart  = "start"
+	TapDims     = "dims"
+	TapChannels = "channels"
+	TapNone     = "none"
+	ScoreMap    = "map"
+	ScoreGrid   = "grid"
 )
 
 // The centroid initialisations of Config.Init.

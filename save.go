@@ -23,7 +23,7 @@ import (
 // little-endian float32, and the SHA-256 of all that.
 const (
 	fileMagic     = "ANOMNET\n"
-	fileVersion   = 1
+	fileVersion   = 2 // 2: the calibration keeps the normal images' scores
 	maxHeader     = 1 << 20
 	maxFileFloats = 1 << 30 // 4 GiB of parameters: far beyond any adapter
 )
@@ -150,8 +150,8 @@ func load(r io.Reader, bb Backbone, what string) (*Model, error) {
 	if string(pre[:len(fileMagic)]) != fileMagic {
 		return nil, corrupt("no anomnet magic number")
 	}
-	if v := binary.LittleEndian.Uint32(pre[len(fileMagic):]); v != fileVersion {
-		return nil, fmt.Errorf("%s: format version %d, this anomnet reads version %d", what, v, fileVersion)
+	if v := binary.LittleEndian.Uint32(pre[len(fileMagic):]); v < 1 || v > fileVersion {
+		return nil, fmt.Errorf("%s: format version %d, this anomnet reads versions 1 to %d", what, v, fileVersion)
 	}
 	n := binary.LittleEndian.Uint32(pre[len(fileMagic)+4:])
 	if n > maxHeader {

@@ -90,7 +90,7 @@ func jsonOf(t *testing.T, v any) string {
 func TestSaveFormat(t *testing.T) {
 	m, b := savedTiny(t)
 	f := parseModelFile(t, b)
-	require.Equal(t, uint32(1), f.version, "the format version")
+	require.Equal(t, uint32(fileVersion), f.version, "the format version")
 	sum := sha256.Sum256(b[:len(b)-sha256.Size])
 	require.Equal(t, sum[:], f.sum)
 	require.Equal(t, b, f.bytes(), "parseModelFile and bytes are inverses")
@@ -137,21 +137,21 @@ func TestSaveLoadSaveIdentical(t *testing.T) {
 func TestLoadVersion(t *testing.T) {
 	_, b := savedTiny(t)
 	f := parseModelFile(t, b)
-	for _, v := range []uint32{0, 2, math.MaxUint32} {
+	for _, v := range []uint32{0, fileVersion + 1, math.MaxUint32} {
 		f.version = v
 		_, err := Load(bytes.NewReader(f.bytes()), newTinyNet(3))
 		require.EqualError(t, err, fmtVersion("anomnet: load", v))
 		require.NotErrorIs(t, err, ErrCorrupt, "another version is not a damaged file")
 	}
-	path := filepath.Join(t.TempDir(), "v2.anm")
-	f.version = 2
+	path := filepath.Join(t.TempDir(), "v3.anm")
+	f.version = fileVersion + 1
 	require.NoError(t, os.WriteFile(path, f.bytes(), 0o644))
 	_, err := LoadFile(path, newTinyNet(3))
-	require.EqualError(t, err, fmtVersion("anomnet: load "+path, 2))
+	require.EqualError(t, err, fmtVersion("anomnet: load "+path, fileVersion+1))
 }
 
 func fmtVersion(what string, v uint32) string {
-	return fmt.Sprintf("%s: format version %d, this anomnet reads version 1", what, v)
+	return fmt.Sprintf("%s: format version %d, this anomnet reads versions 1 to %d", what, v, fileVersion)
 }
 
 // TestLoadRejectsHeader alters a valid file's header (and fixes its
@@ -180,7 +180,7 @@ func TestLoadRejectsHeader(t *testing.T) {
 	}{
 		{"unknown field", `unknown field "extra"`, unknown.bytes()},
 		{"header too long", "header of 1048577 bytes (at most 1048576)", long},
-		{"header not JSON", "header: invalid character", modelFile{version: 1, header: []byte("{nope"), data: f.data}.bytes()},
+		{"header not JSON", "header: invalid character", modelFile{version: fileVersion, header: []byte("{nope"), data: f.data}.bytes()},
 		{"fewer channels than taps", "1 channel counts, 1 sizes, 2 taps", edit(func(h *fileHeader) {
 			h.Channels, h.Sizes = h.Channels[:1], h.Sizes[:1]
 		})},

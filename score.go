@@ -81,7 +81,9 @@ type Result struct {
 }
 
 // Calibration holds what the model measured on its normal training images:
-// the range of pixel scores, for normalisation, and the thresholds.
+// the range of pixel scores, for normalisation, the thresholds, and the
+// scores that set them, kept so that the thresholds can move to another
+// false-alarm rate without refitting (Model.SetFalseAlarmRate).
 type Calibration struct {
 	// Min and Max are the smallest and largest pixel score over the normal
 	// training images.
@@ -91,6 +93,17 @@ type Calibration struct {
 	// raw score units.
 	ImageThreshold float64 `json:"image_threshold"`
 	PixelThreshold float64 `json:"pixel_threshold"`
+	// FalseAlarms is the false-alarm rate the thresholds were set for (0:
+	// set otherwise).
+	FalseAlarms float64 `json:"false_alarms,omitempty"`
+	// HeldOut reports that each normal image was scored without the
+	// centroids taken from it (farthest-point seeding), as an image the
+	// model never saw; otherwise the scores are in-sample and run low.
+	HeldOut bool `json:"held_out,omitempty"`
+	// Scores are the image scores of the normal training images, in
+	// ascending order; PixelTail their pixel scores at PixelRates.
+	Scores    []float64 `json:"scores,omitempty"`
+	PixelTail []float64 `json:"pixel_tail,omitempty"`
 }
 
 // Normalize maps a raw score to the normal images' range: 0 at their

@@ -13,7 +13,6 @@ import (
 	"github.com/org/anomnet/centroid"
 	"github.com/org/anomnet/contrastive"
 	"github.com/org/anomnet/internal/tensor"
-	"github.com/org/anomnet/metrics"
 )
 
 // initSampleRows is how many feature vectors initialisation keeps to
@@ -196,10 +195,10 @@ func (t *trainer) adaptedRows(idx []int, proj *Tensor) (rows, z []float32, err e
 // delta on a sample.
 func (t *trainer) init(ctx context.Context) error {
 	t.ad = adapter.New(t.d, t.channels, t.cfg.Adapter)
-	if t.cfg.TapBalance == TapDims {
+	if p := map[string]float64{TapDims: 0.5, TapChannels: 1}[t.cfg.TapBalance]; p > 0 {
 		cmin := slices.Min(t.channels)
 		for i, l := range t.ad.Layers {
-			t.d.Scale(float32(math.Sqrt(float64(cmin)/float64(t.channels[i]))), l.W)
+			t.d.Scale(float32(math.Pow(float64(cmin)/float64(t.channels[i]), p)), l.W)
 		}
 	}
 	dim := t.ad.Dim()
@@ -523,14 +522,30 @@ func (t *trainer) contrastive(rows, dRows *Tensor) (pos, neg float64) {
 	return pos, neg
 }
 
-// calibrate scores the training images with the trained model and sets the
-// normalisation range and the thresholds.
+// calibrate scores the training images with the trained model and sets
+// the normalisation range and the thresholds for Config.FalseAlarms. With
+// farthest-point seeding every centroid is a training feature vector, and
+// each image is scored without the centroids taken from it: as an image
+// the model never saw, so that the thresholds hold on new normal images.
 func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
 	sc := configScorer(t.cfg)
 	n := t.cache.Len()
-	var images, pixels []float64
+	var pixels []float64
 	cal := Calibration{Min: math.Inf(1), Max: math.Inf(-1)}
-	const stride = 7 // a pixel sample for the pixel quantile
+	var ix *centroid.Index
+	var source []int32
+	if t.chosen != nil && t.cache.Len() > 1 {
+		var ok bool
+		if ix, ok = t.search.(*centroid.Index); !ok {
+			ix = centroid.NewIndex(t.d, t.set, rand.New(rand.NewPCG(t.cfg.Seed, 0x63616c)))
+		}
+		source = make([]int32, len(t.chosen))
+		for j, v := range t.chosen {
+			source[j] = int32(v / t.locs)
+		}
+		cal.HeldOut = true
+	}
+	const stride = 7 // a pixel sample for the pixel tail
 	for lo := 0; lo < n; lo += t.cfg.BackboneBatch {
 		if err := ctx.Err(); err != nil {
 			return cal, err
@@ -540,11 +555,15 @@ func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
 		if err != nil {
 			return cal, err
 		}
-		pix, scores := pixelMaps(t.d, t.ad, t.search, sc, t.cfg.Crop, maps)
+		set := t.search
+		if ix != nil {
+			set = leaveOut{Index: ix, source: source, images: idx, locs: t.locs}
+		}
+		pix, scores := pixelMaps(t.d, t.ad, set, sc, t.cfg.Crop, maps)
 		for i, pix := range pix {
 			lo, hi := slices.Min(pix), slices.Max(pix)
 			cal.Min, cal.Max = min(cal.Min, float64(lo)), max(cal.Max, float64(hi))
-			images = append(images, scores[i])
+			cal.Scores = append(cal.Scores, scores[i])
 			for i := 0; i < len(pix); i += stride {
 				pixels = append(pixels, float64(pix[i]))
 			}
@@ -554,18 +573,10 @@ func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
 	if math.IsNaN(cal.Min) || math.IsInf(cal.Max, 0) || math.IsInf(cal.Min, 0) {
 		return cal, fmt.Errorf("anomnet: calibration: training scores are not finite")
 	}
-	var err error
-	if cal.ImageThreshold = t.cfg.ImageThreshold; cal.ImageThreshold == 0 {
-		if cal.ImageThreshold, err = metrics.Quantile(images, t.cfg.ImageQuantile); err != nil {
-			return cal, err
-		}
-	}
-	if cal.PixelThreshold = t.cfg.PixelThreshold; cal.PixelThreshold == 0 {
-		if cal.PixelThreshold, err = metrics.Quantile(pixels, t.cfg.PixelQuantile); err != nil {
-			return cal, err
-		}
-	}
-	return cal, nil
+	slices.Sort(cal.Scores)
+	cal.PixelTail = pixelTail(pixels)
+	_, err := cal.setRate(t.cfg.FalseAlarms, t.cfg.ImageThreshold, t.cfg.PixelThreshold)
+	return cal, err
 }
 
 func seq(lo, hi int) []int {

@@ -120,6 +120,23 @@ const indexBlock = 64
 // nearest centroid's index, dist its Euclidean distance (float64 accuracy,
 // rounded to float32); either may be nil. x is N x D on d.
 func (ix *Index) Nearest(d tensor.Device, idx, dist, x *tensor.Tensor) {
+	ix.nearest(d, idx, dist, x, nil, nil)
+}
+
+// NearestExcept is Nearest with some centroids left out of each row's
+// search: for row r of x, every centroid j with source[j] == rows[r]. With
+// source the image each centroid was taken from and rows the image of each
+// feature vector, it scores training images as if their own features had
+// not been chosen. A row that leaves out every centroid gets idx -1 and
+// dist +Inf.
+func (ix *Index) NearestExcept(d tensor.Device, idx, dist, x *tensor.Tensor, source, rows []int32) {
+	if len(source) != ix.K() || len(rows) != x.Dim(0) {
+		panic(fmt.Sprintf("anomnet/centroid: Index.NearestExcept: %d sources for %d centroids, %d for %d rows", len(source), ix.K(), len(rows), x.Dim(0)))
+	}
+	ix.nearest(d, idx, dist, x, source, rows)
+}
+
+func (ix *Index) nearest(d tensor.Device, idx, dist, x *tensor.Tensor, source, rows []int32) {
 	n, dim := x.Dim(0), x.Dim(1)
 	if x.Rank() != 2 || dim != ix.dim {
 		panic(fmt.Sprintf("anomnet/centroid: Index.Nearest: x %v, centroids of dimension %d", x, ix.dim))
@@ -146,7 +163,11 @@ func (ix *Index) Nearest(d tensor.Device, idx, dist, x *tensor.Tensor) {
 					return
 				}
 				lo, hi := b*indexBlock, min((b+1)*indexBlock, n)
-				ix.search(s, xs[lo*dim:hi*dim], is[lo:hi], ds[lo:hi])
+				var rs []int32
+				if rows != nil {
+					rs = rows[lo:hi]
+				}
+				ix.search(s, xs[lo*dim:hi*dim], is[lo:hi], ds[lo:hi], source, rs)
 			}
 		}()
 	}
@@ -171,8 +192,9 @@ func (ix *Index) newScratch() *scratch {
 		lb: make([]float32, indexBlock*k)}
 }
 
-// search finds the nearest centroid of each row of xs.
-func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32) {
+// search finds the nearest centroid of each row of xs, leaving out for
+// row i the centroids j with source[j] == rowSrc[i] when source is given.
+func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, source, rowSrc []int32) {
 	rows, dim, l, k := len(is), ix.dim, ix.l, ix.K()
 	xc := s.xc[:rows*dim]
 	for i := range rows {
@@ -193,6 +215,14 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32) {
 			r := rx - ix.resid[j]
 			row[j] = pn + ix.projN[j] - 2*row[j] + r*r
 		}
+		left := func(j int) bool { return source != nil && source[j] == rowSrc[i] }
+		if source != nil {
+			for j := range row {
+				if left(j) {
+					row[j] = float32(math.Inf(1))
+				}
+			}
+		}
 		// The lowest bounds first: their distances make the best distance
 		// small early, so that few others pass the test. Distances are
 		// measured in float32 here; those within rounding of the best are
@@ -208,13 +238,15 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32) {
 			best = min(best, e)
 		}
 		for _, j := range top[:m] {
-			measure(int(j))
+			if !left(int(j)) {
+				measure(int(j))
+			}
 		}
 		// A bound is float32 arithmetic on norms: it may exceed the true
 		// bound by a few units in the last place of those norms.
 		for j, v := range row {
 			tol := 1e-5 * (pn + ix.projN[j] + (rx+ix.resid[j])*(rx+ix.resid[j]))
-			if v-tol <= best*(1+1e-4) && !slices.Contains(top[:m], int32(j)) {
+			if v-tol <= best*(1+1e-4) && !left(j) && !slices.Contains(top[:m], int32(j)) {
 				measure(j)
 			}
 		}
@@ -230,6 +262,9 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32) {
 		}
 		s.cand = cand
 		is[i], ds[i] = int32(bi), float32(math.Sqrt(max(bd, 0)))
+		if bi < 0 {
+			ds[i] = float32(math.Inf(1))
+		}
 	}
 }
 

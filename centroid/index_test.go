@@ -2,6 +2,7 @@ package centroid
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -138,4 +139,47 @@ func BenchmarkNearest(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestIndexNearestExcept checks the search that leaves out each row's own
+// source against brute force over the centroids of the other sources.
+func TestIndexNearestExcept(t *testing.T) {
+	d := tensor.CPU{}
+	rng := rand.New(rand.NewPCG(5, 6))
+	const k, n, dim, sources = 300, 200, 40, 6
+	cs := featureLike(rng, k, dim, 5)
+	xs := featureLike(rng, n, dim, 5)
+	source := make([]int32, k)
+	for j := range source {
+		source[j] = int32(rng.IntN(sources))
+	}
+	source[7] = sources // the only centroid of its source
+	rows := make([]int32, n)
+	for i := range rows {
+		rows[i] = int32(rng.IntN(sources + 1))
+	}
+	copy(xs[:dim], cs[3*dim:4*dim]) // on a centroid of its own source: not found
+	rows[0] = source[3]
+	ix := NewIndex(d, NewSet(tensor.FromFloat32s(cs, k, dim)), rand.New(rand.NewPCG(1, 1)))
+	gotI, gotD := tensor.NewInt32(n), tensor.New(n)
+	ix.NearestExcept(d, gotI, gotD, tensor.FromFloat32s(xs, n, dim), source, rows)
+	for i := range n {
+		bi, bd := -1, math.Inf(1)
+		for j := range k {
+			if source[j] == rows[i] {
+				continue
+			}
+			if e := tensor.SqDist(xs[i*dim:(i+1)*dim], cs[j*dim:(j+1)*dim]); e < bd {
+				bi, bd = j, e
+			}
+		}
+		require.EqualValues(t, bi, gotI.Int32s()[i], "row %d", i)
+		require.Equal(t, float32(math.Sqrt(bd)), gotD.Float32s()[i], "row %d", i)
+	}
+	require.NotEqualValues(t, 3, gotI.Int32s()[0])
+	// Leaving out every centroid: -1 and +Inf.
+	i1, d1 := tensor.NewInt32(1), tensor.New(1)
+	ix.NearestExcept(d, i1, d1, tensor.FromFloat32s(xs[:dim], 1, dim), make([]int32, k), []int32{0})
+	require.EqualValues(t, -1, i1.Int32s()[0])
+	require.True(t, math.IsInf(float64(d1.Float32s()[0]), 1))
 }

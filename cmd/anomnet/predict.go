@@ -27,6 +27,7 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	out := fs.String("out", "predictions", "output folder")
 	saveMaps := fs.Bool("save-maps", false, "also write each raw score map as a NumPy .npy file")
 	chunk := fs.Int("chunk", 32, "images decoded and scored at a time (bounds memory)")
+	rate := fs.Float64("false-alarms", 0, "re-threshold for this false-alarm rate from the model's kept scores of normal images (0: the model's thresholds)")
 	cache := fs.cacheFlag()
 	pos, err := fs.parse(args, 2, stdout)
 	if err != nil {
@@ -34,6 +35,9 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *chunk < 1 {
 		return usageError{msg: "predict: -chunk must be at least 1"}
+	}
+	if *rate < 0 || *rate >= 1 {
+		return usageError{msg: "predict: -false-alarms must be in (0, 1)"}
 	}
 	modelPath, input := pos[0], pos[1]
 	f, err := os.Open(modelPath)
@@ -58,6 +62,18 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	m, err := loadModel(ctx, *cache, modelPath, stderr)
 	if err != nil {
 		return err
+	}
+	if *rate > 0 {
+		resolved, err := m.SetFalseAlarmRate(*rate)
+		if err != nil {
+			return fmt.Errorf("%s: %w", modelPath, err)
+		}
+		cal := m.Calibration()
+		fmt.Fprintf(stderr, "thresholds for a false-alarm rate of %g: image %.4g, pixel %.4g\n", *rate, cal.ImageThreshold, cal.PixelThreshold)
+		if resolved > *rate {
+			fmt.Fprintf(stderr, "note: the model kept %d normal images' scores, which resolve rates down to %.3g, not %g; the image threshold is the highest of them\n",
+				len(cal.Scores), resolved, *rate)
+		}
 	}
 	cfg, cal := m.Config(), m.Calibration()
 	lo, hi := heatRange(cal)
