@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gonum.org/v1/gonum/stat/distuv"
 	"image"
 	"image/color"
 	"image/draw"
@@ -94,6 +95,9 @@ type evalReport struct {
 	// exist (one class only, no masks).
 	Rows   []evalRow    `json:"rows"`
 	Scores []imageScore `json:"scores"`
+	// FalseAlarms compares the target rate with the test's normal images
+	// (absent when the model was not calibrated for a rate).
+	FalseAlarms *falseAlarms `json:"false_alarms,omitempty"`
 }
 
 type evalRow struct {
@@ -102,6 +106,45 @@ type evalRow struct {
 	IAUROC *float64 `json:"image_auroc"`
 	PAUROC *float64 `json:"pixel_auroc"`
 	AUPRO  *float64 `json:"aupro"`
+	// The decisions at the model's image threshold: defective images
+	// caught of all defective, normal images flagged of all normal,
+	// precision and F1 (null without a flagged or a defective image),
+	// and F1-max, the best F1 of any threshold (an oracle: it looks at
+	// the labels).
+	Caught    int      `json:"caught"`
+	Defective int      `json:"defective"`
+	Flagged   int      `json:"flagged"`
+	Normal    int      `json:"normal"`
+	Precision *float64 `json:"precision"`
+	F1        *float64 `json:"f1"`
+	F1Max     *float64 `json:"f1_max"`
+}
+
+// falseAlarms is the false-alarm rate the model targets beside the one
+// measured on the normal test images, with its 95% Clopper-Pearson
+// interval.
+type falseAlarms struct {
+	Target   float64 `json:"target"`
+	Measured float64 `json:"measured"`
+	Low      float64 `json:"low"`
+	High     float64 `json:"high"`
+	Flagged  int     `json:"flagged"`
+	Normal   int     `json:"normal"`
+}
+
+// clopperPearson is the exact 95% binomial interval of k successes in n.
+func clopperPearson(k, n int) (lo, hi float64) {
+	if n == 0 {
+		return 0, 1
+	}
+	if k > 0 {
+		lo = distuv.Beta{Alpha: float64(k), Beta: float64(n - k + 1)}.Quantile(0.025)
+	}
+	hi = 1
+	if k < n {
+		hi = distuv.Beta{Alpha: float64(k + 1), Beta: float64(n - k)}.Quantile(0.975)
+	}
+	return lo, hi
 }
 
 // imageScore is one test image's verdict.
@@ -155,6 +198,11 @@ func evaluateModel(ctx context.Context, m *anomnet.Model, cat *dataset.Category,
 	for i, it := range items {
 		ev.rep.Scores = append(ev.rep.Scores, imageScore{Path: it.Path, Defect: it.Defect, Score: results[i].Score, Anomalous: results[i].Anomalous})
 	}
+	if all := ev.rep.Rows[0]; ev.cal.FalseAlarms > 0 && all.Normal > 0 {
+		lo, hi := clopperPearson(all.Flagged, all.Normal)
+		ev.rep.FalseAlarms = &falseAlarms{Target: ev.cal.FalseAlarms, Measured: float64(all.Flagged) / float64(all.Normal),
+			Low: lo, High: hi, Flagged: all.Flagged, Normal: all.Normal}
+	}
 	return ev, nil
 }
 
@@ -172,6 +220,18 @@ func evaluate(items []dataset.Item, rs []anomnet.Result, defect string, masks bo
 		row.Images++
 		scores = append(scores, rs[i].Score)
 		labels = append(labels, it.Anomalous)
+		switch {
+		case it.Anomalous:
+			row.Defective++
+			if rs[i].Anomalous {
+				row.Caught++
+			}
+		default:
+			row.Normal++
+			if rs[i].Anomalous {
+				row.Flagged++
+			}
+		}
 		if masks {
 			if err := px.Add(rs[i].Map, it.Mask, rs[i].Size); err != nil {
 				return row, fmt.Errorf("%s: %w", it.Path, err)
@@ -190,6 +250,21 @@ func evaluate(items []dataset.Item, rs []anomnet.Result, defect string, masks bo
 	v, err := metrics.AUROC(scores, labels)
 	if err := set(&row.IAUROC, v, err); err != nil {
 		return row, err
+	}
+	if flagged := row.Caught + row.Flagged; flagged > 0 {
+		p := float64(row.Caught) / float64(flagged)
+		row.Precision = &p
+	}
+	if row.Defective > 0 {
+		f1 := 2 * float64(row.Caught) / float64(row.Defective+row.Caught+row.Flagged)
+		row.F1 = &f1
+		if row.Normal > 0 {
+			v, _, err := metrics.F1Max(scores, labels)
+			if err != nil {
+				return row, err
+			}
+			row.F1Max = &v
+		}
 	}
 	if masks {
 		v, err := px.AUROC()
@@ -219,7 +294,24 @@ func (ev *evaluation) printTable(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t\n", r.Defect, r.Images, fmtMetric(r.IAUROC), fmtMetric(r.PAUROC), fmtMetric(r.AUPRO))
 	}
 	tw.Flush()
+	ev.printDecisions(w)
 	fmt.Fprintf(w, "predict: %d images in %s (%.2f img/s)\n", rep.Images, fmtDuration(time.Duration(rep.PredictSec*float64(time.Second))), float64(rep.Images)/rep.PredictSec)
+}
+
+// printDecisions prints the decision quality at the model's threshold.
+func (ev *evaluation) printDecisions(w io.Writer) {
+	rep := ev.rep
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "at threshold	caught	good flagged	precision	F1	F1-max	\n")
+	for _, r := range rep.Rows {
+		fmt.Fprintf(tw, "%s	%d/%d	%d/%d	%s	%s	%s	\n", r.Defect, r.Caught, r.Defective, r.Flagged, r.Normal,
+			fmtMetric(r.Precision), fmtMetric(r.F1), fmtMetric(r.F1Max))
+	}
+	tw.Flush()
+	if fa := rep.FalseAlarms; fa != nil {
+		fmt.Fprintf(w, "false alarms: target %.4g, measured %.4g on %d normal test images (95%% interval %.4f - %.4f)\n",
+			fa.Target, fa.Measured, fa.Normal, fa.Low, fa.High)
+	}
 }
 
 // write writes report.json, report.md, roc.png and overlays.png to dir
@@ -389,6 +481,16 @@ func (ev *evaluation) markdown(w io.Writer, dir string, pictures []string) error
 	b.WriteString("| defect | images | image AUROC | pixel AUROC | AUPRO (FPR 0.3) |\n| --- | ---: | ---: | ---: | ---: |\n")
 	for _, r := range rep.Rows {
 		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s |\n", r.Defect, r.Images, fmtMetric(r.IAUROC), fmtMetric(r.PAUROC), fmtMetric(r.AUPRO))
+	}
+	b.WriteString("\nDecisions at the image threshold (F1-max: the best F1 of any threshold, an oracle):\n\n" +
+		"| defect | caught | good flagged | precision | F1 | F1-max |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, r := range rep.Rows {
+		fmt.Fprintf(&b, "| %s | %d / %d | %d / %d | %s | %s | %s |\n", r.Defect, r.Caught, r.Defective, r.Flagged, r.Normal,
+			fmtMetric(r.Precision), fmtMetric(r.F1), fmtMetric(r.F1Max))
+	}
+	if fa := rep.FalseAlarms; fa != nil {
+		fmt.Fprintf(&b, "\nFalse alarms: target %.4g, measured on the normal test images %.4g (%d of %d; 95%% interval %.4f to %.4f).\n",
+			fa.Target, fa.Measured, fa.Flagged, fa.Normal, fa.Low, fa.High)
 	}
 	c := ev.cal
 	fmt.Fprintf(&b, "\nEach row but \"all\" holds the normal test images and those of one defect type. "+
