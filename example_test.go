@@ -122,16 +122,7 @@ func ExampleBackbone() {
 		log.Fatal(err)
 	}
 
-	for _, c := range []struct {
-		name   string
-		blotch bool
-	}{{"normal", false}, {"blotched", true}} {
-		r, err := m.Predict(stripes(rng, c.blotch))
-		if err != nil {
-			log.Fatal(err)
-		}
-		fmt.Printf("%s: %v\n", c.name, r.Anomalous)
-	}
+	judge(m, rng)
 	// Output:
 	// normal: false
 	// blotched: true
@@ -141,38 +132,33 @@ func ExampleBackbone() {
 // maps but scores an image by the mean of its hottest 2% of pixels instead
 // of the single hottest one, which is steadier on noisy images.
 func ExampleScorer() {
+	cfg := anomnet.DefaultConfig()
+	cfg.Resize, cfg.Crop, cfg.Sigma = 64, 64, 2
+	cfg.Scorer = topScorer{inner: &anomnet.NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma}, frac: 0.02}
+	// Fit calibrates the thresholds with the Scorer it will predict with.
 	rng := rand.New(rand.NewPCG(1, 2))
+	m := fitStripes(cfg, rng)
+	judge(m, rng)
+	// Output:
+	// normal: false
+	// blotched: true
+}
+
+// fitStripes fits a detector with cfg on 32 generated images of a striped
+// surface, with the random CNN as its backbone.
+func fitStripes(cfg anomnet.Config, rng *rand.Rand) *anomnet.Model {
 	var train []image.Image
 	for range 32 {
 		train = append(train, stripes(rng, false))
 	}
-	cfg := anomnet.DefaultConfig()
-	cfg.Resize, cfg.Crop = 64, 64
-	cfg.K = 4
-	cfg.Epochs1, cfg.Epochs2 = 3, 2
-	cfg.BatchSize, cfg.LR, cfg.Sample, cfg.Sigma = 8, 1e-3, 256, 2
-	cfg.Scorer = topScorer{inner: &anomnet.NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma}, frac: 0.02}
 	m, err := anomnet.New(newRandomCNN(6), cfg)
 	if err != nil {
 		log.Fatal(err)
 	}
-	// Fit calibrates the thresholds with the Scorer it will predict with.
 	if err := m.Fit(context.Background(), train); err != nil {
 		log.Fatal(err)
 	}
-	for _, c := range []struct {
-		name   string
-		blotch bool
-	}{{"normal", false}, {"blotched", true}} {
-		r, err := m.Predict(stripes(rng, c.blotch))
-		if err != nil {
-			log.Fatal(err)
-		}
-		fmt.Printf("%s: %v\n", c.name, r.Anomalous)
-	}
-	// Output:
-	// normal: false
-	// blotched: true
+	return m
 }
 
 // topScorer keeps inner's pixel maps and scores each image by the mean of
@@ -197,6 +183,21 @@ func (s topScorer) Score(d anomnet.Device, set anomnet.CentroidSet, f *anomnet.T
 		}
 	}
 	return maps, scores
+}
+
+// judge prints the model's verdict on a new normal image and on one with
+// a blotch.
+func judge(m *anomnet.Model, rng *rand.Rand) {
+	for _, c := range []struct {
+		name   string
+		blotch bool
+	}{{"normal", false}, {"blotched", true}} {
+		r, err := m.Predict(stripes(rng, c.blotch))
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s: %v\n", c.name, r.Anomalous)
+	}
 }
 
 // randomCNN is a stand-in for a pretrained network: three 3x3 convolutions

@@ -81,6 +81,19 @@ func configFlags(fs *flagSet, args []string) func() (anomnet.Config, error) {
 	}
 }
 
+// parseConfig registers the Config flags (configFlags) after the
+// command's own, parses args with npos positional arguments and returns
+// them with the Config.
+func (fs *flagSet) parseConfig(args []string, npos int, stdout io.Writer) ([]string, anomnet.Config, error) {
+	config := configFlags(fs, args)
+	pos, err := fs.parse(args, npos, stdout)
+	if err != nil {
+		return nil, anomnet.Config{}, err
+	}
+	cfg, err := config()
+	return pos, cfg, err
+}
+
 // presetArg returns the value of a -preset flag in args ("" if none): the
 // last one, as the flag package keeps the last of repeated flags. It reads
 // up to "--"; a flag's value that is itself "-preset" would fool it.
@@ -114,12 +127,7 @@ func fit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	out := fs.String("o", "model.anm", "output model file")
 	plots := fs.String("plots", "", "also write centroids.png and losses.png to this folder")
 	cache := fs.cacheFlag()
-	config := configFlags(fs, args)
-	pos, err := fs.parse(args, 1, stdout)
-	if err != nil {
-		return err
-	}
-	cfg, err := config()
+	pos, cfg, err := fs.parseConfig(args, 1, stdout)
 	if err != nil {
 		return err
 	}

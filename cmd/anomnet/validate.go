@@ -27,12 +27,7 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	copies := fs.Int("copies", 2, "defective copies of each held-back image")
 	jsonOut := fs.String("json", "", "also write the figures as JSON to this file")
 	cache := fs.cacheFlag()
-	config := configFlags(fs, args)
-	pos, err := fs.parse(args, 1, stdout)
-	if err != nil {
-		return err
-	}
-	cfg, err := config()
+	pos, cfg, err := fs.parseConfig(args, 1, stdout)
 	if err != nil {
 		return err
 	}
@@ -87,7 +82,7 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	res := validation{Category: cat.Name, Fit: len(fitIdx), HeldBack: len(valIdx), Copies: *copies,
-		FitSec: took.Seconds(), IAUROC: row.IAUROC, PAUROC: row.PAUROC, AUPRO: row.AUPRO}
+		FitSec: took.Seconds(), Metrics: row}
 	fmt.Fprintf(stdout, "%s: fitted on %d images in %s; %d held back, %d defective copies: I-AUROC %s, P-AUROC %s, AUPRO %s\n",
 		cat.Name, res.Fit, fmtDuration(took), res.HeldBack, len(valImgs)-res.HeldBack,
 		fmtMetric(row.IAUROC), fmtMetric(row.PAUROC), fmtMetric(row.AUPRO))
@@ -103,14 +98,13 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // validation is what validate measures.
 type validation struct {
-	Category string   `json:"category"`
-	Fit      int      `json:"fit_images"`
-	HeldBack int      `json:"held_back"`
-	Copies   int      `json:"copies"`
-	FitSec   float64  `json:"fit_s"`
-	IAUROC   *float64 `json:"image_auroc"`
-	PAUROC   *float64 `json:"pixel_auroc"`
-	AUPRO    *float64 `json:"aupro"`
+	Category string  `json:"category"`
+	Fit      int     `json:"fit_images"`
+	HeldBack int     `json:"held_back"`
+	Copies   int     `json:"copies"`
+	FitSec   float64 `json:"fit_s"`
+	// Metrics are eval's over the held-back images and their copies.
+	Metrics evalRow `json:"metrics"`
 }
 
 // holdOut splits n images into the ones to fit on and a share held back,

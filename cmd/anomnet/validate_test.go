@@ -51,10 +51,12 @@ func TestValidateReadsNoTestImage(t *testing.T) {
 	if err := json.Unmarshal(b, &v); err != nil {
 		t.Fatal(err)
 	}
-	if v.Fit != 7 || v.HeldBack != 3 || v.Copies != 2 || v.IAUROC == nil || v.PAUROC == nil || v.AUPRO == nil {
+	r := v.Metrics
+	if v.Fit != 7 || v.HeldBack != 3 || v.Copies != 2 || r.IAUROC == nil || r.PAUROC == nil || r.AUPRO == nil ||
+		r.Images != 9 || r.Defective != 6 {
 		t.Fatalf("validation %+v from %s (stdout %s)", v, b, stdout)
 	}
-	for _, f := range []float64{*v.IAUROC, *v.PAUROC, *v.AUPRO} {
+	for _, f := range []float64{*r.IAUROC, *r.PAUROC, *r.AUPRO} {
 		if f < 0 || f > 1 {
 			t.Errorf("figure %g outside [0, 1]", f)
 		}
