@@ -36,6 +36,7 @@ type Index struct {
 	basis  []float32 // D x L, orthonormal columns
 	proj   []float32 // K x L, the centred centroids in the basis
 	projN  []float32 // K, |proj|^2
+	cnLow  []float32 // K, (1 - 2e-5)(|proj|^2 + resid^2): the bound's centroid term, lowered for rounding
 	resid  []float32 // K, the norm of each centred centroid's part outside S
 	l, dim int
 }
@@ -69,6 +70,10 @@ func NewIndex(d tensor.Device, s *Set, rng *rand.Rand) *Index {
 		pn := dot32(ix.proj[i*ix.l:(i+1)*ix.l], ix.proj[i*ix.l:(i+1)*ix.l])
 		ix.projN[i] = pn
 		ix.resid[i] = float32(math.Sqrt(max(0, float64(dot32(centred[i*dim:(i+1)*dim], centred[i*dim:(i+1)*dim])-pn))))
+	}
+	ix.cnLow = make([]float32, k)
+	for i := range k {
+		ix.cnLow[i] = (1 - 2e-5) * (ix.projN[i] + ix.resid[i]*ix.resid[i])
 	}
 	return ix
 }
@@ -114,7 +119,7 @@ func orthonormal(q []float32, dim, l int) []float32 {
 }
 
 // indexBlock is how many rows share one GEMM of bounds.
-const indexBlock = 64
+const indexBlock = 256
 
 // Nearest implements the search of Set.Nearest with pruning: idx gets the
 // nearest centroid's index, dist its Euclidean distance (float64 accuracy,
@@ -210,10 +215,15 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 		xi := xs[i*dim : (i+1)*dim]
 		pn := dot32(xp[i*l:(i+1)*l], xp[i*l:(i+1)*l])
 		rx := float32(math.Sqrt(max(0, float64(dot32(xc[i*dim:(i+1)*dim], xc[i*dim:(i+1)*dim])-pn))))
+		// The bound |x-c|^2 >= a + cn_j - 2(x'.c'_j + rx r_j), a = pn + rx^2,
+		// is float32 arithmetic on norms: it may exceed the true bound by
+		// a few units in the last place of a + cn_j, so the test below
+		// lowers it by 2e-5 (a + cn_j). key_j holds the lowered bound less
+		// (1 - 2e-5) a, the same for every centroid of the row.
 		row := lb[i*k : (i+1)*k]
-		for j := range row {
-			r := rx - ix.resid[j]
-			row[j] = pn + ix.projN[j] - 2*row[j] + r*r
+		a := pn + rx*rx
+		for j, dot := range row {
+			row[j] = ix.cnLow[j] - 2*(dot+rx*ix.resid[j])
 		}
 		left := func(j int) bool { return source != nil && source[j] == rowSrc[i] }
 		if source != nil {
@@ -242,12 +252,11 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 				measure(int(j))
 			}
 		}
-		// A bound is float32 arithmetic on norms: it may exceed the true
-		// bound by a few units in the last place of those norms.
+		limit := best*(1+1e-4) - (1-2e-5)*a
 		for j, v := range row {
-			tol := 1e-5 * (pn + ix.projN[j] + (rx+ix.resid[j])*(rx+ix.resid[j]))
-			if v-tol <= best*(1+1e-4) && !left(j) && !slices.Contains(top[:m], int32(j)) {
+			if v <= limit && !left(j) && !slices.Contains(top[:m], int32(j)) {
 				measure(j)
+				limit = best*(1+1e-4) - (1-2e-5)*a
 			}
 		}
 		bi, bd := -1, math.Inf(1)
