@@ -19,18 +19,21 @@ import (
 func ExampleDefaultConfig() {
 	cfg := anomnet.DefaultConfig()
 	fmt.Println("taps:", cfg.Taps)
-	fmt.Printf("centroids: %s seeding, %g of the feature vectors (%d to %d)\n", cfg.Init, cfg.KFraction, cfg.KMin, cfg.KMax)
-	fmt.Printf("epochs: %d + %d\n", cfg.Epochs1, cfg.Epochs2)
-	fmt.Println("learning rate:", cfg.LR)
-	fmt.Printf("lambdas: att %g, sep %g, ent %g, con %g\n", cfg.LambdaAtt, cfg.LambdaSep, cfg.LambdaEnt, cfg.LambdaCon)
-	fmt.Println("blur sigma:", cfg.Sigma)
+	fmt.Printf("centroids: %s seeding of %g of the feature vectors (%d to %d)\n", cfg.Init, cfg.KFraction, cfg.KMin, cfg.KMax)
+	fmt.Printf("layers weighed by %s, image score from the %s\n", cfg.TapBalance, cfg.ImageScore)
+	fmt.Printf("training epochs: %d + %d\n", cfg.Epochs1, cfg.Epochs2)
+	fmt.Println("false-alarm rate:", cfg.FalseAlarms)
+	paper := anomnet.PaperConfig()
+	fmt.Printf("paper: K %d, %s seeding, %d + %d epochs at learning rate %g\n", paper.K, paper.Init, paper.Epochs1, paper.Epochs2, paper.LR)
+	fmt.Printf("paper lambdas: att %g, sep %g, ent %g, con %g\n", paper.LambdaAtt, paper.LambdaSep, paper.LambdaEnt, paper.LambdaCon)
 	// Output:
 	// taps: [stage2 stage3]
-	// centroids: kcenter seeding, 0.1 of the feature vectors (256 to 32768)
-	// epochs: 10 + 10
-	// learning rate: 0.0001
-	// lambdas: att 1, sep 1, ent 0.1, con 0.8
-	// blur sigma: 4
+	// centroids: kcenter seeding of 0.1 of the feature vectors (256 to 32768)
+	// layers weighed by channels, image score from the map
+	// training epochs: 0 + 0
+	// false-alarm rate: 0.01
+	// paper: K 256, mean seeding, 10 + 10 epochs at learning rate 0.0001
+	// paper lambdas: att 1, sep 1, ent 0.1, con 0.8
 }
 
 // This example trains a detector on photos of good parts with the

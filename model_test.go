@@ -383,7 +383,8 @@ func TestCustomScorer(t *testing.T) {
 	cfg.Epochs1, cfg.Epochs2 = 1, 1
 	plain := fitTiny(t, cfg, s)
 	var calls atomic.Int64
-	cfg.Scorer = offsetScorer{NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma, Grid: true}, 100, &calls}
+	def := *configScorer(cfg).(*NearestScorer) // what the plain model scores with
+	cfg.Scorer = offsetScorer{def, 100, &calls}
 	m := fitTiny(t, cfg, s)
 	require.Positive(t, calls.Load(), "Fit's calibration did not use Config.Scorer")
 	require.InDelta(t, plain.Calibration().ImageThreshold+100, m.Calibration().ImageThreshold, 1e-9)
@@ -406,6 +407,6 @@ func TestCustomScorer(t *testing.T) {
 	_, isNearest := l.Scorer().(*NearestScorer)
 	require.True(t, isNearest)
 	require.Equal(t, want[0].Score, predictEach(t, l, s.test[:1])[0].Score)
-	l.SetScorer(offsetScorer{NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma, Grid: true}, 100, &calls})
+	l.SetScorer(offsetScorer{def, 100, &calls})
 	require.Equal(t, want[0].Score+100, predictEach(t, l, s.test[:1])[0].Score)
 }

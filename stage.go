@@ -44,12 +44,10 @@ type Plan struct {
 
 // Plans returns the training stages that Fit runs under c, in order:
 // stage 1 then stage 2 (unless NoStage2), or the joint stage alone
-// (SingleStage). A stage with zero epochs is left out.
+// (SingleStage). A stage with zero epochs is left out: with the defaults
+// (no epochs) there is none.
 func (c Config) Plans() []Plan {
 	var plans []Plan
-	if c.NoTrain {
-		return nil
-	}
 	add := func(p Plan) {
 		if p.Epochs > 0 {
 			plans = append(plans, p)

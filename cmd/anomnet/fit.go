@@ -22,6 +22,7 @@ func configFlags(fs *flagSet, args []string) func() (anomnet.Config, error) {
 	if presetErr != nil {
 		c = anomnet.DefaultConfig()
 	}
+	var noTrain bool
 	fs.String("preset", name, "start from a preset: default, or paper (METHOD.md literally: mean + jitter, lr 1e-4, 10 + 10 epochs)")
 	taps := fs.String("taps", strings.Join(c.Taps, ","), "backbone taps, comma-separated")
 	fs.IntVar(&c.Resize, "resize", c.Resize, "resize images to this square size")
@@ -32,7 +33,7 @@ func configFlags(fs *flagSet, args []string) func() (anomnet.Config, error) {
 	fs.IntVar(&c.KMax, "k-max", c.KMax, "with -k 0: at most this many centroids")
 	fs.StringVar(&c.TapBalance, "tap-balance", c.TapBalance, "weigh the tapped layers: dims (scale sqrt(Cmin/C)), channels (Cmin/C, PatchCore's weights) or none")
 	fs.StringVar(&c.ImageScore, "image-score", c.ImageScore, "image score: grid (max of the location scores) or map (max of the blurred pixel map)")
-	fs.BoolVar(&c.NoTrain, "no-train", c.NoTrain, "skip both training stages (the seeded centroids score)")
+	fs.BoolFunc("no-train", "same as -epochs1 0 -epochs2 0: no training (the default)", func(string) error { noTrain = true; return nil })
 	fs.StringVar(&c.Init, "init", c.Init, "centroid initialisation: mean (mean + jitter), kmeans++ or kcenter (greedy farthest point)")
 	fs.BoolFunc("kmeanspp", "same as -init kmeans++", func(string) error { c.Init = anomnet.InitKMeansPP; return nil })
 	fs.Float64Var(&c.Jitter, "jitter", c.Jitter, "initial jitter, fraction of the features' mean std")
@@ -71,8 +72,8 @@ func configFlags(fs *flagSet, args []string) func() (anomnet.Config, error) {
 		}
 		c.Taps = strings.Split(*taps, ",")
 		c.CacheBytes = *cacheMB << 20
-		if c.Epochs1 == 0 && c.Epochs2 == 0 && !c.NoTrain {
-			return c, usageError{msg: "-epochs1 and -epochs2 are both 0 (-no-train skips training)"}
+		if noTrain {
+			c.Epochs1, c.Epochs2 = 0, 0
 		}
 		if err := c.Validate(); err != nil {
 			return c, usageError{msg: err.Error()}

@@ -87,7 +87,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"fit", "-nope", "data/cat"}, exitUsage, "flag provided but not defined: -nope"},
 		{[]string{"fit", "-epochs1", "x", "data/cat"}, exitUsage, "-epochs1"},
 		{[]string{"fit", "-crop", "300", "data/cat"}, exitUsage, "crop 300"},
-		{[]string{"fit", "-epochs1", "0", "-epochs2", "0", "data/cat"}, exitUsage, "both 0"},
+		{[]string{"fit", "-epochs1", "-1", "data/cat"}, exitUsage, "negative epochs"},
 		{[]string{"eval", "model.anm"}, exitUsage, "eval wants MODEL DATA/CATEGORY"},
 		{[]string{"predict", "-chunk", "0", "m", "x"}, exitUsage, "-chunk"},
 		{[]string{"version", "extra"}, exitUsage, "version wants no arguments"},
