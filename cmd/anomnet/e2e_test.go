@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -142,5 +143,37 @@ func TestEndToEnd(t *testing.T) {
 		if s, ok := evalScore[p.Path]; !ok || math.Abs(s-p.Score) > 1e-6*math.Abs(s) {
 			t.Errorf("%s: predict scores %v, eval %v (listed %v)", p.Path, p.Score, s, ok)
 		}
+	}
+
+	// Re-thresholding by rate agrees between the CLI and the API.
+	code, out, errOut = runCLI(t, "predict", "-false-alarms", "0.4", "-out", filepath.Join(root, "pred40"), model, filepath.Join(cat, "test"))
+	if code != exitOK {
+		t.Fatalf("predict -false-alarms: exit %d: %s", code, errOut)
+	}
+	m, err := anomnet.LoadFile(model, bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.SetFalseAlarmRate(0.4); err != nil {
+		t.Fatal(err)
+	}
+	thr := m.Calibration().ImageThreshold
+	if !strings.Contains(errOut, fmt.Sprintf("image %.4g", thr)) {
+		t.Errorf("predict -false-alarms 0.4 printed %q, the API's threshold is %.4g", errOut, thr)
+	}
+	sc = bufio.NewScanner(strings.NewReader(out))
+	n := 0
+	for sc.Scan() {
+		var p prediction
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Anomalous != (p.Score > thr) {
+			t.Errorf("%s: score %v, anomalous %v at the API's threshold %v", p.Path, p.Score, p.Anomalous, thr)
+		}
+		n++
+	}
+	if n != 5 {
+		t.Errorf("predict -false-alarms: %d lines", n)
 	}
 }
