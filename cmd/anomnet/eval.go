@@ -375,6 +375,11 @@ func (ev *evaluation) writeROC(path string) (bool, error) {
 		return false, err
 	}
 	curve := report.Curve{Label: fmt.Sprintf("%s, %d images", ev.rep.Category, len(scores)), X: c.FPR, Y: c.TPR}
+	if all := ev.rep.Rows[0]; all.Normal > 0 && all.Defective > 0 {
+		// The model's decisions: where its threshold sits on the curve.
+		curve.Mark = &[2]float64{float64(all.Flagged) / float64(all.Normal), float64(all.Caught) / float64(all.Defective)}
+		curve.MarkLabel = fmt.Sprintf("at the threshold %.4g", ev.cal.ImageThreshold)
+	}
 	return true, report.ROC(path, "Image-level ROC: "+ev.rep.Category, []report.Curve{curve}, 640, 600)
 }
 

@@ -22,6 +22,10 @@ const dpi = 96
 type Curve struct {
 	Label string
 	X, Y  []float64
+	// Mark, when set, is one point drawn as a dot in the curve's colour
+	// and named MarkLabel in the legend: an operating point on a ROC.
+	Mark      *[2]float64
+	MarkLabel string
 }
 
 // PlotCurves draws curves as lines in distinct colours, with a legend, and
@@ -99,6 +103,17 @@ func plotCurves(path, title, xlabel, ylabel string, curves []Curve, w, h int, ro
 		p.Add(l)
 		if c.Label != "" {
 			p.Legend.Add(c.Label, l)
+		}
+		if c.Mark != nil {
+			m, err := plotter.NewScatter(plotter.XYs{{X: c.Mark[0], Y: c.Mark[1]}})
+			if err != nil {
+				return fmt.Errorf("anomnet/report: plot %s: mark of %q: %w", path, c.Label, err)
+			}
+			m.GlyphStyle = draw.GlyphStyle{Color: seriesColor(i), Radius: vg.Points(4), Shape: draw.CircleGlyph{}}
+			p.Add(m)
+			if c.MarkLabel != "" {
+				p.Legend.Add(c.MarkLabel, m)
+			}
 		}
 	}
 	if unit {
