@@ -1,9 +1,11 @@
 package anomnet
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 
 	"github.com/org/anomnet/centroid"
@@ -142,4 +144,61 @@ func (l leaveOut) Nearest(d Device, idx, dist, x *Tensor) {
 		rows[r] = int32(l.images[r/l.locs])
 	}
 	l.NearestExcept(d, idx, dist, x, l.source, rows)
+}
+
+// calibrate scores the training images with the trained model and sets
+// the normalisation range and the thresholds for Config.FalseAlarms. With
+// farthest-point seeding every centroid is a training feature vector, and
+// each image is scored without the centroids taken from it: as an image
+// the model never saw, so that the thresholds hold on new normal images.
+func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
+	sc := configScorer(t.cfg)
+	n := t.cache.Len()
+	var pixels []float64
+	cal := Calibration{Min: math.Inf(1), Max: math.Inf(-1)}
+	var ix *centroid.Index
+	var source []int32
+	if t.chosen != nil && t.cache.Len() > 1 {
+		var ok bool
+		if ix, ok = t.search.(*centroid.Index); !ok {
+			ix = centroid.NewIndex(t.d, t.set, rand.New(rand.NewPCG(t.cfg.Seed, 0x63616c)))
+		}
+		source = make([]int32, len(t.chosen))
+		for j, v := range t.chosen {
+			source[j] = int32(v / t.locs)
+		}
+		cal.HeldOut = true
+	}
+	const stride = 7 // a pixel sample for the pixel tail
+	for lo := 0; lo < n; lo += t.cfg.BackboneBatch {
+		if err := ctx.Err(); err != nil {
+			return cal, err
+		}
+		idx := seq(lo, min(lo+t.cfg.BackboneBatch, n))
+		maps, err := t.batch(idx)
+		if err != nil {
+			return cal, err
+		}
+		set := t.search
+		if ix != nil {
+			set = leaveOut{Index: ix, source: source, images: idx, locs: t.locs}
+		}
+		pix, scores := pixelMaps(t.d, t.ad, set, sc, t.cfg.Crop, maps)
+		for i, pix := range pix {
+			lo, hi := slices.Min(pix), slices.Max(pix)
+			cal.Min, cal.Max = min(cal.Min, float64(lo)), max(cal.Max, float64(hi))
+			cal.Scores = append(cal.Scores, scores[i])
+			for i := 0; i < len(pix); i += stride {
+				pixels = append(pixels, float64(pix[i]))
+			}
+		}
+		t.progress(Progress{Stage: StageCalibrate, Epoch: 1, Epochs: 1, Step: idx[len(idx)-1] + 1, Steps: n})
+	}
+	if math.IsNaN(cal.Min) || math.IsInf(cal.Max, 0) || math.IsInf(cal.Min, 0) {
+		return cal, fmt.Errorf("anomnet: calibration: training scores are not finite")
+	}
+	slices.Sort(cal.Scores)
+	cal.PixelTail = pixelTail(pixels)
+	_, err := cal.setRate(t.cfg.FalseAlarms, t.cfg.ImageThreshold, t.cfg.PixelThreshold)
+	return cal, err
 }
