@@ -20,6 +20,8 @@ func TestPresets(t *testing.T) {
 	require.Equal(t, ScoreMap, p.ImageScore)
 	require.Equal(t, TapNone, p.TapBalance)
 	require.Len(t, p.Plans(), 2)
+	require.Equal(t, Plan{Stage: Stage2, Epochs: 10, Con: true}, p.Plan(Stage2))
+	require.Equal(t, Plan{Stage: Stage1}, DefaultConfig().Plan(Stage1), "the defaults train nothing")
 	d, err := Preset("")
 	require.NoError(t, err)
 	require.Equal(t, DefaultConfig().K, d.K)

@@ -64,14 +64,15 @@ func (c Config) Plans() []Plan {
 	return plans
 }
 
-// plan returns c's plan of stage s (the zero Plan if s does not run).
-func (c Config) plan(s Stage) Plan {
+// Plan returns c's plan of training stage s: one of Plans, or a Plan of
+// Stage s with nothing else set if s does not run under c.
+func (c Config) Plan(s Stage) Plan {
 	for _, p := range c.Plans() {
 		if p.Stage == s {
 			return p
 		}
 	}
-	return Plan{}
+	return Plan{Stage: s}
 }
 
 // Term is one named loss term's value.

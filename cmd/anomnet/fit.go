@@ -252,21 +252,11 @@ func (l *fitLog) progress(p *progress, cfg anomnet.Config) func(anomnet.Progress
 		if pr.Step == pr.Steps {
 			f := 1 / float64(n)
 			mean := anomnet.Losses{Att: sum.Att * f, Sep: sum.Sep * f, Ent: sum.Ent * f, Pos: sum.Pos * f, Neg: sum.Neg * f, Total: sum.Total * f}
-			p.println(fmt.Sprintf("%s epoch %d/%d: mean loss %s", stage, pr.Epoch, pr.Epochs, fmtLosses(planOf(cfg, stage), mean)))
+			p.println(fmt.Sprintf("%s epoch %d/%d: mean loss %s", stage, pr.Epoch, pr.Epochs, fmtLosses(cfg.Plan(stage), mean)))
 			sum, n = anomnet.Losses{}, 0
 		}
 		p.update(done, fmt.Sprintf("epoch %d/%d, loss %.4g", pr.Epoch, pr.Epochs, lo.Total))
 	}
-}
-
-// planOf returns cfg's plan of a training stage.
-func planOf(cfg anomnet.Config, stage anomnet.Stage) anomnet.Plan {
-	for _, p := range cfg.Plans() {
-		if p.Stage == stage {
-			return p
-		}
-	}
-	return anomnet.Plan{Stage: stage}
 }
 
 // fmtLosses prints the terms that plan minimises: the total, then the

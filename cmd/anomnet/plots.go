@@ -180,7 +180,7 @@ func (l *fitLog) writeLosses(path string) error {
 	for _, s := range l.steps {
 		if len(stages) == 0 || stages[len(stages)-1] != s.stage {
 			stages = append(stages, s.stage)
-			for _, t := range s.losses.Terms(planOf(l.cfg, s.stage)) {
+			for _, t := range s.losses.Terms(l.cfg.Plan(s.stage)) {
 				if !slices.Contains(terms, t.Name) {
 					terms = append(terms, t.Name)
 				}
@@ -197,7 +197,8 @@ func (l *fitLog) writeLosses(path string) error {
 		var curves []report.Curve
 		for _, stage := range stages {
 			c := report.Curve{Label: stage.String()}
-			k := slices.IndexFunc(anomnet.Losses{}.Terms(planOf(l.cfg, stage)), func(t anomnet.Term) bool { return t.Name == term })
+			plan := l.cfg.Plan(stage)
+			k := slices.IndexFunc(anomnet.Losses{}.Terms(plan), func(t anomnet.Term) bool { return t.Name == term })
 			if k < 0 {
 				// An empty curve without a legend entry, so that each
 				// stage keeps its colour in every panel.
@@ -207,7 +208,7 @@ func (l *fitLog) writeLosses(path string) error {
 			for i, s := range l.steps {
 				if s.stage == stage {
 					c.X = append(c.X, float64(i+1))
-					c.Y = append(c.Y, s.losses.Terms(planOf(l.cfg, stage))[k].Value)
+					c.Y = append(c.Y, s.losses.Terms(plan)[k].Value)
 				}
 			}
 			curves = append(curves, c)
