@@ -207,19 +207,11 @@ func (t *trainer) init(ctx context.Context) error {
 	perImage := max(1, initSampleRows/n)
 	var sample, z []float32
 	var proj *Tensor
-	if t.cfg.Init == InitKCenter {
+	kcenter := t.cfg.Init == InitKCenter
+	if kcenter && dim > centroid.ProjectionDim {
 		// Features of no more dimensions than the projection are taken
-		// as they are (an identity "projection").
-		pdim := min(dim, centroid.ProjectionDim)
-		p := tensor.New(dim, pdim)
-		if pdim < dim {
-			p = tensor.FromFloat32s(centroid.Projection(dim, pdim, t.rng), dim, pdim)
-		} else {
-			for i := range dim {
-				p.Float32s()[i*pdim+i] = 1
-			}
-		}
-		proj = t.d.FromHost(p)
+		// as they are.
+		proj = t.d.FromHost(tensor.FromFloat32s(centroid.Projection(dim, centroid.ProjectionDim, t.rng), dim, centroid.ProjectionDim))
 		defer t.d.Free(proj)
 	}
 	for lo := 0; lo < n; lo += t.cfg.BackboneBatch {
@@ -237,10 +229,15 @@ func (t *trainer) init(ctx context.Context) error {
 		stats.Add(host)
 		locs := len(host) / dim / len(idx)
 		t.locs = locs
-		if proj != nil && z == nil {
-			z = make([]float32, 0, n*locs*proj.Dim(1))
+		if kcenter {
+			if proj == nil {
+				zb = host
+			}
+			if z == nil {
+				z = make([]float32, 0, n*len(zb)/len(idx))
+			}
+			z = append(z, zb...)
 		}
-		z = append(z, zb...)
 		for j := range idx {
 			for _, p := range contrastive.Sample(t.rng, locs, perImage) {
 				row := j*locs + int(p)
