@@ -177,11 +177,16 @@ func (ix *Index) nearest(d tensor.Device, idx, dist, x *tensor.Tensor, source, r
 		}()
 	}
 	wg.Wait()
-	if idx != nil {
-		d.Copy(idx, d.FromHost(tensor.FromInt32s(is, n)))
-	}
-	if dist != nil {
-		d.Copy(dist, d.FromHost(tensor.FromFloat32s(ds, n)))
+	for _, out := range []struct{ dst, host *tensor.Tensor }{
+		{idx, tensor.FromInt32s(is, n)}, {dist, tensor.FromFloat32s(ds, n)},
+	} {
+		if out.dst != nil {
+			// Through a device copy that is freed: a GPU Device keeps
+			// no garbage collector's memory.
+			src := d.FromHost(out.host)
+			d.Copy(out.dst, src)
+			d.Free(src)
+		}
 	}
 }
 
