@@ -11,10 +11,11 @@ import (
 
 // Config holds every setting of a model: what the backbone taps, the
 // adapter, the centroids, both training stages, scoring and thresholds.
-// DefaultConfig returns METHOD.md's values; in a Config given to New, a zero
-// numeric field also means its default, so a program sets only what it
-// changes. The ablations of METHOD.md section 4 are the No* and SingleStage
-// switches, whose zero value is the full method.
+// DefaultConfig returns the library's defaults and PaperConfig METHOD.md's
+// settings; in a Config given to New, a zero field also means its default,
+// so a program sets only what it changes. The ablations of METHOD.md
+// section 4 are the No* and SingleStage switches, whose zero value is the
+// full method (with training epochs to run it).
 type Config struct {
 	// Taps are the backbone layers whose maps feed the adapter.
 	Taps []string `json:"taps"`
@@ -172,8 +173,11 @@ type Snapshot struct {
 	Features  []float32
 }
 
-// DefaultConfig returns METHOD.md's defaults (and this library's choices
-// where METHOD.md leaves one).
+// DefaultConfig returns the library's defaults: METHOD.md's, except where
+// the validation protocol of docs/RESULTS.md measured a better choice on
+// normal images (K from the data with farthest-point seeding, the layers'
+// balance, no training epochs), and this library's choices where METHOD.md
+// leaves one.
 func DefaultConfig() Config {
 	return Config{
 		Taps:          []string{"stage2", "stage3"},
