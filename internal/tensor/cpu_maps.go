@@ -125,6 +125,10 @@ func (CPU) AvgPool2D(y, x *Tensor, p Pool2DParams) {
 	check.Pool("AvgPool2D", p, h, w, oh, ow)
 	xs, ys := x.Float32s(), y.Float32s()
 	inv := 1 / float32(p.Kernel*p.Kernel)
+	if p.Stride == 1 {
+		avgPoolStride1(ys, xs, nc, h, w, oh, ow, p.Kernel, p.Pad, inv)
+		return
+	}
 	parallelFor(nc, oh*ow*p.Kernel*p.Kernel, func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
 			src, dst := xs[pl*h*w:(pl+1)*h*w], ys[pl*oh*ow:(pl+1)*oh*ow]
@@ -139,6 +143,41 @@ func (CPU) AvgPool2D(y, x *Tensor, p Pool2DParams) {
 						}
 					}
 					dst[oi*ow+oj] = s * inv
+				}
+			}
+		}
+	})
+}
+
+// avgPoolStride1 is AvgPool2D with stride 1 as two passes of window sums:
+// along each row into a scratch plane (h x ow), then down the columns. Each
+// output costs 2k additions instead of k*k, and the inner loops run over
+// whole rows.
+func avgPoolStride1(ys, xs []float32, nc, h, w, oh, ow, k, pad int, inv float32) {
+	parallelFor(nc, oh*ow*2*k, func(lo, hi int) {
+		rows := make([]float32, h*ow)
+		for pl := lo; pl < hi; pl++ {
+			src, dst := xs[pl*h*w:(pl+1)*h*w], ys[pl*oh*ow:(pl+1)*oh*ow]
+			for i := range h {
+				in, out := src[i*w:(i+1)*w], rows[i*ow:(i+1)*ow]
+				for oj := range out {
+					var s float32
+					for _, v := range in[max(oj-pad, 0):min(oj-pad+k, w)] {
+						s += v
+					}
+					out[oj] = s
+				}
+			}
+			for oi := range oh {
+				out := dst[oi*ow : (oi+1)*ow]
+				clear(out)
+				for i := max(oi-pad, 0); i < min(oi-pad+k, h); i++ {
+					for oj, v := range rows[i*ow : (i+1)*ow] {
+						out[oj] += v
+					}
+				}
+				for oj := range out {
+					out[oj] *= inv
 				}
 			}
 		}
