@@ -15,7 +15,8 @@
 // DATA/CATEGORY is a folder in the MVTec AD layout (CATEGORY/train/good,
 // CATEGORY/test/<defect>, CATEGORY/ground_truth/<defect>/<stem>_mask.png).
 // Flags may come before or after the arguments; -flag and --flag are the
-// same. The exit status is 0 on success, 1 when the work fails (bad data,
+// same. With $ANOMNET_CPUPROFILE set to a file name, any command writes
+// its CPU profile there (go tool pprof reads it). The exit status is 0 on success, 1 when the work fails (bad data,
 // an unwritable path, an interrupted run) and 2 for a usage error. Errors
 // are one line on stderr, naming the file at fault.
 package main
@@ -30,6 +31,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/org/anomnet/backbone"
@@ -38,7 +40,43 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	stopProfile, err := startProfile(os.Getenv(profileEnv))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, errorLine(err))
+		os.Exit(exitFailure)
+	}
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if err := stopProfile(); err != nil {
+		fmt.Fprintln(os.Stderr, errorLine(err))
+		code = max(code, exitFailure)
+	}
+	os.Exit(code)
+}
+
+// profileEnv names the environment variable that asks for a CPU profile.
+const profileEnv = "ANOMNET_CPUPROFILE"
+
+// startProfile starts a CPU profile into the file path ("" : none) and
+// returns the function that ends it and closes the file.
+func startProfile(path string) (func() error, error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("$%s: %w", profileEnv, err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("$%s: %s: %w", profileEnv, path, err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("$%s: %w", profileEnv, err)
+		}
+		return nil
+	}, nil
 }
 
 // Exit statuses.
