@@ -325,6 +325,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("anomnet: config: adapter kernel %d (want 1 or 3)", c.Adapter.Kernel)
 	case c.Adapter.Height < 0 || c.Adapter.Width < 0:
 		return c, fmt.Errorf("anomnet: config: adapter size %dx%d", c.Adapter.Width, c.Adapter.Height)
+	case !(c.Adapter.Centre >= 0 && c.Adapter.Centre <= 1):
+		return c, fmt.Errorf("anomnet: config: adapter centre weight %g (want 0 to 1)", c.Adapter.Centre)
 	case !(c.FalseAlarms > 0 && c.FalseAlarms < 1):
 		return c, fmt.Errorf("anomnet: config: false-alarm rate %g outside (0, 1)", c.FalseAlarms)
 	case c.Init != InitMean && c.Init != InitKMeansPP && c.Init != InitKCenter:

@@ -16,6 +16,14 @@ type Options struct {
 	Kernel int `json:"kernel"`
 	// NoPool turns off the 3x3 average aggregation.
 	NoPool bool `json:"no_pool"`
+	// Centre, from 0 to 1, moves that much of the aggregation's weight to
+	// the window's centre: the aggregated map is (1-Centre) times the 3x3
+	// mean plus Centre times the map itself. 0 (the default) is
+	// METHOD.md's plain mean; 0.1 gives the centre 0.2 and each neighbour
+	// 0.1, the weights PatchCore's embedding gives its first layer's 3x3
+	// patch. A sharper aggregation keeps a small defect's signal where it
+	// is instead of spreading it over its neighbours.
+	Centre float64 `json:"centre,omitempty"`
 	// Height and Width are the common output size. A 0 (the default) takes
 	// that axis from the largest tapped map by area (the first one on
 	// ties).
@@ -61,6 +69,9 @@ func New(d tensor.Device, channels []int, opts Options) *Adapter {
 	}
 	if opts.Height < 0 || opts.Width < 0 {
 		panic(fmt.Sprintf("anomnet/adapter: output size %dx%d", opts.Height, opts.Width))
+	}
+	if !(opts.Centre >= 0 && opts.Centre <= 1) {
+		panic(fmt.Sprintf("anomnet/adapter: centre weight %g (want 0 to 1)", opts.Centre))
 	}
 	if len(channels) == 0 {
 		panic("anomnet/adapter: no tapped maps")
@@ -253,6 +264,10 @@ func (a *Adapter) forwardLayer(d tensor.Device, i int, x *tensor.Tensor, tape *T
 	if !a.opts.NoPool {
 		p := d.Zeros(n, c, h, w)
 		d.AvgPool2D(p, y, poolParams)
+		if c := float32(a.opts.Centre); c > 0 {
+			d.Scale(1-c, p)
+			d.Axpy(c, y, p)
+		}
 		d.Free(y)
 		y = p
 	}
@@ -368,6 +383,10 @@ func (a *Adapter) Backward(d tensor.Device, tape *Tape, dF *tensor.Tensor, grads
 		if !a.opts.NoPool {
 			dx := d.Zeros(n, c, h, w)
 			d.AvgPool2DBackward(dx, g, poolParams)
+			if c := float32(a.opts.Centre); c > 0 {
+				d.Scale(1-c, dx)
+				d.Axpy(c, g, dx)
+			}
 			step(dx)
 		}
 		d.Conv2DBackwardFilter(grads[2*i], grads[2*i+1], xc, g, a.convParams())

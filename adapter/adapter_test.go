@@ -47,6 +47,9 @@ func TestForwardMatchesReference(t *testing.T) {
 		// 14x14 -> 20x10 is larger in one axis and smaller in the other.
 		{"random,k=3,20x10", adapter.Options{Kernel: 3, Height: 20, Width: 10}, true, 20, 10},
 		{"random,14x14", adapter.Options{Height: 14, Width: 14}, true, 14, 14},
+		{"random,centre", adapter.Options{Centre: 0.1}, true, 28, 28},
+		{"random,k=3,centre,20x10", adapter.Options{Kernel: 3, Centre: 0.5, Height: 20, Width: 10}, true, 20, 10},
+		{"identity,centre 1", adapter.Options{Centre: 1}, false, 28, 28},
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range cases {
@@ -58,7 +61,7 @@ func TestForwardMatchesReference(t *testing.T) {
 			xs, fs := randomMaps(rng, 2, chans, sizes)
 			got := a.Forward(d, xs)
 			require.Equal(t, []int{2, 7, tc.oh, tc.ow}, got.Shape())
-			want := refForward(fs, refLayers(a), !tc.opts.NoPool, tc.oh, tc.ow)
+			want := refForward(fs, refLayers(a), refPool(tc.opts), tc.oh, tc.ow)
 			requireClose(t, want.v, got.Float32s(), 1e-5, tc.name)
 
 			// ForwardTape computes the same.

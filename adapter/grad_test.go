@@ -46,6 +46,9 @@ func TestGradients(t *testing.T) {
 		{"k=3,mixed", adapter.Options{Kernel: 3, Height: 6, Width: 4}, [][2]int{{5, 7}, {7, 5}}},
 		// Default target is the first map, the second one is pooled down.
 		{"k=1,down", adapter.Options{}, [][2]int{{3, 4}, {6, 7}}},
+		// A centre-weighted aggregation, the 3x3 map interpolated up.
+		{"k=1,centre", adapter.Options{Centre: 0.1}, [][2]int{{6, 6}, {3, 3}}},
+		{"k=3,centre,4x4", adapter.Options{Kernel: 3, Centre: 0.3, Height: 4, Width: 4}, [][2]int{{6, 6}, {3, 3}}},
 	}
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, tc := range cases {
@@ -57,7 +60,7 @@ func TestGradients(t *testing.T) {
 			defer tape.Free(d)
 			f := a.ForwardTape(d, xs, &tape)
 			oh, ow := f.Dim(2), f.Dim(3)
-			pool := !tc.opts.NoPool
+			pool := refPool(tc.opts)
 			layers := refLayers(a)
 			ref := refForward(fs, layers, pool, oh, ow)
 			requireClose(t, ref.v, f.Float32s(), 1e-5, "forward")
@@ -137,14 +140,14 @@ func TestSingleLayerGradient(t *testing.T) {
 		}
 		grads := a.NewGrads(d)
 		a.Backward(d, &tape, dF, grads)
-		requireGradients(t, fs, refLayers(a), !opts.NoPool, f.Dim(2), f.Dim(3), g, grads)
+		requireGradients(t, fs, refLayers(a), refPool(opts), f.Dim(2), f.Dim(3), g, grads)
 		tape.Free(d)
 	}
 }
 
 // requireGradients checks grads (W0, B0, W1, B1, ...) against float64
 // central differences of refLoss(refForward(fs, layers, ...), g).
-func requireGradients(t *testing.T, fs []fmap, layers []refLayer, pool bool, oh, ow int, g []float64, grads []*tensor.Tensor) {
+func requireGradients(t *testing.T, fs []fmap, layers []refLayer, pool float64, oh, ow int, g []float64, grads []*tensor.Tensor) {
 	t.Helper()
 	const h = 1e-2 // exact for a quadratic loss, up to rounding
 	for li := range layers {

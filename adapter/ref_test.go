@@ -162,15 +162,29 @@ func refBilinear(x fmap, oh, ow int) fmap {
 	return y
 }
 
+// refPool is the weight of the centre beyond the mean that refForward
+// takes for opts: -1 without the aggregation.
+func refPool(opts adapter.Options) float64 {
+	if opts.NoPool {
+		return -1
+	}
+	return opts.Centre
+}
+
 // refForward is the adapter in float64: per map coordinates, convolution,
-// optional pooling, resampling to oh x ow, then concatenation.
-func refForward(maps []fmap, layers []refLayer, pool bool, oh, ow int) fmap {
+// the aggregation unless pool < 0 (the 3x3 mean, with pool of the weight
+// moved to the centre), resampling to oh x ow, then concatenation.
+func refForward(maps []fmap, layers []refLayer, pool float64, oh, ow int) fmap {
 	var parts []fmap
 	d := 0
 	for i, x := range maps {
 		y := refConv(refCoords(x), layers[i])
-		if pool {
-			y = refAvgPool3(y)
+		if pool >= 0 {
+			m := refAvgPool3(y)
+			for k := range m.v {
+				m.v[k] = (1-pool)*m.v[k] + pool*y.v[k]
+			}
+			y = m
 		}
 		switch {
 		case y.h == oh && y.w == ow:

@@ -40,6 +40,7 @@ func configFlags(fs *flagSet, args []string) func() (anomnet.Config, error) {
 	fs.Float64Var(&c.Delta, "delta", c.Delta, "separation threshold (0: mean distance of the features to their mean)")
 	fs.IntVar(&c.Adapter.Kernel, "adapter-kernel", max(c.Adapter.Kernel, 1), "adapter convolution kernel, 1 or 3")
 	fs.BoolVar(&c.Adapter.NoPool, "no-pool", c.Adapter.NoPool, "turn off the adapter's 3x3 average aggregation")
+	fs.Float64Var(&c.Adapter.Centre, "pool-centre", c.Adapter.Centre, "share of the 3x3 aggregation's weight moved to the window's centre (0: the plain mean; 0.1: PatchCore's first-layer weights)")
 	fs.IntVar(&c.Epochs1, "epochs1", c.Epochs1, "stage 1 epochs")
 	fs.IntVar(&c.Epochs2, "epochs2", c.Epochs2, "stage 2 epochs")
 	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "images per training step")
