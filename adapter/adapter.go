@@ -249,17 +249,25 @@ func (a *Adapter) forward(d tensor.Device, maps []*tensor.Tensor, tape *Tape) *t
 // new tensor, keeping the convolution's input in tape unless tape is nil.
 func (a *Adapter) forwardLayer(d tensor.Device, i int, x *tensor.Tensor, tape *Tape, th, tw int) *tensor.Tensor {
 	n, c, h, w := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
-	var xc *tensor.Tensor
-	if tape != nil {
-		xc = tape.buffer(d, i, n, c+2, h, w)
-	} else {
-		xc = d.Zeros(n, c+2, h, w)
-	}
-	d.AppendCoords(xc, x)
 	y := d.Zeros(n, c, h, w)
-	d.Conv2D(y, xc, a.Layers[i].W, a.Layers[i].B, a.convParams())
-	if tape == nil {
-		d.Free(xc)
+	if s, ok := a.scalar(i); ok && tape == nil {
+		// The convolution is s times the identity: skip its arithmetic.
+		d.Copy(y, x)
+		if s != 1 {
+			d.Scale(s, y)
+		}
+	} else {
+		var xc *tensor.Tensor
+		if tape != nil {
+			xc = tape.buffer(d, i, n, c+2, h, w)
+		} else {
+			xc = d.Zeros(n, c+2, h, w)
+		}
+		d.AppendCoords(xc, x)
+		d.Conv2D(y, xc, a.Layers[i].W, a.Layers[i].B, a.convParams())
+		if tape == nil {
+			d.Free(xc)
+		}
 	}
 	if !a.opts.NoPool {
 		p := d.Zeros(n, c, h, w)
@@ -284,6 +292,41 @@ func (a *Adapter) forwardLayer(d tensor.Device, i int, x *tensor.Tensor, tape *T
 	}
 	d.Free(y)
 	return r
+}
+
+// scalar reports whether layer i is a multiple s of the identity on its
+// map's channels, with zero weights on the coordinate channels and
+// elsewhere in the kernel and a zero bias: as New leaves it, or scaled by
+// a tap balance. Only a layer whose tensors are on the host is examined
+// (reading it costs a pass over W, beside the convolution's pass per
+// location); others report false.
+func (a *Adapter) scalar(i int) (s float32, ok bool) {
+	l := a.Layers[i]
+	if !l.W.IsHost() || !l.B.IsHost() {
+		return 0, false
+	}
+	for _, b := range l.B.Float32s() {
+		if b != 0 {
+			return 0, false
+		}
+	}
+	c, k := a.channels[i], a.opts.Kernel
+	ws := l.W.Float32s()
+	s = ws[(k/2)*k+k/2]
+	for o := range c {
+		row := ws[o*(c+2)*k*k : (o+1)*(c+2)*k*k]
+		diag := (o*k+k/2)*k + k/2
+		for j, v := range row {
+			want := float32(0)
+			if j == diag {
+				want = s
+			}
+			if v != want {
+				return 0, false
+			}
+		}
+	}
+	return s, true
 }
 
 // Tape holds the intermediates of one ForwardTape: each layer's

@@ -242,3 +242,39 @@ func ExampleNew() {
 	fmt.Println(a.Dim(), h, w)
 	// Output: 1536 28 28
 }
+
+// TestScaledIdentity covers Forward's shortcut for a layer that is a
+// multiple of the identity (as a tap balance leaves it) and the
+// convolution it must fall back to as soon as any other weight is not
+// zero: both must match the float64 reference, and ForwardTape, which
+// always convolves.
+func TestScaledIdentity(t *testing.T) {
+	d := tensor.CPU{}
+	chans := []int{3, 4}
+	sizes := [][2]int{{8, 8}, {4, 4}}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, k := range []int{1, 3} {
+		for _, tc := range []struct {
+			name string
+			edit func(w, b []float32)
+		}{
+			{"scaled", func(w, b []float32) {}},
+			{"a coordinate weight", func(w, b []float32) { w[len(w)-1] = 1e-3 }},
+			{"an off-diagonal weight", func(w, b []float32) { w[k*k] = 1e-3 }},
+			{"a bias", func(w, b []float32) { b[1] = 0.25 }},
+		} {
+			a := adapter.New(d, chans, adapter.Options{Kernel: k})
+			for i, l := range a.Layers {
+				d.Scale(float32(0.5+0.25*float64(i)), l.W)
+			}
+			tc.edit(a.Layers[1].W.Float32s(), a.Layers[1].B.Float32s())
+			xs, fs := randomMaps(rng, 2, chans, sizes)
+			got := a.Forward(d, xs)
+			want := refForward(fs, refLayers(a), refPool(adapter.Options{}), 8, 8)
+			requireClose(t, want.v, got.Float32s(), 1e-5, fmt.Sprintf("k=%d, %s", k, tc.name))
+			var tape adapter.Tape
+			require.Equal(t, got.Float32s(), a.ForwardTape(d, xs, &tape).Float32s(), "k=%d, %s: ForwardTape", k, tc.name)
+			tape.Free(d)
+		}
+	}
+}
