@@ -147,6 +147,15 @@ func (ix *Index) nearest(d tensor.Device, idx, dist, x *tensor.Tensor, source, r
 		panic(fmt.Sprintf("anomnet/centroid: Index.Nearest: x %v, centroids of dimension %d", x, ix.dim))
 	}
 	xs := d.ToHost(x).Float32s()
+	// The centroids of each source, so that a row leaves out its own
+	// without a pass over all K.
+	var bySource map[int32][]int32
+	if source != nil {
+		bySource = map[int32][]int32{}
+		for j, src := range source {
+			bySource[src] = append(bySource[src], int32(j))
+		}
+	}
 	is := make([]int32, n)
 	ds := make([]float32, n)
 	blocks := (n + indexBlock - 1) / indexBlock
@@ -172,7 +181,7 @@ func (ix *Index) nearest(d tensor.Device, idx, dist, x *tensor.Tensor, source, r
 				if rows != nil {
 					rs = rows[lo:hi]
 				}
-				ix.search(s, xs[lo*dim:hi*dim], is[lo:hi], ds[lo:hi], source, rs)
+				ix.search(s, xs[lo*dim:hi*dim], is[lo:hi], ds[lo:hi], source, rs, bySource)
 			}
 		}()
 	}
@@ -203,8 +212,9 @@ func (ix *Index) newScratch() *scratch {
 }
 
 // search finds the nearest centroid of each row of xs, leaving out for
-// row i the centroids j with source[j] == rowSrc[i] when source is given.
-func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, source, rowSrc []int32) {
+// row i the centroids j with source[j] == rowSrc[i] (bySource[rowSrc[i]])
+// when source is given.
+func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, source, rowSrc []int32, bySource map[int32][]int32) {
 	rows, dim, l, k := len(is), ix.dim, ix.l, ix.K()
 	xc := s.xc[:rows*dim]
 	for i := range rows {
@@ -232,10 +242,8 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 		}
 		left := func(j int) bool { return source != nil && source[j] == rowSrc[i] }
 		if source != nil {
-			for j := range row {
-				if left(j) {
-					row[j] = float32(math.Inf(1))
-				}
+			for _, j := range bySource[rowSrc[i]] {
+				row[j] = float32(math.Inf(1))
 			}
 		}
 		// The lowest bounds first: their distances make the best distance
