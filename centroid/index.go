@@ -124,7 +124,16 @@ const indexBlock = 256
 // Nearest implements the search of Set.Nearest with pruning: idx gets the
 // nearest centroid's index, dist its Euclidean distance (float64 accuracy,
 // rounded to float32); either may be nil. x is N x D on d.
+//
+// The pruning runs on the host. Rows on a device (a GPU's tensors) go to
+// the device's own brute-force search instead, d.Nearest over the Set's
+// centroids: its GEMM costs less there than copying the rows to the host
+// and back, and it finds the same centroid.
 func (ix *Index) Nearest(d tensor.Device, idx, dist, x *tensor.Tensor) {
+	if !x.IsHost() {
+		d.Nearest(idx, dist, x, ix.C)
+		return
+	}
 	ix.nearest(d, idx, dist, x, nil, nil)
 }
 
