@@ -72,10 +72,20 @@ func (t *trainer) refresh(ctx context.Context) error {
 	if t.chosen == nil || len(t.cfg.Plans()) == 0 {
 		return nil
 	}
+	return t.regather(ctx)
+}
+
+// regather makes the seeded feature vectors, read through the adapter as
+// it is now, the centroids, and frees the old ones.
+func (t *trainer) regather(ctx context.Context) error {
 	c, err := t.gather(ctx, t.chosen)
 	if err != nil {
 		return err
 	}
+	old := t.set
 	t.set = centroid.NewSet(t.d.FromHost(c))
+	if old != nil {
+		t.d.Free(old.C)
+	}
 	return nil
 }
