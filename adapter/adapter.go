@@ -25,10 +25,14 @@ type Options struct {
 	// is instead of spreading it over its neighbours.
 	Centre float64 `json:"centre,omitempty"`
 	// Height and Width are the common output size. A 0 (the default) takes
-	// that axis from the largest tapped map by area (the first one on
-	// ties).
+	// that axis from the map Grid names, or without one from the largest
+	// tapped map by area (the first one on ties).
 	Height int `json:"height"`
 	Width  int `json:"width"`
+	// Grid, when not 0, is the tapped map, counted from 1 in the order of
+	// the maps, whose size the output takes (where Height and Width are
+	// 0): larger maps are pooled down to it, smaller ones interpolated up.
+	Grid int `json:"grid,omitempty"`
 }
 
 // Adapter holds one Layer per tapped map. Its methods only read it, so
@@ -69,6 +73,9 @@ func New(d tensor.Device, channels []int, opts Options) *Adapter {
 	}
 	if opts.Height < 0 || opts.Width < 0 {
 		panic(fmt.Sprintf("anomnet/adapter: output size %dx%d", opts.Height, opts.Width))
+	}
+	if opts.Grid < 0 || opts.Grid > len(channels) {
+		panic(fmt.Sprintf("anomnet/adapter: grid of map %d of %d", opts.Grid, len(channels)))
 	}
 	if !(opts.Centre >= 0 && opts.Centre <= 1) {
 		panic(fmt.Sprintf("anomnet/adapter: centre weight %g (want 0 to 1)", opts.Centre))
@@ -112,7 +119,8 @@ func (a *Adapter) Dim() int {
 
 // OutSize returns the output height and width for input maps of the given
 // (height, width) sizes, one per tapped map: Options' Height and Width
-// where set, else the largest map's by area (the first on ties).
+// where set, else those of the map Grid names, else the largest map's by
+// area (the first on ties).
 func (a *Adapter) OutSize(sizes [][2]int) (h, w int) {
 	if len(sizes) != len(a.channels) {
 		panic(fmt.Sprintf("anomnet/adapter: %d map sizes for %d tapped maps", len(sizes), len(a.channels)))
@@ -125,6 +133,9 @@ func (a *Adapter) OutSize(sizes [][2]int) (h, w int) {
 		if s[0]*s[1] > best {
 			best, h, w = s[0]*s[1], s[0], s[1]
 		}
+	}
+	if g := a.opts.Grid; g > 0 {
+		h, w = sizes[g-1][0], sizes[g-1][1]
 	}
 	if a.opts.Height > 0 {
 		h = a.opts.Height

@@ -48,6 +48,10 @@ func TestForwardMatchesReference(t *testing.T) {
 		{"random,k=3,20x10", adapter.Options{Kernel: 3, Height: 20, Width: 10}, true, 20, 10},
 		{"random,14x14", adapter.Options{Height: 14, Width: 14}, true, 14, 14},
 		{"random,centre", adapter.Options{Centre: 0.1}, true, 28, 28},
+		// The grid of the second map: the first (28x28) pooled down to 14x14.
+		{"random,grid 2", adapter.Options{Grid: 2}, true, 14, 14},
+		// Height and Width win over Grid.
+		{"random,grid 2,20x20", adapter.Options{Grid: 2, Height: 20, Width: 20}, true, 20, 20},
 		{"random,k=3,centre,20x10", adapter.Options{Kernel: 3, Centre: 0.5, Height: 20, Width: 10}, true, 20, 10},
 		{"identity,centre 1", adapter.Options{Centre: 1}, false, 28, 28},
 	}
@@ -172,6 +176,9 @@ func TestPanics(t *testing.T) {
 		"negative chans":  func() { adapter.New(d, []int{-3}, adapter.Options{}) },
 		"negative height": func() { adapter.New(d, []int{4}, adapter.Options{Height: -4, Width: 4}) },
 		"negative width":  func() { adapter.New(d, []int{4}, adapter.Options{Width: -1}) },
+		"grid 3 of 2":     func() { adapter.New(d, []int{4, 4}, adapter.Options{Grid: 3}) },
+		"grid -1":         func() { adapter.New(d, []int{4}, adapter.Options{Grid: -1}) },
+		"centre 1.5":      func() { adapter.New(d, []int{4}, adapter.Options{Centre: 1.5}) },
 	} {
 		requirePanicsWithPrefix(t, f, name)
 	}
