@@ -19,6 +19,11 @@ import (
 type Config struct {
 	// Taps are the backbone layers whose maps feed the adapter.
 	Taps []string `json:"taps"`
+	// Grid is the tap whose map size the feature grid takes: the other
+	// maps are pooled down or interpolated up to it. "" takes the largest
+	// tapped map. A Config given to New without Taps takes the default
+	// Taps and, if Grid is "", the default Grid with them.
+	Grid string `json:"grid,omitempty"`
 	// Resize and Crop are the preprocessing: resize to Resize x Resize,
 	// then the centred Crop x Crop square.
 	Resize int `json:"resize"`
@@ -175,18 +180,19 @@ type Snapshot struct {
 
 // DefaultConfig returns the library's defaults: METHOD.md's, except where
 // the validation protocol of docs/RESULTS.md measured a better choice on
-// normal images (K from the data with farthest-point seeding, the layers'
-// balance, no training epochs), and this library's choices where METHOD.md
-// leaves one.
+// normal images (stage 1 tapped beside stages 2 and 3, K from the data
+// with farthest-point seeding, the layers' balance, no training epochs),
+// and this library's choices where METHOD.md leaves one.
 func DefaultConfig() Config {
 	return Config{
-		Taps:          []string{"stage2", "stage3"},
+		Taps:          []string{"stage1", "stage2", "stage3"},
+		Grid:          "stage2",
 		Resize:        256,
 		Crop:          224,
 		K:             0,
 		KFraction:     0.1,
 		KMin:          256,
-		KMax:          32768,
+		KMax:          65536,
 		Init:          InitKCenter,
 		TapBalance:    TapChannels,
 		ImageScore:    ScoreMap,
@@ -229,6 +235,7 @@ func (c Config) Validate() error {
 // the "paper" row of docs/RESULTS.md, beside the library's defaults.
 func PaperConfig() Config {
 	c := DefaultConfig()
+	c.Taps, c.Grid = []string{"stage2", "stage3"}, ""
 	c.K, c.Init, c.Jitter = 256, InitMean, 0.01
 	c.TrainK = 256
 	c.DecayTo, c.TapBalance, c.ImageScore = DecayZero, TapNone, ScoreMap
@@ -254,8 +261,18 @@ func (c Config) withDefaults() (Config, error) {
 	def := DefaultConfig()
 	if len(c.Taps) == 0 {
 		c.Taps = def.Taps
+		if c.Grid == "" {
+			c.Grid = def.Grid
+		}
 	}
 	c.Taps = slices.Clone(c.Taps)
+	if c.Grid != "" {
+		i := slices.Index(c.Taps, c.Grid)
+		if i < 0 {
+			return c, fmt.Errorf("anomnet: config: grid %q is not one of the taps %v", c.Grid, c.Taps)
+		}
+		c.Adapter.Grid = i + 1
+	}
 	ints := []struct {
 		v   *int
 		def int
@@ -325,6 +342,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("anomnet: config: adapter kernel %d (want 1 or 3)", c.Adapter.Kernel)
 	case c.Adapter.Height < 0 || c.Adapter.Width < 0:
 		return c, fmt.Errorf("anomnet: config: adapter size %dx%d", c.Adapter.Width, c.Adapter.Height)
+	case c.Adapter.Grid < 0 || c.Adapter.Grid > len(c.Taps):
+		return c, fmt.Errorf("anomnet: config: adapter grid of tap %d of %d", c.Adapter.Grid, len(c.Taps))
 	case !(c.Adapter.Centre >= 0 && c.Adapter.Centre <= 1):
 		return c, fmt.Errorf("anomnet: config: adapter centre weight %g (want 0 to 1)", c.Adapter.Centre)
 	case !(c.FalseAlarms > 0 && c.FalseAlarms < 1):

@@ -18,7 +18,7 @@ import (
 
 func ExampleDefaultConfig() {
 	cfg := anomnet.DefaultConfig()
-	fmt.Println("taps:", cfg.Taps)
+	fmt.Println("taps:", cfg.Taps, "on the grid of", cfg.Grid)
 	fmt.Printf("centroids: %s seeding of %g of the feature vectors (%d to %d)\n", cfg.Init, cfg.KFraction, cfg.KMin, cfg.KMax)
 	fmt.Printf("layers weighed by %s, image score from the %s\n", cfg.TapBalance, cfg.ImageScore)
 	fmt.Printf("training epochs: %d + %d\n", cfg.Epochs1, cfg.Epochs2)
@@ -27,8 +27,8 @@ func ExampleDefaultConfig() {
 	fmt.Printf("paper: K %d, %s seeding, %d + %d epochs at learning rate %g\n", paper.K, paper.Init, paper.Epochs1, paper.Epochs2, paper.LR)
 	fmt.Printf("paper lambdas: att %g, sep %g, ent %g, con %g\n", paper.LambdaAtt, paper.LambdaSep, paper.LambdaEnt, paper.LambdaCon)
 	// Output:
-	// taps: [stage2 stage3]
-	// centroids: kcenter seeding of 0.1 of the feature vectors (256 to 32768)
+	// taps: [stage1 stage2 stage3] on the grid of stage2
+	// centroids: kcenter seeding of 0.1 of the feature vectors (256 to 65536)
 	// layers weighed by channels, image score from the map
 	// training epochs: 0 + 0
 	// false-alarm rate: 0.01
@@ -204,8 +204,8 @@ func judge(m *anomnet.Model, rng *rand.Rand) {
 }
 
 // randomCNN is a stand-in for a pretrained network: three 3x3 convolutions
-// of stride 2 with ReLU and fixed random filters. Its stride-4 ("stage2")
-// and stride-8 ("stage3") maps respond to local brightness and orientation,
+// of stride 2 with ReLU and fixed random filters. Its stride-2 ("stage1"),
+// stride-4 ("stage2") and stride-8 ("stage3") maps respond to local brightness and orientation,
 // enough to tell a texture from a blemish on it. It computes on the host,
 // which is plenty for images this small.
 type randomCNN struct {
@@ -261,6 +261,8 @@ func (n *randomCNN) Forward(d anomnet.Device, x *anomnet.Tensor, taps ...string)
 	var out []*anomnet.Tensor
 	for _, t := range taps {
 		switch t {
+		case "stage1":
+			out = append(out, maps[0])
 		case "stage2":
 			out = append(out, maps[1])
 		case "stage3":

@@ -12,8 +12,8 @@ import (
 )
 
 // tinyNet is a three-layer random CNN standing in for a pretrained
-// backbone in tests that must run without the ResNet-50 weights: stride 4
-// ("stage2") and stride 8 ("stage3") maps of fixed random filters, which
+// backbone in tests that must run without the ResNet-50 weights: stride 2
+// ("stage1"), 4 ("stage2") and 8 ("stage3") maps of fixed random filters, which
 // respond to local intensity and orientation well enough to tell a textured
 // surface from a blemish on it.
 type tinyNet struct {
@@ -65,6 +65,8 @@ func (n *tinyNet) Forward(d Device, x *Tensor, taps ...string) ([]*Tensor, error
 	var res []*Tensor
 	for _, t := range taps {
 		switch t {
+		case "stage1":
+			res = append(res, outs[0])
 		case "stage2":
 			res = append(res, outs[1])
 		case "stage3":

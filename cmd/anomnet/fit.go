@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ func configFlags(fs *flagSet, args []string) func() (anomnet.Config, error) {
 	var noTrain bool
 	fs.String("preset", name, "start from a preset: default, or paper (METHOD.md literally: mean + jitter, lr 1e-4, 10 + 10 epochs)")
 	taps := fs.String("taps", strings.Join(c.Taps, ","), "backbone taps, comma-separated")
+	grid := fs.String("grid", c.Grid, "the tap whose map size the feature grid takes (\"\": the largest; with -taps that leave it out, the largest)")
 	fs.IntVar(&c.Resize, "resize", c.Resize, "resize images to this square size")
 	fs.IntVar(&c.Crop, "crop", c.Crop, "then crop this centred square")
 	fs.IntVar(&c.K, "k", c.K, "number of centroids (0: -k-fraction of the training feature vectors, within -k-min and -k-max)")
@@ -38,6 +40,8 @@ func configFlags(fs *flagSet, args []string) func() (anomnet.Config, error) {
 	fs.BoolFunc("kmeanspp", "same as -init kmeans++", func(string) error { c.Init = anomnet.InitKMeansPP; return nil })
 	fs.Float64Var(&c.Jitter, "jitter", c.Jitter, "initial jitter, fraction of the features' mean std")
 	fs.Float64Var(&c.Delta, "delta", c.Delta, "separation threshold (0: mean distance of the features to their mean)")
+	fs.IntVar(&c.Adapter.Height, "adapter-height", c.Adapter.Height, "height of the adapted feature grid (0: the largest tapped map's)")
+	fs.IntVar(&c.Adapter.Width, "adapter-width", c.Adapter.Width, "width of the adapted feature grid (0: the largest tapped map's)")
 	fs.IntVar(&c.Adapter.Kernel, "adapter-kernel", max(c.Adapter.Kernel, 1), "adapter convolution kernel, 1 or 3")
 	fs.BoolVar(&c.Adapter.NoPool, "no-pool", c.Adapter.NoPool, "turn off the adapter's 3x3 average aggregation")
 	fs.Float64Var(&c.Adapter.Centre, "pool-centre", c.Adapter.Centre, "share of the 3x3 aggregation's weight moved to the window's centre (0: the plain mean; 0.1: PatchCore's first-layer weights)")
@@ -72,6 +76,10 @@ func configFlags(fs *flagSet, args []string) func() (anomnet.Config, error) {
 			return c, usageError{msg: presetErr.Error()}
 		}
 		c.Taps = strings.Split(*taps, ",")
+		c.Grid = *grid
+		if !slices.Contains(c.Taps, c.Grid) && !fs.isSet("grid") {
+			c.Grid = "" // -taps without the default grid's tap: the largest map
+		}
 		c.CacheBytes = *cacheMB << 20
 		if noTrain {
 			c.Epochs1, c.Epochs2 = 0, 0

@@ -216,6 +216,13 @@ func (fs *flagSet) cacheFlag() *string {
 	return fs.String("cache", "", "weights cache directory (default $"+backbone.CacheEnv+", else the user cache dir)")
 }
 
+// isSet reports whether the command line set the flag name.
+func (f *flagSet) isSet(name string) bool {
+	set := false
+	f.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
+}
+
 func newFlags(name, synopsis, about string) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	// Parse errors come back as one line through run; the flag package's

@@ -403,3 +403,32 @@ func TestMedian(t *testing.T) {
 		t.Errorf("fmtRatios = %q", s)
 	}
 }
+
+// TestGridFlag checks how -grid follows -taps: the default grid (stage2)
+// where the taps hold it, the largest map where -taps leaves it out, and
+// an error where -grid names a tap that -taps leaves out.
+func TestGridFlag(t *testing.T) {
+	for _, c := range []struct {
+		args       []string
+		grid, fail string
+	}{
+		{nil, "stage2", ""},
+		{[]string{"-taps", "stage2,stage3"}, "stage2", ""},
+		{[]string{"-taps", "stage3"}, "", ""},
+		{[]string{"-preset", "paper"}, "", ""},
+		{[]string{"-taps", "stage1,stage2", "-grid", "stage1"}, "stage1", ""},
+		{[]string{"-taps", "stage3", "-grid", "stage2"}, "", `grid "stage2" is not one of the taps`},
+	} {
+		fs := newFlags("x", "", "")
+		_, cfg, err := fs.parseConfig(c.args, 0, io.Discard)
+		if c.fail != "" {
+			if err == nil || !strings.Contains(err.Error(), c.fail) {
+				t.Errorf("%v: error %v, want one with %q", c.args, err, c.fail)
+			}
+			continue
+		}
+		if err != nil || cfg.Grid != c.grid {
+			t.Errorf("%v: grid %q, %v; want %q", c.args, cfg.Grid, err, c.grid)
+		}
+	}
+}
