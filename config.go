@@ -180,13 +180,12 @@ type Snapshot struct {
 
 // DefaultConfig returns the library's defaults: METHOD.md's, except where
 // the validation protocol of docs/RESULTS.md measured a better choice on
-// normal images (stage 1 tapped beside stages 2 and 3, K from the data
-// with farthest-point seeding, the layers' balance, no training epochs),
-// and this library's choices where METHOD.md leaves one.
+// normal images (K from the data with farthest-point seeding, the layers'
+// balance, no training epochs), and this library's choices where METHOD.md
+// leaves one.
 func DefaultConfig() Config {
 	return Config{
-		Taps:          []string{"stage1", "stage2", "stage3"},
-		Grid:          "stage2",
+		Taps:          []string{"stage2", "stage3"},
 		Resize:        256,
 		Crop:          224,
 		K:             0,
@@ -235,7 +234,6 @@ func (c Config) Validate() error {
 // the "paper" row of docs/RESULTS.md, beside the library's defaults.
 func PaperConfig() Config {
 	c := DefaultConfig()
-	c.Taps, c.Grid = []string{"stage2", "stage3"}, ""
 	c.K, c.Init, c.Jitter = 256, InitMean, 0.01
 	c.TrainK = 256
 	c.DecayTo, c.TapBalance, c.ImageScore = DecayZero, TapNone, ScoreMap

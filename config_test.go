@@ -42,20 +42,19 @@ func TestNumCentroids(t *testing.T) {
 	require.Equal(t, 77, c.numCentroids(1_000_000))
 }
 
-// TestGrid checks how Config.Grid resolves to the adapter's grid: the
-// default taps bring the default grid, taps of the caller's own keep ""
-// (the largest map), and a grid outside the taps is an error.
+// TestGrid checks how Config.Grid resolves to the adapter's grid: ""
+// (the default) is the largest map, a tap name its place among the taps,
+// and a grid outside the taps is an error.
 func TestGrid(t *testing.T) {
 	c, err := Config{}.withDefaults()
 	require.NoError(t, err)
-	require.Equal(t, []string{"stage1", "stage2", "stage3"}, c.Taps)
-	require.Equal(t, "stage2", c.Grid)
-	require.Equal(t, 2, c.Adapter.Grid, "stage2 is the second tap")
-
-	c, err = Config{Taps: []string{"stage2", "stage3"}}.withDefaults()
-	require.NoError(t, err)
+	require.Equal(t, []string{"stage2", "stage3"}, c.Taps)
 	require.Equal(t, "", c.Grid)
 	require.Equal(t, 0, c.Adapter.Grid, "the largest map")
+
+	c, err = Config{Taps: []string{"stage1", "stage2", "stage3"}, Grid: "stage2"}.withDefaults()
+	require.NoError(t, err)
+	require.Equal(t, 2, c.Adapter.Grid, "stage2 is the second tap")
 
 	c, err = Config{Taps: []string{"stage3", "stage1"}, Grid: "stage1"}.withDefaults()
 	require.NoError(t, err)
@@ -64,5 +63,5 @@ func TestGrid(t *testing.T) {
 	require.ErrorContains(t, Config{Taps: []string{"stage3"}, Grid: "stage2"}.Validate(), `grid "stage2" is not one of the taps`)
 	c = DefaultConfig()
 	c.Grid, c.Adapter.Grid = "", 4
-	require.ErrorContains(t, c.Validate(), "adapter grid of tap 4 of 3")
+	require.ErrorContains(t, c.Validate(), "adapter grid of tap 4 of 2")
 }

@@ -18,7 +18,7 @@ import (
 
 func ExampleDefaultConfig() {
 	cfg := anomnet.DefaultConfig()
-	fmt.Println("taps:", cfg.Taps, "on the grid of", cfg.Grid)
+	fmt.Println("taps:", cfg.Taps)
 	fmt.Printf("centroids: %s seeding of %g of the feature vectors (%d to %d)\n", cfg.Init, cfg.KFraction, cfg.KMin, cfg.KMax)
 	fmt.Printf("layers weighed by %s, image score from the %s\n", cfg.TapBalance, cfg.ImageScore)
 	fmt.Printf("training epochs: %d + %d\n", cfg.Epochs1, cfg.Epochs2)
@@ -27,7 +27,7 @@ func ExampleDefaultConfig() {
 	fmt.Printf("paper: K %d, %s seeding, %d + %d epochs at learning rate %g\n", paper.K, paper.Init, paper.Epochs1, paper.Epochs2, paper.LR)
 	fmt.Printf("paper lambdas: att %g, sep %g, ent %g, con %g\n", paper.LambdaAtt, paper.LambdaSep, paper.LambdaEnt, paper.LambdaCon)
 	// Output:
-	// taps: [stage1 stage2 stage3] on the grid of stage2
+	// taps: [stage2 stage3]
 	// centroids: kcenter seeding of 0.1 of the feature vectors (256 to 65536)
 	// layers weighed by channels, image score from the map
 	// training epochs: 0 + 0

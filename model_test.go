@@ -348,14 +348,14 @@ func TestSnapshots(t *testing.T) {
 	require.Len(t, snaps, 3)
 	for i, sn := range snaps {
 		require.Equal(t, i, sn.Epoch)
-		require.Equal(t, 8+16+32, sn.D, "stage1, stage2 and stage3 of the tiny net")
-		require.Len(t, sn.Centroids, cfg.K*56)
-		require.Len(t, sn.Features, 4*16*16*56, "on stage2's 16 x 16 grid")
+		require.Equal(t, 48, sn.D)
+		require.Len(t, sn.Centroids, cfg.K*48)
+		require.Len(t, sn.Features, 4*16*16*48)
 	}
 	require.Equal(t, StageInit, snaps[0].Stage)
 	require.Equal(t, Stage1, snaps[2].Stage)
 	require.NotEqual(t, snaps[0].Centroids, snaps[2].Centroids, "the centroids moved")
-	require.Equal(t, 56, m.Centroids().D())
+	require.Equal(t, m.Centroids().D(), 48)
 }
 
 // offsetScorer is NearestScorer with every image score moved by off, so

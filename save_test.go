@@ -100,22 +100,21 @@ func TestSaveFormat(t *testing.T) {
 	require.Equal(t, bb.Name(), h.Backbone)
 	require.Equal(t, bb.Fingerprint(), h.Fingerprint)
 	require.JSONEq(t, jsonOf(t, m.Config()), jsonOf(t, h.Config))
-	require.Equal(t, []int{8, 16, 32}, h.Channels, "stage1, stage2 and stage3 of the tiny net")
-	require.Equal(t, [][2]int{{32, 32}, {16, 16}, {8, 8}}, h.Sizes, "64 x 64 crops at strides 2, 4 and 8")
+	require.Equal(t, []int{16, 32}, h.Channels, "stage2 and stage3 of the tiny net")
+	require.Equal(t, [][2]int{{16, 16}, {8, 8}}, h.Sizes, "64 x 64 crops at strides 4 and 8")
 	require.Equal(t, testConfig().K, h.K)
-	require.Equal(t, 8+16+32, h.D)
+	require.Equal(t, 16+32, h.D)
 	require.Equal(t, m.Delta(), h.Delta)
 	require.Equal(t, m.Calibration(), h.Calibration)
 	require.NoError(t, h.check())
 
 	// The tensors, in order, and nothing else between header and checksum.
 	require.Equal(t, []fileShape{
-		{"adapter.0.weight", []int{8, 10, 1, 1}}, {"adapter.0.bias", []int{8}},
-		{"adapter.1.weight", []int{16, 18, 1, 1}}, {"adapter.1.bias", []int{16}},
-		{"adapter.2.weight", []int{32, 34, 1, 1}}, {"adapter.2.bias", []int{32}},
-		{"centroids", []int{4, 56}},
+		{"adapter.0.weight", []int{16, 18, 1, 1}}, {"adapter.0.bias", []int{16}},
+		{"adapter.1.weight", []int{32, 34, 1, 1}}, {"adapter.1.bias", []int{32}},
+		{"centroids", []int{4, 48}},
 	}, h.Tensors)
-	floats := 8*10 + 8 + 16*18 + 16 + 32*34 + 32 + 4*56
+	floats := 16*18 + 16 + 32*34 + 32 + 4*48
 	require.Len(t, f.data, 4*floats)
 	for k := 0; k < len(f.data); k += 4 {
 		v := math.Float32frombits(binary.LittleEndian.Uint32(f.data[k:]))
@@ -182,27 +181,27 @@ func TestLoadRejectsHeader(t *testing.T) {
 		{"unknown field", `unknown field "extra"`, unknown.bytes()},
 		{"header too long", "header of 1048577 bytes (at most 1048576)", long},
 		{"header not JSON", "header: invalid character", modelFile{version: fileVersion, header: []byte("{nope"), data: f.data}.bytes()},
-		{"fewer channels than taps", "1 channel counts, 1 sizes, 3 taps", edit(func(h *fileHeader) {
+		{"fewer channels than taps", "1 channel counts, 1 sizes, 2 taps", edit(func(h *fileHeader) {
 			h.Channels, h.Sizes = h.Channels[:1], h.Sizes[:1]
 		})},
 		{"kernel", "adapter kernel 5", edit(func(h *fileHeader) { h.Config.Adapter.Kernel = 5 })},
 		{"no channels", "tap 1: 0 channels", edit(func(h *fileHeader) { h.Channels[1] = 0 })},
-		{"empty map", "tap 0: 8 channels, size [32 0]", edit(func(h *fileHeader) { h.Sizes[0][1] = 0 })},
-		{"no centroids", "0 centroids of dimension 56", edit(func(h *fileHeader) { h.K = 0 })},
-		{"dimension", "4 centroids of dimension 55 for 56 channels", edit(func(h *fileHeader) { h.D = 55 })},
-		{"tensor renamed", "tensor 6 is centres [4 56], want centroids [4 56]", edit(func(h *fileHeader) { h.Tensors[6].Name = "centres" })},
-		{"tensor reshaped", "tensor 1 is adapter.0.bias [17], want adapter.0.bias [8]", edit(func(h *fileHeader) { h.Tensors[1].Shape[0] = 17 })},
-		{"tensor missing", "6 tensors, want 7", edit(func(h *fileHeader) { h.Tensors = h.Tensors[:6] })},
+		{"empty map", "tap 0: 16 channels, size [16 0]", edit(func(h *fileHeader) { h.Sizes[0][1] = 0 })},
+		{"no centroids", "0 centroids of dimension 48", edit(func(h *fileHeader) { h.K = 0 })},
+		{"dimension", "4 centroids of dimension 47 for 48 channels", edit(func(h *fileHeader) { h.D = 47 })},
+		{"tensor renamed", "tensor 4 is centres [4 48], want centroids [4 48]", edit(func(h *fileHeader) { h.Tensors[4].Name = "centres" })},
+		{"tensor reshaped", "tensor 1 is adapter.0.bias [17], want adapter.0.bias [16]", edit(func(h *fileHeader) { h.Tensors[1].Shape[0] = 17 })},
+		{"tensor missing", "4 tensors, want 5", edit(func(h *fileHeader) { h.Tensors = h.Tensors[:4] })},
 		{"too many parameters", "more than 1073741824 parameters", edit(func(h *fileHeader) {
 			c := 1 << 15 // 2^15 x (2^15+2) adapter weights
 			h.D += c - h.Channels[0]
 			h.Channels[0] = c
 			h.Tensors[0].Shape = []int{c, c + 2, 1, 1}
 			h.Tensors[1].Shape = []int{c}
-			h.Tensors[6].Shape = []int{h.K, h.D}
+			h.Tensors[4].Shape = []int{h.K, h.D}
 		})},
 		{"NaN weight", "adapter.0.weight: value 2 is NaN", nan.bytes()},
-		{"infinite centroid", "centroids: value 223 is -Inf", inf.bytes()},
+		{"infinite centroid", "centroids: value 191 is -Inf", inf.bytes()},
 	} {
 		_, err := Load(bytes.NewReader(c.file), newTinyNet(3))
 		require.ErrorIs(t, err, ErrCorrupt, c.name)

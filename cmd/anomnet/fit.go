@@ -26,7 +26,7 @@ func configFlags(fs *flagSet, args []string) func() (anomnet.Config, error) {
 	var noTrain bool
 	fs.String("preset", name, "start from a preset: default, or paper (METHOD.md literally: mean + jitter, lr 1e-4, 10 + 10 epochs)")
 	taps := fs.String("taps", strings.Join(c.Taps, ","), "backbone taps, comma-separated")
-	grid := fs.String("grid", c.Grid, "the tap whose map size the feature grid takes (\"\": the largest; with -taps that leave it out, the largest)")
+	grid := fs.String("grid", c.Grid, "the tap whose map size the feature grid takes (\"\": the largest tapped map)")
 	fs.IntVar(&c.Resize, "resize", c.Resize, "resize images to this square size")
 	fs.IntVar(&c.Crop, "crop", c.Crop, "then crop this centred square")
 	fs.IntVar(&c.K, "k", c.K, "number of centroids (0: -k-fraction of the training feature vectors, within -k-min and -k-max)")

@@ -404,16 +404,15 @@ func TestMedian(t *testing.T) {
 	}
 }
 
-// TestGridFlag checks how -grid follows -taps: the default grid (stage2)
-// where the taps hold it, the largest map where -taps leaves it out, and
-// an error where -grid names a tap that -taps leaves out.
+// TestGridFlag checks -grid beside -taps: the largest map by default, the
+// tap it names, and an error where it names a tap that -taps leaves out.
 func TestGridFlag(t *testing.T) {
 	for _, c := range []struct {
 		args       []string
 		grid, fail string
 	}{
-		{nil, "stage2", ""},
-		{[]string{"-taps", "stage2,stage3"}, "stage2", ""},
+		{nil, "", ""},
+		{[]string{"-taps", "stage1,stage2,stage3", "-grid", "stage2"}, "stage2", ""},
 		{[]string{"-taps", "stage3"}, "", ""},
 		{[]string{"-preset", "paper"}, "", ""},
 		{[]string{"-taps", "stage1,stage2", "-grid", "stage1"}, "stage1", ""},
