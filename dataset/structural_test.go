@@ -1,0 +1,133 @@
+package dataset
+
+import (
+	"image"
+	"image/color"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestCorruptStructural checks the structural defects on a noise image:
+// the same seed gives the same defect, the mask is exactly the pixels
+// changed by more than 24 levels, nothing changes within 4 pixels of the
+// border, every output colour occurs in the source (pixels are moved, not
+// painted), the defect covers a plausible share, and all three kinds occur.
+func TestCorruptStructural(t *testing.T) {
+	const w, h = 96, 80
+	src := image.NewRGBA(image.Rect(0, 0, w, h))
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range src.Pix {
+		src.Pix[i] = uint8(rng.IntN(256))
+		if i%4 == 3 {
+			src.Pix[i] = 255
+		}
+	}
+	colours := map[color.RGBA]bool{}
+	for y := range h {
+		for x := range w {
+			colours[src.RGBAAt(x, y)] = true
+		}
+	}
+	kinds := map[int]int{}
+	for seed := range uint64(60) {
+		img, mask := CorruptStructural(src, rand.New(rand.NewPCG(seed, 5)))
+		again, mask2 := CorruptStructural(src, rand.New(rand.NewPCG(seed, 5)))
+		require.Equal(t, img.Pix, again.Pix)
+		require.Equal(t, mask.Pix, mask2.Pix)
+		inside := 0
+		for y := range h {
+			for x := range w {
+				a, b := img.RGBAAt(x, y), src.RGBAAt(x, y)
+				require.True(t, colours[a], "seed %d: pixel %d,%d has a colour not in the source", seed, x, y)
+				if a != b {
+					require.True(t, x >= 4 && y >= 4 && x < w-4 && y < h-4, "seed %d: pixel %d,%d at the border changed", seed, x, y)
+				}
+				big := max(absDiff(a.R, b.R), absDiff(a.G, b.G), absDiff(a.B, b.B)) > 24
+				require.Equal(t, big, mask.GrayAt(x, y).Y == 255, "seed %d: mask at %d,%d", seed, x, y)
+				if big {
+					inside++
+				}
+			}
+		}
+		share := float64(inside) / (w * h)
+		require.True(t, share > 0.01 && share < 0.2, "seed %d: the defect covers %.3f of the image", seed, share)
+		kinds[rand.New(rand.NewPCG(seed, 5)).IntN(3)]++
+	}
+	require.Len(t, kinds, 3, "every kind of defect drawn")
+
+	// A uniform image cannot show a moved region: no mask, after the tries.
+	flat := image.NewRGBA(image.Rect(0, 0, 40, 40))
+	for i := range flat.Pix {
+		flat.Pix[i] = 200
+	}
+	img, mask := CorruptStructural(flat, rand.New(rand.NewPCG(1, 1)))
+	require.Equal(t, flat.Pix, img.Pix)
+	for _, v := range mask.Pix {
+		require.Zero(t, v)
+	}
+}
+
+// TestTurnAndMirror checks that turn leaves its square as one of the three
+// rotations of the source's (written out here by their formulas), each
+// drawn for some seed, and mirror its rectangle as one of the two flips.
+func TestTurnAndMirror(t *testing.T) {
+	src := image.NewRGBA(image.Rect(0, 0, 40, 30))
+	for y := range 30 {
+		for x := range 40 {
+			src.SetRGBA(x, y, color.RGBA{uint8(x), uint8(y), uint8(x ^ y), 255})
+		}
+	}
+	region := func(img *image.RGBA, r image.Rectangle, at func(x, y int) (int, int)) []color.RGBA {
+		var v []color.RGBA
+		for y := range r.Dy() {
+			for x := range r.Dx() {
+				sx, sy := at(x, y)
+				v = append(v, img.RGBAAt(r.Min.X+sx, r.Min.Y+sy))
+			}
+		}
+		return v
+	}
+	id := func(x, y int) (int, int) { return x, y }
+	turns, flips := map[int]int{}, map[int]int{}
+	for seed := range uint64(30) {
+		out := image.NewRGBA(src.Rect)
+		copy(out.Pix, src.Pix)
+		r := turn(out, src, rand.New(rand.NewPCG(seed, 1)))
+		s := r.Dx()
+		require.Equal(t, s, r.Dy(), "a square")
+		got := region(out, r, id)
+		rotations := []func(x, y int) (int, int){
+			func(x, y int) (int, int) { return y, s - 1 - x },
+			func(x, y int) (int, int) { return s - 1 - x, s - 1 - y },
+			func(x, y int) (int, int) { return s - 1 - y, x },
+		}
+		match := -1
+		for q, f := range rotations {
+			if slices.Equal(got, region(src, r, f)) {
+				match = q
+			}
+		}
+		require.NotEqual(t, -1, match, "seed %d: not a rotation of the source square", seed)
+		turns[match]++
+
+		copy(out.Pix, src.Pix)
+		r = mirror(out, src, rand.New(rand.NewPCG(seed, 1)))
+		got = region(out, r, id)
+		w, h := r.Dx(), r.Dy()
+		lr := region(src, r, func(x, y int) (int, int) { return w - 1 - x, y })
+		tb := region(src, r, func(x, y int) (int, int) { return x, h - 1 - y })
+		switch {
+		case slices.Equal(got, lr):
+			flips[0]++
+		case slices.Equal(got, tb):
+			flips[1]++
+		default:
+			t.Fatalf("seed %d: not a flip of the source rectangle", seed)
+		}
+	}
+	require.Len(t, turns, 3, "quarter, half and three-quarter turns")
+	require.Len(t, flips, 2, "both flips")
+}
