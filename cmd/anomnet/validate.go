@@ -16,15 +16,17 @@ import (
 // validate is the validation protocol by which anomnet's defaults are
 // chosen without test images: part of train/good is held back, the model
 // is fitted on the rest, and it must tell the held-back images from copies
-// of them with a synthetic defect (dataset.Corrupt).
+// of them with a synthetic defect (dataset.Corrupt, or with -defects
+// dataset.CorruptStructural too).
 func validate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("validate", "DATA/CATEGORY",
 		"Holds back a share of DATA/CATEGORY/train/good (-holdout), fits on the rest with the fit flags,\n"+
 			"and scores the held-back images and -copies copies of each with a synthetic defect\n"+
-			"(a pasted patch, a scar or a blob): image AUROC, pixel AUROC and AUPRO on normal images only.\n"+
+			"(-defects): image AUROC, pixel AUROC and AUPRO on normal images only.\n"+
 			"No test image is read: this is how settings are compared without looking at the test set.")
 	holdout := fs.Float64("holdout", 0.2, "share of train/good held back")
 	copies := fs.Int("copies", 2, "defective copies of each held-back image")
+	defects := fs.String("defects", defectsPhotometric, "kinds of synthetic defect: photometric (a pasted patch, a scar or a blob), structural (a region turned, mirrored or exchanged) or both (the copies alternate)")
 	jsonOut := fs.String("json", "", "also write the figures as JSON to this file")
 	cache := fs.cacheFlag()
 	pos, cfg, err := fs.parseConfig(args, 1, stdout)
@@ -33,6 +35,10 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *holdout <= 0 || *holdout >= 1 || *copies < 1 {
 		return usageError{msg: "need 0 < -holdout < 1 and -copies >= 1"}
+	}
+	corrupt, ok := corrupters[*defects]
+	if !ok {
+		return usageError{msg: fmt.Sprintf("-defects %q: want %s, %s or %s", *defects, defectsPhotometric, defectsStructural, defectsBoth)}
 	}
 	cat, err := openCategory(pos[0])
 	if err != nil {
@@ -70,7 +76,7 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	took := time.Since(start)
 
-	val, valImgs := corruptedSet(items, valIdx, *copies, cfg.Seed)
+	val, valImgs := corruptedSet(items, valIdx, *copies, cfg.Seed, corrupt)
 	p.begin("validate", "img", len(valImgs))
 	rs, err := m.PredictBatch(ctx, valImgs)
 	p.end()
@@ -82,9 +88,9 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	res := validation{Category: cat.Name, Fit: len(fitIdx), HeldBack: len(valIdx), Copies: *copies,
-		FitSec: took.Seconds(), Metrics: row}
-	fmt.Fprintf(stdout, "%s: fitted on %d images in %s; %d held back, %d defective copies: I-AUROC %s, P-AUROC %s, AUPRO %s\n",
-		cat.Name, res.Fit, fmtDuration(took), res.HeldBack, len(valImgs)-res.HeldBack,
+		Defects: *defects, FitSec: took.Seconds(), Metrics: row}
+	fmt.Fprintf(stdout, "%s: fitted on %d images in %s; %d held back, %d defective copies (%s): I-AUROC %s, P-AUROC %s, AUPRO %s\n",
+		cat.Name, res.Fit, fmtDuration(took), res.HeldBack, len(valImgs)-res.HeldBack, res.Defects,
 		fmtMetric(row.IAUROC), fmtMetric(row.PAUROC), fmtMetric(row.AUPRO))
 	if *jsonOut != "" {
 		return writeFile(*jsonOut, func(w io.Writer) error {
@@ -102,6 +108,7 @@ type validation struct {
 	Fit      int     `json:"fit_images"`
 	HeldBack int     `json:"held_back"`
 	Copies   int     `json:"copies"`
+	Defects  string  `json:"defects"`
 	FitSec   float64 `json:"fit_s"`
 	// Metrics are eval's over the held-back images and their copies.
 	Metrics evalRow `json:"metrics"`
@@ -115,9 +122,38 @@ func holdOut(n int, share float64, seed uint64) (fit, held []int) {
 	return order[k:], order[:k]
 }
 
+// The kinds of synthetic defect of -defects.
+const (
+	defectsPhotometric = "photometric"
+	defectsStructural  = "structural"
+	defectsBoth        = "both"
+)
+
+// corrupter paints one synthetic defect; copy is the number of the
+// defective copy of an image (from 0).
+type corrupter func(img image.Image, copy int, rng *rand.Rand) (*image.RGBA, *image.Gray)
+
+// corrupters are the -defects choices. "both" alternates by copy, so that
+// each held-back image gets either kind.
+var corrupters = map[string]corrupter{
+	defectsPhotometric: func(img image.Image, _ int, rng *rand.Rand) (*image.RGBA, *image.Gray) {
+		return dataset.Corrupt(img, rng)
+	},
+	defectsStructural: func(img image.Image, _ int, rng *rand.Rand) (*image.RGBA, *image.Gray) {
+		return dataset.CorruptStructural(img, rng)
+	},
+	defectsBoth: func(img image.Image, copy int, rng *rand.Rand) (*image.RGBA, *image.Gray) {
+		if copy%2 == 0 {
+			return dataset.Corrupt(img, rng)
+		}
+		return dataset.CorruptStructural(img, rng)
+	},
+}
+
 // corruptedSet returns the held-back images as normal items, then copies
-// defective copies of each with their masks, and the images to predict.
-func corruptedSet(items []dataset.Item, held []int, copies int, seed uint64) ([]dataset.Item, []image.Image) {
+// defective copies of each with their masks (painted by corrupt), and the
+// images to predict.
+func corruptedSet(items []dataset.Item, held []int, copies int, seed uint64, corrupt corrupter) ([]dataset.Item, []image.Image) {
 	rng := rand.New(rand.NewPCG(seed, 0x636f7272))
 	var out []dataset.Item
 	var imgs []image.Image
@@ -129,7 +165,7 @@ func corruptedSet(items []dataset.Item, held []int, copies int, seed uint64) ([]
 	}
 	for c := range copies {
 		for _, k := range held {
-			img, mask := dataset.Corrupt(items[k].Image, rng)
+			img, mask := corrupt(items[k].Image, c, rng)
 			it := dataset.Item{Sample: dataset.Sample{Path: fmt.Sprintf("%s#defect%d", items[k].Path, c+1), Defect: "synthetic", Anomalous: true},
 				Image: img, Mask: make([]bool, len(mask.Pix))}
 			for i, v := range mask.Pix {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/org/anomnet/dataset"
@@ -39,7 +40,7 @@ func TestValidateReadsNoTestImage(t *testing.T) {
 	}
 	out := filepath.Join(root, "v.json")
 	code, stdout, stderr := runCLI(t, "validate", "-holdout", "0.3", "-copies", "2", "-json", out,
-		"-resize", "128", "-crop", "112", "-no-train", "-k", "16", cat)
+		"-defects", "both", "-resize", "128", "-crop", "112", "-no-train", "-k", "16", cat)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -52,7 +53,7 @@ func TestValidateReadsNoTestImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := v.Metrics
-	if v.Fit != 7 || v.HeldBack != 3 || v.Copies != 2 || r.IAUROC == nil || r.PAUROC == nil || r.AUPRO == nil ||
+	if v.Fit != 7 || v.HeldBack != 3 || v.Copies != 2 || v.Defects != "both" || r.IAUROC == nil || r.PAUROC == nil || r.AUPRO == nil ||
 		r.Images != 9 || r.Defective != 6 {
 		t.Fatalf("validation %+v from %s (stdout %s)", v, b, stdout)
 	}
@@ -60,6 +61,9 @@ func TestValidateReadsNoTestImage(t *testing.T) {
 		if f < 0 || f > 1 {
 			t.Errorf("figure %g outside [0, 1]", f)
 		}
+	}
+	if code, _, stderr := runCLI(t, "validate", "-defects", "rusty", cat); code != exitUsage || !strings.Contains(stderr, `-defects "rusty"`) {
+		t.Errorf("-defects rusty: exit %d, %s", code, stderr)
 	}
 }
 
