@@ -20,9 +20,8 @@ type Config struct {
 	// Taps are the backbone layers whose maps feed the adapter.
 	Taps []string `json:"taps"`
 	// Grid is the tap whose map size the feature grid takes: the other
-	// maps are pooled down or interpolated up to it. "" takes the largest
-	// tapped map. A Config given to New without Taps takes the default
-	// Taps and, if Grid is "", the default Grid with them.
+	// maps are pooled down or interpolated up to it. "" (the default)
+	// takes the largest tapped map.
 	Grid string `json:"grid,omitempty"`
 	// Resize and Crop are the preprocessing: resize to Resize x Resize,
 	// then the centred Crop x Crop square.
@@ -259,9 +258,6 @@ func (c Config) withDefaults() (Config, error) {
 	def := DefaultConfig()
 	if len(c.Taps) == 0 {
 		c.Taps = def.Taps
-		if c.Grid == "" {
-			c.Grid = def.Grid
-		}
 	}
 	c.Taps = slices.Clone(c.Taps)
 	if c.Grid != "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
@@ -77,9 +76,6 @@ func configFlags(fs *flagSet, args []string) func() (anomnet.Config, error) {
 		}
 		c.Taps = strings.Split(*taps, ",")
 		c.Grid = *grid
-		if !slices.Contains(c.Taps, c.Grid) && !fs.isSet("grid") {
-			c.Grid = "" // -taps without the default grid's tap: the largest map
-		}
 		c.CacheBytes = *cacheMB << 20
 		if noTrain {
 			c.Epochs1, c.Epochs2 = 0, 0

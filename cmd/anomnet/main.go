@@ -16,9 +16,10 @@
 // CATEGORY/test/<defect>, CATEGORY/ground_truth/<defect>/<stem>_mask.png).
 // Flags may come before or after the arguments; -flag and --flag are the
 // same. With $ANOMNET_CPUPROFILE set to a file name, any command writes
-// its CPU profile there (go tool pprof reads it). The exit status is 0 on success, 1 when the work fails (bad data,
-// an unwritable path, an interrupted run) and 2 for a usage error. Errors
-// are one line on stderr, naming the file at fault.
+// its CPU profile there (go tool pprof reads it). The exit status is 0 on
+// success, 1 when the work fails (bad data, an unwritable path, an
+// interrupted run) and 2 for a usage error. Errors are one line on stderr,
+// naming the file at fault.
 package main
 
 import (
@@ -214,13 +215,6 @@ type flagSet struct {
 // command loading the backbone takes.
 func (fs *flagSet) cacheFlag() *string {
 	return fs.String("cache", "", "weights cache directory (default $"+backbone.CacheEnv+", else the user cache dir)")
-}
-
-// isSet reports whether the command line set the flag name.
-func (f *flagSet) isSet(name string) bool {
-	set := false
-	f.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
-	return set
 }
 
 func newFlags(name, synopsis, about string) *flagSet {
