@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"gonum.org/v1/gonum/stat/distuv"
 	"image"
 	"image/color"
 	"image/draw"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"gonum.org/v1/gonum/stat/distuv"
 
 	"github.com/org/anomnet"
 	"github.com/org/anomnet/dataset"
