@@ -65,19 +65,13 @@ func (t *trainer) gather(ctx context.Context, vs []int) (*Tensor, error) {
 }
 
 // refresh makes the seeded feature vectors, read again through the
-// trained adapter, the centroids that score (InitKCenter): the trained
-// centroids served training, and the coreset must sit where the adapter
-// now puts the training features.
+// trained adapter, the centroids that score (InitKCenter), and frees the
+// trained ones: they served training, and the coreset must sit where the
+// adapter now puts the training features.
 func (t *trainer) refresh(ctx context.Context) error {
 	if t.chosen == nil || len(t.cfg.Plans()) == 0 {
 		return nil
 	}
-	return t.regather(ctx)
-}
-
-// regather makes the seeded feature vectors, read through the adapter as
-// it is now, the centroids, and frees the old ones.
-func (t *trainer) regather(ctx context.Context) error {
 	c, err := t.gather(ctx, t.chosen)
 	if err != nil {
 		return err
