@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -330,18 +331,23 @@ func benchAdapter(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func benchPredict(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench predict", "",
 		"Times the stages of Predict in images per second: backbone, adapter, scoring and the whole\n"+
-			"PredictBatch, on synthetic images, with -model or a model fitted here in seconds on a few\n"+
-			"synthetic images (one epoch per stage: the timing does not depend on how well it learnt).")
+			"PredictBatch, then the latency of one image at a time (p50, p99), with -model or a model\n"+
+			"fitted here in seconds on a few synthetic images (one epoch per stage: the timing does not\n"+
+			"depend on how well it learnt). The images are synthetic, or with -images a folder's (say a\n"+
+			"category's test folder: the pruned nearest-centroid search runs at its real speed only on\n"+
+			"images like those the model was fitted on). Each timed batch takes the next images in turn.")
 	modelPath := fs.String("model", "", "model file (default: fit one quickly on synthetic images)")
+	dir := fs.String("images", "", "image file or folder to time on (default: synthetic images)")
 	batch := fs.Int("batch", 8, "images per batch")
 	iters := fs.Int("iters", 3, "timed batches per stage (after one warm-up)")
+	latency := fs.Int("latency", 50, "images predicted one at a time for the latency percentiles (0: none)")
 	train := fs.Int("train", 8, "synthetic training images of the quick fit")
 	cache := fs.cacheFlag()
 	if _, err := fs.parse(args, 0, stdout); err != nil {
 		return err
 	}
-	if *batch < 1 || *iters < 1 || *train < 1 {
-		return usageError{msg: "bench predict: need -batch, -iters and -train >= 1"}
+	if *batch < 1 || *iters < 1 || *train < 1 || *latency < 0 {
+		return usageError{msg: "bench predict: need -batch, -iters and -train >= 1, -latency >= 0"}
 	}
 	if *modelPath != "" {
 		f, err := os.Open(*modelPath)
@@ -349,6 +355,13 @@ func benchPredict(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return err
 		}
 		f.Close()
+	}
+	var inputs []input
+	if *dir != "" {
+		var err error
+		if inputs, err = listInputs(*dir, os.DevNull); err != nil {
+			return err
+		}
 	}
 	bb, err := loadBackbone(ctx, *cache, stderr)
 	if err != nil {
@@ -367,14 +380,26 @@ func benchPredict(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		origin = fmt.Sprintf("fitted on %d synthetic images", *train)
 	}
 	cfg := m.Config()
-	imgs, err := benchImages(cfg, *batch)
+	n := *batch * (*iters + 1)
+	var imgs []*image.RGBA
+	source := "synthetic images"
+	if inputs != nil {
+		source = fmt.Sprintf("%d images of %s", len(inputs), *dir)
+		imgs, err = loadPrepared(ctx, cfg, inputs[:min(n, len(inputs))], stderr)
+	} else {
+		imgs, err = benchImages(cfg, n)
+	}
 	if err != nil {
 		return err
 	}
-	prepared := make([]image.Image, len(imgs))
-	raw := make([]image.Image, len(imgs))
-	for i, img := range imgs {
-		prepared[i], raw[i] = anomnet.Prepared{RGBA: img}, img
+	next := 0
+	take := func() (raw, prepared []image.Image) {
+		for range *batch {
+			img := imgs[next%len(imgs)]
+			next++
+			raw, prepared = append(raw, img), append(prepared, anomnet.Prepared{RGBA: img})
+		}
+		return raw, prepared
 	}
 	dev := anomnet.DefaultDevice()
 	scorer, set := m.Scorer(), m.Centroids()
@@ -385,6 +410,7 @@ func benchPredict(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		step func() error
 	}{
 		{"backbone", func() error {
+			raw, _ := take()
 			x, err := bb.Input(raw...)
 			if err != nil {
 				return err
@@ -415,13 +441,17 @@ func benchPredict(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return dev.Sync()
 		}},
 		{"predict", func() error {
+			_, prepared := take()
 			_, err := m.PredictBatch(ctx, prepared)
 			return err
 		}},
 	}
-	fmt.Fprintf(stdout, "anomnet bench predict: %s, model %s, %d taps %v, K %d, %dx%d, batch %d, %s, GOMAXPROCS %d\n",
-		bb.Name(), origin, len(cfg.Taps), cfg.Taps, m.Centroids().K(), cfg.Crop, cfg.Crop, *batch, dev.Name(), runtime.GOMAXPROCS(0))
-	for _, s := range stages {
+	fmt.Fprintf(stdout, "anomnet bench predict: %s, model %s, %d taps %v, K %d, %dx%d, %s, batch %d, %s, GOMAXPROCS %d\n",
+		bb.Name(), origin, len(cfg.Taps), cfg.Taps, m.Centroids().K(), cfg.Crop, cfg.Crop, source, *batch, dev.Name(), runtime.GOMAXPROCS(0))
+	for i, s := range stages {
+		if i == 0 || s.name == "predict" {
+			next = 0 // the scoring stages see the backbone stage's images; Predict starts over
+		}
 		times := make([]float64, 0, *iters)
 		for i := range *iters + 1 {
 			if err := ctx.Err(); err != nil {
@@ -443,7 +473,50 @@ func benchPredict(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		dev.Free(t)
 	}
 	dev.Free(feats)
+	if *latency == 0 {
+		return nil
+	}
+	ms := make([]float64, 0, *latency)
+	for i := range *latency + 1 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		img := anomnet.Prepared{RGBA: imgs[i%len(imgs)]}
+		start := time.Now()
+		if _, err := m.Predict(img); err != nil {
+			return fmt.Errorf("bench predict: latency: %w", err)
+		}
+		if i > 0 {
+			ms = append(ms, float64(time.Since(start).Microseconds())/1000)
+		}
+	}
+	slices.Sort(ms)
+	fmt.Fprintf(stdout, "latency   p50 %.1f ms, p99 %.1f ms, max %.1f ms  (%d images one at a time)\n",
+		percentile(ms, 0.5), percentile(ms, 0.99), ms[len(ms)-1], len(ms))
 	return nil
+}
+
+// percentile is the nearest-rank q-quantile of sorted xs (not empty).
+func percentile(xs []float64, q float64) float64 {
+	k := int(math.Ceil(q*float64(len(xs)))) - 1
+	return xs[min(len(xs)-1, max(0, k))]
+}
+
+// loadPrepared decodes and preprocesses the images of inputs as cfg says.
+func loadPrepared(ctx context.Context, cfg anomnet.Config, inputs []input, stderr io.Writer) ([]*image.RGBA, error) {
+	samples := make([]dataset.Sample, len(inputs))
+	for i, in := range inputs {
+		samples[i] = dataset.Sample{Path: in.path}
+	}
+	_, imgs, err := loadImages(ctx, cfg, samples, newProgress(stderr), "load")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*image.RGBA, len(imgs))
+	for i, img := range imgs {
+		out[i] = img.(anomnet.Prepared).RGBA
+	}
+	return out, nil
 }
 
 // quickModel fits a model in seconds on n synthetic "washer" images, one
