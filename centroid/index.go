@@ -1,6 +1,7 @@
 package centroid
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/org/anomnet/internal/tensor"
+	"github.com/org/anomnet/internal/vec"
 )
 
 // IndexDim is the dimension of the subspace in which an Index bounds
@@ -31,15 +33,22 @@ const IndexDim = 128
 // found so far are measured in full.
 type Index struct {
 	*Set
-	host   []float32 // the centroids, K x D, on the host
-	mean   []float32 // D, the centroids' mean
-	basis  []float32 // D x L, orthonormal columns
-	proj   []float32 // K x L, the centred centroids in the basis
-	projN  []float32 // K, |proj|^2
-	cnLow  []float32 // K, (1 - 2e-5)(|proj|^2 + resid^2): the bound's centroid term, lowered for rounding
-	resid  []float32 // K, the norm of each centred centroid's part outside S
+	host  []float32 // the centroids, K x D, on the host
+	mean  []float32 // D, the centroids' mean
+	basis []float32 // D x L, orthonormal columns
+	// aug is K x (L + 2): each centred centroid in the basis, then the
+	// norm of its part outside S, then the bound's centroid term (1 -
+	// boundSlack)(|proj|^2 + resid^2), lowered for rounding. One GEMM of
+	// the rows' [-2 x', -2 |Rx|, 1] with it gives every bound's key.
+	aug    []float32
 	l, dim int
 }
+
+// boundSlack lowers each bound by this share of |Px|^2 + |Rx|^2 + |Pc|^2 +
+// |Rc|^2, which exceeds the float32 rounding of the bound's GEMM (L + 2
+// products, each at most that sum) with a wide margin: a bound may then
+// only be lower than the truth, and the search stays exact.
+const boundSlack = 5e-5
 
 // NewIndex builds the pruning search over s's centroids (read once: the
 // Index does not follow later changes of s.C). The subspace comes from a
@@ -62,18 +71,19 @@ func NewIndex(d tensor.Device, s *Set, rng *rand.Rand) *Index {
 	}
 	ix.basis = rangeFinder(centred, k, dim, ix.l, rng)
 	cpu := tensor.CPU{}
-	ix.proj = make([]float32, k*ix.l)
-	cpu.Gemm(false, false, 1, tensor.FromFloat32s(centred, k, dim), tensor.FromFloat32s(ix.basis, dim, ix.l), 0,
-		tensor.FromFloat32s(ix.proj, k, ix.l))
-	ix.projN, ix.resid = make([]float32, k), make([]float32, k)
+	l, w := ix.l, ix.l+2
+	proj := make([]float32, k*l)
+	cpu.Gemm(false, false, 1, tensor.FromFloat32s(centred, k, dim), tensor.FromFloat32s(ix.basis, dim, l), 0,
+		tensor.FromFloat32s(proj, k, l))
+	ix.aug = make([]float32, k*w)
 	for i := range k {
-		pn := dot32(ix.proj[i*ix.l:(i+1)*ix.l], ix.proj[i*ix.l:(i+1)*ix.l])
-		ix.projN[i] = pn
-		ix.resid[i] = float32(math.Sqrt(max(0, float64(dot32(centred[i*dim:(i+1)*dim], centred[i*dim:(i+1)*dim])-pn))))
-	}
-	ix.cnLow = make([]float32, k)
-	for i := range k {
-		ix.cnLow[i] = (1 - 2e-5) * (ix.projN[i] + ix.resid[i]*ix.resid[i])
+		p := proj[i*l : (i+1)*l]
+		pn := dot32(p, p)
+		resid := math.Sqrt(max(0, float64(dot32(centred[i*dim:(i+1)*dim], centred[i*dim:(i+1)*dim])-pn)))
+		row := ix.aug[i*w : (i+1)*w]
+		copy(row, p)
+		row[l] = float32(resid)
+		row[l+1] = float32((1 - boundSlack) * (float64(pn) + resid*resid))
 	}
 	return ix
 }
@@ -210,14 +220,15 @@ func (ix *Index) nearest(d tensor.Device, idx, dist, x *tensor.Tensor, source, r
 
 // scratch is one worker's buffers.
 type scratch struct {
-	xc, xp, lb []float32
-	cand       []candidate
+	xc, xp, xa, lb []float32
+	pass           []int32 // the centroids whose bound passes a test
+	cand           []candidate
 }
 
 func (ix *Index) newScratch() *scratch {
 	k := ix.K()
 	return &scratch{xc: make([]float32, indexBlock*ix.dim), xp: make([]float32, indexBlock*ix.l),
-		lb: make([]float32, indexBlock*k)}
+		xa: make([]float32, indexBlock*(ix.l+2)), lb: make([]float32, indexBlock*k), pass: make([]int32, 0, k+16)}
 }
 
 // search finds the nearest centroid of each row of xs, leaving out for
@@ -231,67 +242,82 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 			xc[i*dim+j] = xs[i*dim+j] - ix.mean[j]
 		}
 	}
-	xp, lb := s.xp[:rows*l], s.lb[:rows*k]
+	w := l + 2
+	xp, xa, lb := s.xp[:rows*l], s.xa[:rows*w], s.lb[:rows*k]
 	cpu := tensor.CPU{}
 	cpu.Gemm(false, false, 1, tensor.FromFloat32s(xc, rows, dim), tensor.FromFloat32s(ix.basis, dim, l), 0, tensor.FromFloat32s(xp, rows, l))
-	cpu.Gemm(false, true, 1, tensor.FromFloat32s(xp, rows, l), tensor.FromFloat32s(ix.proj, k, l), 0, tensor.FromFloat32s(lb, rows, k))
+	as := make([]float32, rows) // |Px|^2 + |Rx|^2 per row
+	for i := range rows {
+		p := xp[i*l : (i+1)*l]
+		pn := dot32(p, p)
+		rx := float32(math.Sqrt(max(0, float64(dot32(xc[i*dim:(i+1)*dim], xc[i*dim:(i+1)*dim])-pn))))
+		as[i] = pn + rx*rx
+		a := xa[i*w : (i+1)*w]
+		for j, v := range p {
+			a[j] = -2 * v
+		}
+		a[l], a[l+1] = -2*rx, 1
+	}
+	// key_j = (1 - slack)(|Pc_j|^2 + |Rc_j|^2) - 2(Px.Pc_j + |Rx||Rc_j|):
+	// the lowered bound |x - c_j|^2 >= |Px - Pc_j|^2 + (|Rx| - |Rc_j|)^2
+	// less (1 - slack)(|Px|^2 + |Rx|^2), the same for every centroid of
+	// the row.
+	cpu.Gemm(false, true, 1, tensor.FromFloat32s(xa, rows, w), tensor.FromFloat32s(ix.aug, k, w), 0, tensor.FromFloat32s(lb, rows, k))
 	for i := range rows {
 		xi := xs[i*dim : (i+1)*dim]
-		pn := dot32(xp[i*l:(i+1)*l], xp[i*l:(i+1)*l])
-		rx := float32(math.Sqrt(max(0, float64(dot32(xc[i*dim:(i+1)*dim], xc[i*dim:(i+1)*dim])-pn))))
-		// The bound |x-c|^2 >= a + cn_j - 2(x'.c'_j + rx r_j), a = pn + rx^2,
-		// is float32 arithmetic on norms: it may exceed the true bound by
-		// a few units in the last place of a + cn_j, so the test below
-		// lowers it by 2e-5 (a + cn_j). key_j holds the lowered bound less
-		// (1 - 2e-5) a, the same for every centroid of the row.
-		row := lb[i*k : (i+1)*k]
-		a := pn + rx*rx
-		for j, dot := range row {
-			row[j] = ix.cnLow[j] - 2*(dot+rx*ix.resid[j])
-		}
-		left := func(j int) bool { return source != nil && source[j] == rowSrc[i] }
+		key := lb[i*k : (i+1)*k]
 		if source != nil {
 			for _, j := range bySource[rowSrc[i]] {
-				row[j] = float32(math.Inf(1))
+				key[j] = float32(math.Inf(1))
 			}
 		}
-		// The lowest bounds first: their distances make the best distance
-		// small early, so that few others pass the test. Distances are
-		// measured in float32 here; those within rounding of the best are
-		// measured again in float64 at the end, as the brute-force search
-		// does, so that the two agree on near ties.
-		var top [8]int32
-		m := smallest(top[:], row)
-		cand := s.cand[:0]
-		best := float32(math.Inf(1))
-		measure := func(j int) {
-			e := sqDist32(xi, ix.host[j*dim:(j+1)*dim])
-			cand = append(cand, candidate{int32(j), e})
-			best = min(best, e)
-		}
-		for _, j := range top[:m] {
-			if !left(int(j)) {
-				measure(int(j))
-			}
-		}
-		limit := best*(1+1e-4) - (1-2e-5)*a
-		for j, v := range row {
-			if v <= limit && !left(j) && !slices.Contains(top[:m], int32(j)) {
-				measure(j)
-				limit = best*(1+1e-4) - (1-2e-5)*a
-			}
-		}
+		// The centroid of the lowest bound is measured first: its
+		// distance is the first best. Then every centroid whose bound
+		// passes the best is measured, lowest bound first, until the
+		// bounds exceed the best found so far. Distances are measured in
+		// float32 here; those within rounding of the best are measured
+		// again in float64 at the end, as the brute-force search does,
+		// so that the two agree on near ties.
 		bi, bd := -1, math.Inf(1)
-		for _, c := range cand {
-			if c.d > best*(1+1e-4)+1e-30 {
-				continue
+		lowest := vec.Min(key)
+		if !math.IsInf(float64(lowest), 1) {
+			low := (1 - boundSlack) * as[i]
+			s.pass = vec.FilterLE(key, lowest, s.pass)
+			if len(s.pass) == 0 { // NaN bounds (a NaN feature): the first centroid not left out
+				for j, v := range key {
+					if !math.IsInf(float64(v), 1) {
+						s.pass = append(s.pass, int32(j))
+						break
+					}
+				}
 			}
-			j := int(c.j)
-			if e := tensor.SqDist(xi, ix.host[j*dim:(j+1)*dim]); e < bd || (e == bd && j < bi) {
-				bi, bd = j, e
+			first := s.pass[0]
+			best := vec.SqDist(xi, ix.host[int(first)*dim:(int(first)+1)*dim])
+			cand := append(s.cand[:0], candidate{first, best})
+			s.pass = vec.FilterLE(key, best*(1+1e-4)-low, s.pass)
+			slices.SortFunc(s.pass, func(a, b int32) int { return cmp.Compare(key[a], key[b]) })
+			for _, j := range s.pass {
+				if key[j] > best*(1+1e-4)-low {
+					break
+				}
+				if j == first {
+					continue
+				}
+				e := vec.SqDist(xi, ix.host[int(j)*dim:(int(j)+1)*dim])
+				cand = append(cand, candidate{j, e})
+				best = min(best, e)
 			}
+			for _, c := range cand {
+				if c.d > best*(1+1e-4)+1e-30 {
+					continue
+				}
+				j := int(c.j)
+				if e := tensor.SqDist(xi, ix.host[j*dim:(j+1)*dim]); e < bd || (e == bd && j < bi) {
+					bi, bd = j, e
+				}
+			}
+			s.cand = cand
 		}
-		s.cand = cand
 		is[i], ds[i] = int32(bi), float32(math.Sqrt(max(bd, 0)))
 		if bi < 0 {
 			ds[i] = float32(math.Inf(1))
@@ -303,46 +329,4 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 type candidate struct {
 	j int32
 	d float32
-}
-
-// smallest sets top to the indices of the len(top) smallest keys (fewer
-// when key is shorter), in ascending order of key, and returns how many.
-func smallest(top []int32, key []float32) int {
-	m := 0
-	for j, v := range key {
-		if m == len(top) && v >= key[top[m-1]] {
-			continue
-		}
-		if m < len(top) {
-			m++
-		}
-		p := m - 1
-		for p > 0 && key[top[p-1]] > v {
-			top[p] = top[p-1]
-			p--
-		}
-		top[p] = int32(j)
-	}
-	return m
-}
-
-// sqDist32 is the squared Euclidean distance of a and b, summed in float32
-// with four partial sums (relative error well under 1e-4 for any length
-// anomnet uses).
-func sqDist32(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		d0, d1, d2, d3 := a[i]-b[i], a[i+1]-b[i+1], a[i+2]-b[i+2], a[i+3]-b[i+3]
-		s0 += d0 * d0
-		s1 += d1 * d1
-		s2 += d2 * d2
-		s3 += d3 * d3
-	}
-	for ; i < len(a); i++ {
-		d := a[i] - b[i]
-		s0 += d * d
-	}
-	return (s0 + s1) + (s2 + s3)
 }

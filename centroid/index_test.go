@@ -87,15 +87,6 @@ func TestIndexNearest(t *testing.T) {
 	}
 }
 
-func TestSmallest(t *testing.T) {
-	key := []float32{5, 3, 9, 1, 3, 7, 0, 2}
-	var top [4]int32
-	require.Equal(t, 4, smallest(top[:], key))
-	require.Equal(t, []int32{6, 3, 7, 1}, top[:])
-	var wide [10]int32
-	require.Equal(t, len(key), smallest(wide[:], key))
-}
-
 // featureLike returns n rows of dim values with a decaying spectrum, as
 // CNN features have (coordinate i has standard deviation 1/(1+i/8); the
 // search does not care about the rotation), around clumps centres: a

@@ -1,0 +1,127 @@
+//go:build !noasm
+
+#include "textflag.h"
+
+// func sqDist16(a, b *float32, n int, acc *[16]float32)
+TEXT ·sqDist16(SB), NOSPLIT, $0-32
+	MOVQ a+0(FP), SI
+	MOVQ b+8(FP), DI
+	MOVQ n+16(FP), CX
+	MOVQ acc+24(FP), DX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+sq64:
+	CMPQ CX, $64
+	JL   sq16
+	VMOVUPS (SI), Z4
+	VMOVUPS 64(SI), Z5
+	VMOVUPS 128(SI), Z6
+	VMOVUPS 192(SI), Z7
+	VSUBPS  (DI), Z4, Z4
+	VSUBPS  64(DI), Z5, Z5
+	VSUBPS  128(DI), Z6, Z6
+	VSUBPS  192(DI), Z7, Z7
+	VFMADD231PS Z4, Z4, Z0
+	VFMADD231PS Z5, Z5, Z1
+	VFMADD231PS Z6, Z6, Z2
+	VFMADD231PS Z7, Z7, Z3
+	ADDQ $256, SI
+	ADDQ $256, DI
+	SUBQ $64, CX
+	JMP  sq64
+
+sq16:
+	CMPQ CX, $16
+	JL   sqdone
+	VMOVUPS (SI), Z4
+	VSUBPS  (DI), Z4, Z4
+	VFMADD231PS Z4, Z4, Z0
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  sq16
+
+sqdone:
+	VADDPS Z1, Z0, Z0
+	VADDPS Z3, Z2, Z2
+	VADDPS Z2, Z0, Z0
+	VMOVUPS Z0, (DX)
+	VZEROUPPER
+	RET
+
+// func min16(x *float32, n int, acc *[16]float32)
+TEXT ·min16(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVQ acc+16(FP), DX
+	VMOVUPS (SI), Z0
+	VMOVAPS Z0, Z1
+	VMOVAPS Z0, Z2
+	VMOVAPS Z0, Z3
+
+mn64:
+	CMPQ CX, $64
+	JL   mn16
+	VMINPS (SI), Z0, Z0
+	VMINPS 64(SI), Z1, Z1
+	VMINPS 128(SI), Z2, Z2
+	VMINPS 192(SI), Z3, Z3
+	ADDQ $256, SI
+	SUBQ $64, CX
+	JMP  mn64
+
+mn16:
+	CMPQ CX, $16
+	JL   mndone
+	VMINPS (SI), Z0, Z0
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP  mn16
+
+mndone:
+	VMINPS Z1, Z0, Z0
+	VMINPS Z3, Z2, Z2
+	VMINPS Z2, Z0, Z0
+	VMOVUPS Z0, (DX)
+	VZEROUPPER
+	RET
+
+// func filterLE16(x *float32, n int, limit float32, out *int32, lanes *[32]int32) int
+TEXT ·filterLE16(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS limit+16(FP), Z1
+	MOVQ out+24(FP), DI
+	MOVQ lanes+32(FP), R8
+	VMOVDQU32 (R8), Z2
+	VMOVDQU32 64(R8), Z3
+	MOVQ DI, R9
+
+fl16:
+	CMPQ CX, $16
+	JL   fldone
+	VMOVUPS (SI), Z0
+	VCMPPS  $2, Z1, Z0, K1
+	KORTESTW K1, K1
+	JZ   flnext
+	VPCOMPRESSD Z2, K1, Z4
+	VMOVDQU32 Z4, (DI)
+	KMOVW   K1, AX
+	POPCNTL AX, AX
+	LEAQ    (DI)(AX*4), DI
+
+flnext:
+	VPADDD Z3, Z2, Z2
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP  fl16
+
+fldone:
+	SUBQ R9, DI
+	SHRQ $2, DI
+	MOVQ DI, ret+40(FP)
+	VZEROUPPER
+	RET
