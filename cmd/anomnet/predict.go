@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/org/anomnet"
 	"github.com/org/anomnet/dataset"
@@ -82,36 +85,134 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	p.begin("predict", "img", len(inputs))
 	defer p.end()
 	enc := json.NewEncoder(stdout)
-	for start := 0; start < len(inputs); start += *chunk {
-		batch := inputs[start:min(start+*chunk, len(inputs))]
-		samples := make([]dataset.Sample, len(batch))
-		for i, in := range batch {
-			samples[i] = dataset.Sample{Path: in.path}
-		}
-		items, err := loader.Load(ctx, samples)
+	write := func(c predictChunk) error {
+		lines, err := writePredictions(*out, c, lo, hi, *saveMaps)
 		if err != nil {
 			return err
 		}
-		imgs := make([]image.Image, len(items))
-		for i, it := range items {
-			imgs[i] = anomnet.Prepared{RGBA: it.Image}
-		}
-		rs, err := m.PredictBatch(ctx, imgs)
-		if err != nil {
-			return fmt.Errorf("predict %s to %s: %w", batch[0].path, batch[len(batch)-1].path, err)
-		}
-		for i, r := range rs {
-			line, err := writePrediction(*out, batch[i], items[i].Image, r, lo, hi, *saveMaps)
-			if err != nil {
-				return err
-			}
+		for i, line := range lines {
 			if err := enc.Encode(line); err != nil {
 				return err
 			}
-			p.update(start+i+1, "")
+			p.update(c.start+i+1, "")
+		}
+		return nil
+	}
+	return pipeline(ctx, inputs, *chunk, loader, m.PredictBatch, write)
+}
+
+// predictChunk is a chunk of predict's inputs on its way through the
+// pipeline: decoded (items), then scored (results).
+type predictChunk struct {
+	start   int
+	inputs  []input
+	items   []dataset.Item
+	results []anomnet.Result
+}
+
+// pipeline decodes, scores and writes the inputs chunk by chunk, the three
+// at once: while one chunk is scored, the next is decoded and the last
+// one's outputs are written, so that decoding and PNG encoding, which the
+// scoring would otherwise wait for, fill the cores it leaves idle. Outputs
+// are written in input order. The first error stops every stage and is
+// returned (a write's before the scoring's it cancelled); no goroutine
+// outlives the call.
+func pipeline(ctx context.Context, inputs []input, chunk int, loader *dataset.Loader,
+	score func(context.Context, []image.Image) ([]anomnet.Result, error), write func(predictChunk) error) error {
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	decoded := make(chan predictChunk, 1)
+	var loadErr error // set before decoded closes
+	go func() {
+		defer close(decoded)
+		for start := 0; start < len(inputs); start += chunk {
+			c := predictChunk{start: start, inputs: inputs[start:min(start+chunk, len(inputs))]}
+			samples := make([]dataset.Sample, len(c.inputs))
+			for i, in := range c.inputs {
+				samples[i] = dataset.Sample{Path: in.path}
+			}
+			var err error
+			if c.items, err = loader.Load(ctx, samples); err != nil {
+				loadErr = err
+				return
+			}
+			select {
+			case decoded <- c:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	scored := make(chan predictChunk, 1)
+	written := make(chan error, 1)
+	go func() {
+		var err error
+		for c := range scored {
+			if err == nil {
+				if err = write(c); err != nil {
+					cancel()
+				}
+			}
+		}
+		written <- err
+	}()
+	var scoreErr error
+	for c := range decoded {
+		imgs := make([]image.Image, len(c.items))
+		for i, it := range c.items {
+			imgs[i] = anomnet.Prepared{RGBA: it.Image}
+		}
+		rs, err := score(ctx, imgs)
+		if err != nil {
+			scoreErr = fmt.Errorf("predict %s to %s: %w", c.inputs[0].path, c.inputs[len(c.inputs)-1].path, err)
+			cancel()
+			break
+		}
+		c.results = rs
+		select {
+		case scored <- c:
+		case <-ctx.Done():
 		}
 	}
-	return nil
+	close(scored)
+	writeErr := <-written
+	cancel()
+	for range decoded { // the decoder sees the cancel and closes
+	}
+	switch {
+	case writeErr != nil:
+		return writeErr
+	case scoreErr != nil:
+		return scoreErr
+	case loadErr != nil:
+		return loadErr
+	}
+	return parent.Err()
+}
+
+// writePredictions writes the outputs of a scored chunk, images in
+// parallel, and returns their JSON lines in order.
+func writePredictions(out string, c predictChunk, lo, hi float64, saveMaps bool) ([]prediction, error) {
+	lines := make([]prediction, len(c.results))
+	errs := make([]error, len(c.results))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(c.results)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				lines[i], errs[i] = writePrediction(out, c.inputs[i], c.items[i].Image, c.results[i], lo, hi, saveMaps)
+			}
+		}()
+	}
+	for i := range c.results {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return lines, errors.Join(errs...)
 }
 
 // input is an image to score and where its outputs go, relative to -out

@@ -24,8 +24,11 @@ import (
 // holds either its old contents or the complete picture, never a part.
 // Errors name path.
 func WritePNG(path string, img image.Image) error {
-	// A picture is for sharing: 0644.
-	if err := atomicfile.Write(path, 0o644, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
+	// A picture is for sharing: 0644. The fastest compression: predict
+	// writes two pictures per image, and the default level spends more
+	// time on them than the model does on the image.
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	if err := atomicfile.Write(path, 0o644, func(w io.Writer) error { return enc.Encode(w, img) }); err != nil {
 		return fmt.Errorf("anomnet/report: write %s: %w", path, err)
 	}
 	return nil
