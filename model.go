@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"math/rand/v2"
+	"runtime/pprof"
 	"sync"
 
 	"github.com/org/anomnet/centroid"
@@ -147,18 +148,24 @@ func (m *Model) preprocess(imgs []image.Image, first int) ([]image.Image, error)
 
 // backboneMaps preprocesses images (numbered from first in errors), runs them through the backbone and checks
 // the maps against what the model was trained with (when it was).
-func (m *Model) backboneMaps(raw []image.Image, first int) ([]*Tensor, error) {
-	imgs, err := m.preprocess(raw, first)
+func (m *Model) backboneMaps(ctx context.Context, raw []image.Image, first int) ([]*Tensor, error) {
+	var imgs []image.Image
+	var x *Tensor
+	var err error
+	pprof.Do(ctx, pprof.Labels("stage", "preprocess"), func(context.Context) {
+		if imgs, err = m.preprocess(raw, first); err == nil {
+			x, err = m.bb.Input(imgs...)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	x, err := m.bb.Input(imgs...)
-	if err != nil {
-		return nil, err
-	}
-	xd := m.dev.FromHost(x)
-	maps, err := m.bb.Forward(m.dev, xd, m.cfg.Taps...)
-	m.dev.Free(xd)
+	var maps []*Tensor
+	pprof.Do(ctx, pprof.Labels("stage", "backbone"), func(context.Context) {
+		xd := m.dev.FromHost(x)
+		maps, err = m.bb.Forward(m.dev, xd, m.cfg.Taps...)
+		m.dev.Free(xd)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -221,37 +228,47 @@ func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result,
 			return nil, err
 		}
 		hi := min(lo+m.cfg.BackboneBatch, len(imgs))
-		maps, err := m.backboneMaps(imgs[lo:hi], lo)
+		maps, err := m.backboneMaps(ctx, imgs[lo:hi], lo)
 		if err != nil {
 			return nil, fmt.Errorf("anomnet: predicting images %d to %d: %w", lo, hi-1, err)
 		}
-		pix, scores := m.pixelMaps(maps)
-		for i := range hi - lo {
-			out = append(out, m.result(pix[i], scores[i]))
-		}
+		pix, scores := m.pixelMaps(ctx, maps)
+		pprof.Do(ctx, pprof.Labels("stage", "masks"), func(context.Context) {
+			for i := range hi - lo {
+				out = append(out, m.result(pix[i], scores[i]))
+			}
+		})
 	}
 	return out, nil
 }
 
 // pixelMaps adapts and scores backbone maps, freeing them, and returns
 // one host pixel map and one score per image.
-func (m *Model) pixelMaps(maps []*Tensor) ([][]float32, []float64) {
-	return pixelMaps(m.dev, m.ad, m.set, m.scorer(), m.cfg.Crop, maps)
+func (m *Model) pixelMaps(ctx context.Context, maps []*Tensor) ([][]float32, []float64) {
+	return pixelMaps(ctx, m.dev, m.ad, m.set, m.scorer(), m.cfg.Crop, maps)
 }
 
 // pixelMaps runs backbone maps through the adapter ad and the scorer sc
 // with the centroids set on d, freeing them, and returns one host pixel
 // map (size x size) and one score per image: what Predict and the
-// calibration after training share.
-func pixelMaps(d Device, ad Adapter, set CentroidSet, sc Scorer, size int, maps []*Tensor) ([][]float32, []float64) {
-	f := ad.Forward(d, maps)
-	for _, t := range maps {
-		d.Free(t)
-	}
-	pix, scores := sc.Score(d, set, f)
-	d.Free(f)
-	host := d.ToHost(pix)
-	d.Free(pix)
+// calibration after training share. The work is labelled for the CPU
+// profiler (stage adapter, score).
+func pixelMaps(ctx context.Context, d Device, ad Adapter, set CentroidSet, sc Scorer, size int, maps []*Tensor) ([][]float32, []float64) {
+	var f *Tensor
+	pprof.Do(ctx, pprof.Labels("stage", "adapter"), func(context.Context) {
+		f = ad.Forward(d, maps)
+		for _, t := range maps {
+			d.Free(t)
+		}
+	})
+	var pix, host *Tensor
+	var scores []float64
+	pprof.Do(ctx, pprof.Labels("stage", "score"), func(context.Context) {
+		pix, scores = sc.Score(d, set, f)
+		d.Free(f)
+		host = d.ToHost(pix)
+		d.Free(pix)
+	})
 	all := host.Float32s()
 	n, s := pix.Dim(0), size*size
 	if len(all) != n*s || len(scores) != n {

@@ -7,6 +7,7 @@ import (
 	"image"
 	"math"
 	"math/rand/v2"
+	"runtime/pprof"
 	"slices"
 
 	"github.com/org/anomnet/adapter"
@@ -31,23 +32,30 @@ func (m *Model) Fit(ctx context.Context, images []image.Image) error {
 	}
 	t := &trainer{m: m, cfg: m.cfg, d: m.dev, rng: rand.New(rand.NewPCG(m.cfg.Seed, 0x616e6f6d6e6574))}
 	defer t.close()
-	if err := t.extract(ctx, images); err != nil {
+	// Each step is labelled for the CPU profiler (fit: features, init,
+	// train, refresh, index, calibrate).
+	step := func(name string, f func(context.Context) error) error {
+		var err error
+		pprof.Do(ctx, pprof.Labels("fit", name), func(ctx context.Context) { err = f(ctx) })
 		return err
 	}
-	if err := t.init(ctx); err != nil {
+	if err := step("features", func(ctx context.Context) error { return t.extract(ctx, images) }); err != nil {
+		return err
+	}
+	if err := step("init", t.init); err != nil {
 		return err
 	}
 	for _, p := range m.cfg.Plans() {
-		if err := t.stage(ctx, p); err != nil {
+		if err := step("train", func(ctx context.Context) error { return t.stage(ctx, p) }); err != nil {
 			return err
 		}
 	}
-	if err := t.refresh(ctx); err != nil {
+	if err := step("refresh", t.refresh); err != nil {
 		return err
 	}
-	t.search = search(t.d, t.set)
-	cal, err := t.calibrate(ctx)
-	if err != nil {
+	step("index", func(context.Context) error { t.search = search(t.d, t.set); return nil })
+	var cal Calibration
+	if err := step("calibrate", func(ctx context.Context) (err error) { cal, err = t.calibrate(ctx); return err }); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -101,7 +109,7 @@ func (t *trainer) extract(ctx context.Context, images []image.Image) error {
 			return err
 		}
 		hi := min(lo+bs, len(images))
-		maps, err := t.m.backboneMaps(images[lo:hi], lo)
+		maps, err := t.m.backboneMaps(ctx, images[lo:hi], lo)
 		if err != nil {
 			return fmt.Errorf("anomnet: training images %d to %d: %w", lo, hi-1, err)
 		}

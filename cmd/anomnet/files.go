@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 
 	"github.com/org/anomnet"
 	"github.com/org/anomnet/backbone"
@@ -35,7 +36,9 @@ func loadImages(ctx context.Context, cfg anomnet.Config, samples []dataset.Sampl
 	p.begin(what, "img", len(samples))
 	l := &dataset.Loader{Pre: dataset.Preprocess{Resize: cfg.Resize, Crop: cfg.Crop}, CacheBytes: -1,
 		Progress: func(done, total int) { p.update(done, "") }}
-	items, err := l.Load(ctx, samples)
+	var items []dataset.Item
+	var err error
+	pprof.Do(ctx, pprof.Labels("stage", "decode"), func(ctx context.Context) { items, err = l.Load(ctx, samples) })
 	p.end()
 	if err != nil {
 		return nil, nil, err
@@ -83,12 +86,14 @@ func unwrapPath(err error) error {
 
 // loadModel loads the backbone (from the weights cache) and then the model
 // saved at path for it.
-func loadModel(ctx context.Context, cache, path string, stderr io.Writer) (*anomnet.Model, error) {
-	bb, err := loadBackbone(ctx, cache, stderr)
-	if err != nil {
-		return nil, err
-	}
-	return anomnet.LoadFile(path, bb)
+func loadModel(ctx context.Context, cache, path string, stderr io.Writer) (m *anomnet.Model, err error) {
+	pprof.Do(ctx, pprof.Labels("stage", "load"), func(ctx context.Context) {
+		var bb anomnet.Backbone
+		if bb, err = loadBackbone(ctx, cache, stderr); err == nil {
+			m, err = anomnet.LoadFile(path, bb)
+		}
+	})
+	return m, err
 }
 
 // writeFile writes a file through a temporary file in its folder, renamed

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 
@@ -133,7 +134,8 @@ func pipeline(ctx context.Context, inputs []input, chunk int, loader *dataset.Lo
 				samples[i] = dataset.Sample{Path: in.path}
 			}
 			var err error
-			if c.items, err = loader.Load(ctx, samples); err != nil {
+			pprof.Do(ctx, pprof.Labels("stage", "decode"), func(ctx context.Context) { c.items, err = loader.Load(ctx, samples) })
+			if err != nil {
 				loadErr = err
 				return
 			}
@@ -150,7 +152,8 @@ func pipeline(ctx context.Context, inputs []input, chunk int, loader *dataset.Lo
 		var err error
 		for c := range scored {
 			if err == nil {
-				if err = write(c); err != nil {
+				pprof.Do(ctx, pprof.Labels("stage", "write"), func(context.Context) { err = write(c) })
+				if err != nil {
 					cancel()
 				}
 			}
