@@ -20,6 +20,11 @@ import (
 // search.
 const IndexDim = 128
 
+// IndexCoarse is the dimension of the first, coarse bounds: the leading
+// principal axes of the subspace. Only the centroids that pass them get
+// the bound in all IndexDim dimensions.
+const IndexCoarse = 64
+
 // Index is a Set with an exact nearest-centroid search that prunes: it
 // finds the same centroid as the brute-force search (the nearest, the
 // lowest index among equals) and the same distance, while measuring the
@@ -28,9 +33,11 @@ const IndexDim = 128
 // Every distance splits into its part in a subspace S that holds most of
 // the centroids' spread (their principal axes, IndexDim of them) and the
 // part orthogonal to it: |x - c|^2 = |P(x - c)|^2 + |R(x - c)|^2 >=
-// |Px - Pc|^2 + (|Rx| - |Rc|)^2. The bounds of all centroids come from one
-// GEMM in S; only centroids whose bound is below the best full distance
-// found so far are measured in full.
+// |Px - Pc|^2 + (|Rx| - |Rc|)^2. The same holds in the subspace S1 of
+// S's IndexCoarse leading axes, with a looser bound. The coarse bounds of
+// all centroids come from one GEMM in S1; the centroids whose coarse
+// bound is below the best distance found so far get the bound in S, and
+// those whose bound in S is below it too are measured in full.
 type Index struct {
 	*Set
 	host  []float32 // the centroids, K x D, on the host
@@ -40,8 +47,10 @@ type Index struct {
 	// norm of its part outside S, then the bound's centroid term (1 -
 	// boundSlack)(|proj|^2 + resid^2), lowered for rounding. One GEMM of
 	// the rows' [-2 x', -2 |Rx|, 1] with it gives every bound's key.
-	aug    []float32
-	l, dim int
+	aug []float32
+	// coarse is K x (L1 + 2): the same in the coarse subspace S1.
+	coarse     []float32
+	l, l1, dim int
 }
 
 // boundSlack lowers each bound by this share of |Px|^2 + |Rx|^2 + |Pc|^2 +
@@ -71,21 +80,70 @@ func NewIndex(d tensor.Device, s *Set, rng *rand.Rand) *Index {
 	}
 	ix.basis = rangeFinder(centred, k, dim, ix.l, rng)
 	cpu := tensor.CPU{}
-	l, w := ix.l, ix.l+2
+	l := ix.l
 	proj := make([]float32, k*l)
 	cpu.Gemm(false, false, 1, tensor.FromFloat32s(centred, k, dim), tensor.FromFloat32s(ix.basis, dim, l), 0,
 		tensor.FromFloat32s(proj, k, l))
-	ix.aug = make([]float32, k*w)
+	// The basis in principal order: the coarse bounds take its leading
+	// axes, those of the centroids' largest spread.
+	rot := principal(proj, k, l)
+	ix.basis = rotate(ix.basis, dim, l, rot)
+	proj = rotate(proj, k, l, rot)
+	ix.l1 = min(IndexCoarse, l)
+	ix.aug, ix.coarse = augment(proj, centred, k, l, dim, l), augment(proj, centred, k, l, dim, ix.l1)
+	return ix
+}
+
+// augment returns the K x (m + 2) rows [Pc[:m], |c - Pc[:m]|, (1 -
+// boundSlack)|c|^2] of the centred centroids (K x dim) and their
+// coordinates in the basis (proj, K x l).
+func augment(proj, centred []float32, k, l, dim, m int) []float32 {
+	w := m + 2
+	aug := make([]float32, k*w)
 	for i := range k {
-		p := proj[i*l : (i+1)*l]
+		p := proj[i*l : i*l+m]
 		pn := dot32(p, p)
 		resid := math.Sqrt(max(0, float64(dot32(centred[i*dim:(i+1)*dim], centred[i*dim:(i+1)*dim])-pn)))
-		row := ix.aug[i*w : (i+1)*w]
+		row := aug[i*w : (i+1)*w]
 		copy(row, p)
-		row[l] = float32(resid)
-		row[l+1] = float32((1 - boundSlack) * (float64(pn) + resid*resid))
+		row[m] = float32(resid)
+		row[m+1] = float32((1 - boundSlack) * (float64(pn) + resid*resid))
 	}
-	return ix
+	return aug
+}
+
+// principal returns the l x l rotation that takes coordinates (the rows
+// of proj, n x l) to their principal axes, largest variance first.
+func principal(proj []float32, n, l int) []float32 {
+	g := mat.NewSymDense(l, nil)
+	for r := range n {
+		p := proj[r*l : (r+1)*l]
+		for i := range l {
+			for j := i; j < l; j++ {
+				g.SetSym(i, j, g.At(i, j)+float64(p[i])*float64(p[j]))
+			}
+		}
+	}
+	var eig mat.EigenSym
+	if !eig.Factorize(g, true) {
+		panic("anomnet/centroid: NewIndex: the eigendecomposition of the subspace failed")
+	}
+	var v mat.Dense
+	eig.VectorsTo(&v)
+	rot := make([]float32, l*l)
+	for i := range l {
+		for j := range l { // ascending eigenvalues: column l-1-j is the j-th largest
+			rot[i*l+j] = float32(v.At(i, l-1-j))
+		}
+	}
+	return rot
+}
+
+// rotate returns a (n x l) times rot (l x l).
+func rotate(a []float32, n, l int, rot []float32) []float32 {
+	out := make([]float32, n*l)
+	tensor.CPU{}.Gemm(false, false, 1, tensor.FromFloat32s(a, n, l), tensor.FromFloat32s(rot, l, l), 0, tensor.FromFloat32s(out, n, l))
+	return out
 }
 
 // rangeFinder returns a dim x l matrix with orthonormal columns spanning
@@ -128,8 +186,14 @@ func orthonormal(q []float32, dim, l int) []float32 {
 	return out
 }
 
-// indexBlock is how many rows share one GEMM of bounds.
-const indexBlock = 256
+// indexBlock is how many rows share one GEMM of bounds, indexChunk how
+// many centroids: the keys of a block and a chunk (512 KiB) stay in the
+// core's cache between the GEMM that writes them and the scans that read
+// them. Over all K at once they would make the search memory-bound.
+const (
+	indexBlock = 256
+	indexChunk = 512
+)
 
 // Nearest implements the search of Set.Nearest with pruning: idx gets the
 // nearest centroid's index, dist its Euclidean distance (float64 accuracy,
@@ -220,15 +284,20 @@ func (ix *Index) nearest(d tensor.Device, idx, dist, x *tensor.Tensor, source, r
 
 // scratch is one worker's buffers.
 type scratch struct {
-	xc, xp, xa, lb []float32
-	pass           []int32 // the centroids whose bound passes a test
-	cand           []candidate
+	xc, xp, xa, x1, lb []float32
+	low, low1, best    []float32 // per row
+	own                []int     // per row: how many of its left-out centroids are behind
+	pass               []int32   // the centroids whose coarse bound passes
+	keyed              []candidate
+	cand               [][]candidate // per row
 }
 
 func (ix *Index) newScratch() *scratch {
 	k := ix.K()
 	return &scratch{xc: make([]float32, indexBlock*ix.dim), xp: make([]float32, indexBlock*ix.l),
-		xa: make([]float32, indexBlock*(ix.l+2)), lb: make([]float32, indexBlock*k), pass: make([]int32, 0, k+16)}
+		xa: make([]float32, indexBlock*(ix.l+2)), x1: make([]float32, indexBlock*(ix.l1+2)), lb: make([]float32, indexBlock*min(k, indexChunk)), pass: make([]int32, 0, min(k, indexChunk)+16),
+		low: make([]float32, indexBlock), low1: make([]float32, indexBlock), best: make([]float32, indexBlock),
+		own: make([]int, indexBlock), cand: make([][]candidate, indexBlock)}
 }
 
 // search finds the nearest centroid of each row of xs, leaving out for
@@ -242,81 +311,116 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 			xc[i*dim+j] = xs[i*dim+j] - ix.mean[j]
 		}
 	}
-	w := l + 2
-	xp, xa, lb := s.xp[:rows*l], s.xa[:rows*w], s.lb[:rows*k]
+	l1, w, w1 := ix.l1, l+2, ix.l1+2
+	xp, xa, x1 := s.xp[:rows*l], s.xa[:rows*w], s.x1[:rows*w1]
 	cpu := tensor.CPU{}
 	cpu.Gemm(false, false, 1, tensor.FromFloat32s(xc, rows, dim), tensor.FromFloat32s(ix.basis, dim, l), 0, tensor.FromFloat32s(xp, rows, l))
-	as := make([]float32, rows) // |Px|^2 + |Rx|^2 per row
+	// Per row, in S and in S1: [-2 Px, -2 |Rx|, 1] and the bound's row
+	// term, lowered: (1 - slack)(|Px|^2 + |Rx|^2).
+	low, low1, best := s.low[:rows], s.low1[:rows], s.best[:rows]
 	for i := range rows {
-		p := xp[i*l : (i+1)*l]
-		pn := dot32(p, p)
-		rx := float32(math.Sqrt(max(0, float64(dot32(xc[i*dim:(i+1)*dim], xc[i*dim:(i+1)*dim])-pn))))
-		as[i] = pn + rx*rx
-		a := xa[i*w : (i+1)*w]
-		for j, v := range p {
-			a[j] = -2 * v
+		xn := dot32(xc[i*dim:(i+1)*dim], xc[i*dim:(i+1)*dim])
+		for _, lv := range []struct {
+			m   int
+			dst []float32
+			low *float32
+		}{{l, xa[i*w : (i+1)*w], &low[i]}, {l1, x1[i*w1 : (i+1)*w1], &low1[i]}} {
+			p := xp[i*l : i*l+lv.m]
+			pn := dot32(p, p)
+			rx := float32(math.Sqrt(max(0, float64(xn-pn))))
+			for j, v := range p {
+				lv.dst[j] = -2 * v
+			}
+			lv.dst[lv.m], lv.dst[lv.m+1] = -2*rx, 1
+			*lv.low = (1 - boundSlack) * (pn + rx*rx)
 		}
-		a[l], a[l+1] = -2*rx, 1
+		best[i] = float32(math.Inf(1))
+		s.own[i] = 0
+		s.cand[i] = s.cand[i][:0]
 	}
 	// key_j = (1 - slack)(|Pc_j|^2 + |Rc_j|^2) - 2(Px.Pc_j + |Rx||Rc_j|):
 	// the lowered bound |x - c_j|^2 >= |Px - Pc_j|^2 + (|Rx| - |Rc_j|)^2
-	// less (1 - slack)(|Px|^2 + |Rx|^2), the same for every centroid of
-	// the row.
-	cpu.Gemm(false, true, 1, tensor.FromFloat32s(xa, rows, w), tensor.FromFloat32s(ix.aug, k, w), 0, tensor.FromFloat32s(lb, rows, k))
-	for i := range rows {
-		xi := xs[i*dim : (i+1)*dim]
-		key := lb[i*k : (i+1)*k]
-		if source != nil {
-			for _, j := range bySource[rowSrc[i]] {
-				key[j] = float32(math.Inf(1))
+	// less the row term, the same for every centroid of the row. The
+	// coarse keys come from one GEMM per chunk of centroids.
+	//
+	// A row's first centroid measured is the one of the lowest coarse
+	// bound in the first chunk where it has one: its distance is the first
+	// best. Then in each chunk, the centroids whose coarse bound passes the
+	// best found so far get their bound in S; those that pass again are
+	// measured, lowest bound first, until the bounds exceed the best.
+	// Distances are measured in float32 here; those within rounding of the
+	// best are measured again in float64 at the end, as the brute-force
+	// search does, so that the two agree on near ties.
+	inf := float32(math.Inf(1))
+	for c0 := 0; c0 < k; c0 += indexChunk {
+		kc := min(indexChunk, k-c0)
+		lb := s.lb[:rows*kc]
+		cpu.Gemm(false, true, 1, tensor.FromFloat32s(x1, rows, w1), tensor.FromFloat32s(ix.coarse[c0*w1:(c0+kc)*w1], kc, w1), 0,
+			tensor.FromFloat32s(lb, rows, kc))
+		for i := range rows {
+			xi := xs[i*dim : (i+1)*dim]
+			key := lb[i*kc : (i+1)*kc]
+			if source != nil {
+				own := bySource[rowSrc[i]] // ascending
+				for s.own[i] < len(own) && int(own[s.own[i]]) < c0+kc {
+					key[int(own[s.own[i]])-c0] = inf
+					s.own[i]++
+				}
 			}
-		}
-		// The centroid of the lowest bound is measured first: its
-		// distance is the first best. Then every centroid whose bound
-		// passes the best is measured, lowest bound first, until the
-		// bounds exceed the best found so far. Distances are measured in
-		// float32 here; those within rounding of the best are measured
-		// again in float64 at the end, as the brute-force search does,
-		// so that the two agree on near ties.
-		bi, bd := -1, math.Inf(1)
-		lowest := vec.Min(key)
-		if !math.IsInf(float64(lowest), 1) {
-			low := (1 - boundSlack) * as[i]
-			s.pass = vec.FilterLE(key, lowest, s.pass)
-			if len(s.pass) == 0 { // NaN bounds (a NaN feature): the first centroid not left out
-				for j, v := range key {
-					if !math.IsInf(float64(v), 1) {
-						s.pass = append(s.pass, int32(j))
-						break
+			cand := s.cand[i]
+			if best[i] == inf {
+				lowest := vec.Min(key)
+				if lowest == inf {
+					continue // every centroid of the chunk left out
+				}
+				s.pass = vec.FilterLE(key, lowest, s.pass)
+				first := 0
+				if len(s.pass) > 0 {
+					first = int(s.pass[0])
+				} else { // NaN bounds (a NaN feature): the first centroid not left out
+					for key[first] == inf {
+						first++
 					}
 				}
+				key[first] = inf // measured now, not again
+				j := c0 + first
+				best[i] = vec.SqDist(xi, ix.host[j*dim:(j+1)*dim])
+				cand = append(cand, candidate{int32(j), best[i]})
 			}
-			first := s.pass[0]
-			best := vec.SqDist(xi, ix.host[int(first)*dim:(int(first)+1)*dim])
-			cand := append(s.cand[:0], candidate{first, best})
-			s.pass = vec.FilterLE(key, best*(1+1e-4)-low, s.pass)
-			slices.SortFunc(s.pass, func(a, b int32) int { return cmp.Compare(key[a], key[b]) })
-			for _, j := range s.pass {
-				if key[j] > best*(1+1e-4)-low {
-					break
+			s.pass = vec.FilterLE(key, best[i]*(1+1e-4)-low1[i], s.pass)
+			if len(s.pass) > 0 {
+				xai, keyed := xa[i*w:(i+1)*w], s.keyed[:0]
+				for _, jc := range s.pass {
+					j := c0 + int(jc)
+					if kj := vec.Dot(xai, ix.aug[j*w:(j+1)*w]); kj <= best[i]*(1+1e-4)-low[i] {
+						keyed = append(keyed, candidate{int32(j), kj})
+					}
 				}
-				if j == first {
-					continue
+				slices.SortFunc(keyed, func(a, b candidate) int { return cmp.Compare(a.d, b.d) })
+				for _, c := range keyed {
+					if c.d > best[i]*(1+1e-4)-low[i] {
+						break
+					}
+					e := vec.SqDist(xi, ix.host[int(c.j)*dim:(int(c.j)+1)*dim])
+					cand = append(cand, candidate{c.j, e})
+					best[i] = min(best[i], e)
 				}
-				e := vec.SqDist(xi, ix.host[int(j)*dim:(int(j)+1)*dim])
-				cand = append(cand, candidate{j, e})
-				best = min(best, e)
+				s.keyed = keyed
 			}
-			for _, c := range cand {
-				if c.d > best*(1+1e-4)+1e-30 {
-					continue
-				}
-				j := int(c.j)
-				if e := tensor.SqDist(xi, ix.host[j*dim:(j+1)*dim]); e < bd || (e == bd && j < bi) {
-					bi, bd = j, e
-				}
+			s.cand[i] = cand
+		}
+	}
+	for i := range rows {
+		xi := xs[i*dim : (i+1)*dim]
+		bi, bd := -1, math.Inf(1)
+		for _, c := range s.cand[i] {
+			if c.d > best[i]*(1+1e-4)+1e-30 {
+				continue
 			}
-			s.cand = cand
+			j := int(c.j)
+			if e := tensor.SqDist(xi, ix.host[j*dim:(j+1)*dim]); e < bd || (e == bd && j < bi) {
+				bi, bd = j, e
+			}
 		}
 		is[i], ds[i] = int32(bi), float32(math.Sqrt(max(bd, 0)))
 		if bi < 0 {
@@ -325,7 +429,7 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 	}
 }
 
-// candidate is a centroid measured in float32.
+// candidate is a centroid and a float32 key: its bound or its distance.
 type candidate struct {
 	j int32
 	d float32

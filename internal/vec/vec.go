@@ -18,11 +18,25 @@ func SqDist(a, b []float32) float32 {
 	var s float32
 	if useAVX512 && n >= 16 {
 		bulk = n &^ 15
-		var acc [16]float32
-		sqDist16(&a[0], &b[0], bulk, &acc)
-		s = sum16(&acc)
+		s = sqDist16(&a[0], &b[0], bulk)
 	}
 	return s + sqDistGo(a[bulk:], b[bulk:])
+}
+
+// Dot returns the dot product of a and b (b at least as long as a),
+// summed in float32 like SqDist.
+func Dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	n, bulk := len(a), 0
+	var s float32
+	if useAVX512 && n >= 16 {
+		bulk = n &^ 15
+		s = dot16(&a[0], &b[0], bulk)
+	}
+	for i := bulk; i < n; i++ {
+		s += a[i] * b[i]
+	}
+	return s
 }
 
 // Min returns the smallest element of x (+Inf for an empty x). NaNs are
@@ -72,14 +86,6 @@ var inf = float32(math.Inf(1))
 // lanes is the assembly's index vector (0 .. 15) and its step (16s).
 var lanes = [32]int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
 	16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16}
-
-func sum16(acc *[16]float32) float32 {
-	var s float32
-	for _, v := range acc {
-		s += v
-	}
-	return s
-}
 
 func sqDistGo(a, b []float32) float32 {
 	b = b[:len(a)]

@@ -8,11 +8,17 @@ import "golang.org/x/sys/cpu"
 // check the Go ones.
 var useAVX512 = cpu.X86.HasAVX512F
 
-// sqDist16 stores in acc the 16 lane sums of (a - b)^2 over n elements (n
-// a positive multiple of 16).
+// sqDist16 returns the sum of (a - b)^2 over n elements (n a positive
+// multiple of 16), in 64 partial sums.
 //
 //go:noescape
-func sqDist16(a, b *float32, n int, acc *[16]float32)
+func sqDist16(a, b *float32, n int) float32
+
+// dot16 returns the sum of a*b over n elements (n a positive multiple of
+// 16), in 32 partial sums.
+//
+//go:noescape
+func dot16(a, b *float32, n int) float32
 
 // min16 stores in acc the 16 lane minima of x's n elements (n a positive
 // multiple of 16).

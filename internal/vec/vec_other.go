@@ -5,7 +5,9 @@ package vec
 // Without assembly only the Go loops exist.
 var useAVX512 = false
 
-func sqDist16(a, b *float32, n int, acc *[16]float32) { panic("anomnet/vec: no assembly") }
+func sqDist16(a, b *float32, n int) float32 { panic("anomnet/vec: no assembly") }
+
+func dot16(a, b *float32, n int) float32 { panic("anomnet/vec: no assembly") }
 
 func min16(x *float32, n int, acc *[16]float32) { panic("anomnet/vec: no assembly") }
 

@@ -58,6 +58,22 @@ func TestSqDist(t *testing.T) {
 	})
 }
 
+// TestDot holds Dot to a float64 sum on random vectors.
+func TestDot(t *testing.T) {
+	paths(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(9, 2))
+		for _, n := range lengths {
+			a, b := randVec(rng, n), randVec(rng, n+5)
+			var want, mag float64
+			for i := range a {
+				want += float64(a[i]) * float64(b[i])
+				mag += math.Abs(float64(a[i]) * float64(b[i]))
+			}
+			require.InDelta(t, want, float64(Dot(a, b)), 1e-6*mag+1e-12, "n %d", n)
+		}
+	})
+}
+
 // TestMin holds Min to a scan, with the minimum in every position and
 // infinities among the elements.
 func TestMin(t *testing.T) {
@@ -131,6 +147,11 @@ func BenchmarkVec(b *testing.B) {
 		b.Run("SqDist1536/"+name, func(b *testing.B) {
 			for b.Loop() {
 				SqDist(a, c)
+			}
+		})
+		b.Run("Dot130/"+name, func(b *testing.B) {
+			for b.Loop() {
+				Dot(a[:130], c)
 			}
 		})
 		b.Run("Min32k/"+name, func(b *testing.B) {
