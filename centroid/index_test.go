@@ -25,6 +25,7 @@ func TestIndexNearest(t *testing.T) {
 		grid         bool
 	}{
 		{name: "clustered", k: 700, n: 500, dim: 160, spread: 3},
+		{name: "clustered, several chunks", k: 3*indexChunk + 37, n: 300, dim: 100, spread: 2},
 		{name: "few dims", k: 300, n: 300, dim: 12, spread: 1},
 		{name: "far queries", k: 400, n: 200, dim: 200, spread: 1, away: 30},
 		{name: "one centroid", k: 1, n: 50, dim: 20, spread: 1},
@@ -137,40 +138,58 @@ func BenchmarkNearest(b *testing.B) {
 func TestIndexNearestExcept(t *testing.T) {
 	d := tensor.CPU{}
 	rng := rand.New(rand.NewPCG(5, 6))
-	const k, n, dim, sources = 300, 200, 40, 6
-	cs := featureLike(rng, k, dim, 5)
-	xs := featureLike(rng, n, dim, 5)
-	source := make([]int32, k)
-	for j := range source {
-		source[j] = int32(rng.IntN(sources))
-	}
-	source[7] = sources // the only centroid of its source
-	rows := make([]int32, n)
-	for i := range rows {
-		rows[i] = int32(rng.IntN(sources + 1))
-	}
-	copy(xs[:dim], cs[3*dim:4*dim]) // on a centroid of its own source: not found
-	rows[0] = source[3]
-	ix := NewIndex(d, NewSet(tensor.FromFloat32s(cs, k, dim)), rand.New(rand.NewPCG(1, 1)))
-	gotI, gotD := tensor.NewInt32(n), tensor.New(n)
-	ix.NearestExcept(d, gotI, gotD, tensor.FromFloat32s(xs, n, dim), source, rows)
-	for i := range n {
-		bi, bd := -1, math.Inf(1)
-		for j := range k {
-			if source[j] == rows[i] {
-				continue
+	const n, dim, sources = 200, 40, 6
+	for _, c := range []struct {
+		name   string
+		k      int
+		blocks bool
+	}{
+		{"random sources", 300, false},
+		{"random sources, several chunks", 3*indexChunk + 100, false},
+		// Each source fills a chunk of the search: rows of source 0 find
+		// nothing in the first chunk and their first best in the second.
+		{"a source per chunk", 3*indexChunk + 100, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			k := c.k
+			cs := featureLike(rng, k, dim, 5)
+			xs := featureLike(rng, n, dim, 5)
+			source := make([]int32, k)
+			for j := range source {
+				source[j] = int32(rng.IntN(sources))
+				if c.blocks {
+					source[j] = int32(j / indexChunk)
+				}
 			}
-			if e := tensor.SqDist(xs[i*dim:(i+1)*dim], cs[j*dim:(j+1)*dim]); e < bd {
-				bi, bd = j, e
+			source[7] = sources // the only centroid of its source
+			rows := make([]int32, n)
+			for i := range rows {
+				rows[i] = int32(rng.IntN(sources + 1))
 			}
-		}
-		require.EqualValues(t, bi, gotI.Int32s()[i], "row %d", i)
-		require.Equal(t, float32(math.Sqrt(bd)), gotD.Float32s()[i], "row %d", i)
+			copy(xs[:dim], cs[3*dim:4*dim]) // on a centroid of its own source: not found
+			rows[0] = source[3]
+			ix := NewIndex(d, NewSet(tensor.FromFloat32s(cs, k, dim)), rand.New(rand.NewPCG(1, 1)))
+			gotI, gotD := tensor.NewInt32(n), tensor.New(n)
+			ix.NearestExcept(d, gotI, gotD, tensor.FromFloat32s(xs, n, dim), source, rows)
+			for i := range n {
+				bi, bd := -1, math.Inf(1)
+				for j := range k {
+					if source[j] == rows[i] {
+						continue
+					}
+					if e := tensor.SqDist(xs[i*dim:(i+1)*dim], cs[j*dim:(j+1)*dim]); e < bd {
+						bi, bd = j, e
+					}
+				}
+				require.EqualValues(t, bi, gotI.Int32s()[i], "row %d", i)
+				require.Equal(t, float32(math.Sqrt(bd)), gotD.Float32s()[i], "row %d", i)
+			}
+			require.NotEqualValues(t, 3, gotI.Int32s()[0])
+			// Leaving out every centroid: -1 and +Inf.
+			i1, d1 := tensor.NewInt32(1), tensor.New(1)
+			ix.NearestExcept(d, i1, d1, tensor.FromFloat32s(xs[:dim], 1, dim), make([]int32, k), []int32{0})
+			require.EqualValues(t, -1, i1.Int32s()[0])
+			require.True(t, math.IsInf(float64(d1.Float32s()[0]), 1))
+		})
 	}
-	require.NotEqualValues(t, 3, gotI.Int32s()[0])
-	// Leaving out every centroid: -1 and +Inf.
-	i1, d1 := tensor.NewInt32(1), tensor.New(1)
-	ix.NearestExcept(d, i1, d1, tensor.FromFloat32s(xs[:dim], 1, dim), make([]int32, k), []int32{0})
-	require.EqualValues(t, -1, i1.Int32s()[0])
-	require.True(t, math.IsInf(float64(d1.Float32s()[0]), 1))
 }
