@@ -61,7 +61,11 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ev, err := evaluateModel(ctx, res.model, res.cat, stderr)
+	tc, err := openCategory(job.data)
+	if err != nil {
+		return err
+	}
+	ev, err := evaluateModel(ctx, res.model, tc, stderr)
 	if err != nil {
 		return err
 	}

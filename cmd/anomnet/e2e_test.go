@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -175,5 +176,62 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if n != 5 {
 		t.Errorf("predict -false-alarms: %d lines", n)
+	}
+}
+
+// TestFitFolders checks that fit takes what a factory has at first: an
+// MVTec AD category with only train/good (no test folder), and a plain
+// folder of good images in sub-folders; and that the two fits, on the
+// same images, make the same model.
+func TestFitFolders(t *testing.T) {
+	needWeights(t)
+	root := t.TempDir()
+	synth := dataset.SynthOptions{Size: 128, Train: 4, TestGood: 1, TestDefect: 1, Categories: []string{"washer"}}
+	if err := dataset.WriteSynthetic(filepath.Join(root, "data"), synth, nil); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(root, "data", "washer", "train", "good")
+	onlyTrain := filepath.Join(root, "onlytrain")
+	plain := filepath.Join(root, "camera")
+	ents, err := os.ReadDir(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range ents {
+		b, err := os.ReadFile(filepath.Join(good, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{
+			filepath.Join(onlyTrain, "train", "good", e.Name()),
+			filepath.Join(plain, fmt.Sprintf("day%d", i/2), e.Name()), // sorted as in train/good
+		} {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	small := []string{"-resize", "128", "-crop", "112", "-k", "8"}
+	var models [][]byte
+	for _, dir := range []string{onlyTrain, plain} {
+		model := dir + ".anm"
+		code, out, errOut := runCLI(t, append(append([]string{"fit", "-o", model}, small...), dir)...)
+		if code != exitOK {
+			t.Fatalf("fit %s: exit %d: %s", dir, code, errOut)
+		}
+		if want := fmt.Sprintf("fitted %s on %d images", filepath.Base(dir), len(ents)); !strings.Contains(out, want) {
+			t.Errorf("fit %s: %q, want %q", dir, out, want)
+		}
+		b, err := os.ReadFile(model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		models = append(models, b)
+	}
+	if !bytes.Equal(models[0], models[1]) {
+		t.Error("the same images in the two layouts made different models")
 	}
 }

@@ -127,8 +127,9 @@ func presetArg(args []string) string {
 }
 
 func fit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("fit", "DATA/CATEGORY",
-		"Trains a model on the normal images of DATA/CATEGORY/train/good and saves it (-o).\n"+
+	fs := newFlags("fit", "DATA/CATEGORY|DIR",
+		"Trains a model on the normal images of DATA/CATEGORY/train/good (an MVTec AD category; its\n"+
+			"test folder is not needed), or of every image under the folder DIR, and saves it (-o).\n"+
 			"With -plots DIR it also draws the centroids' evolution in stage 1 and the loss curves.")
 	out := fs.String("o", "model.anm", "output model file")
 	plots := fs.String("plots", "", "also write centroids.png and losses.png to this folder")
@@ -152,7 +153,6 @@ type fitJob struct {
 // fitted is what a fitJob leaves for the next step.
 type fitted struct {
 	model *anomnet.Model
-	cat   *dataset.Category
 	bb    anomnet.Backbone
 	took  time.Duration
 	plots []string
@@ -171,11 +171,10 @@ func (j fitJob) run(ctx context.Context, stdout, stderr io.Writer) (fitted, erro
 			return res, err
 		}
 	}
-	cat, err := openCategory(j.data)
+	cat, err := dataset.Training(j.data)
 	if err != nil {
 		return res, err
 	}
-	res.cat = cat
 	p := newProgress(stderr)
 	_, imgs, err := loadImages(ctx, j.cfg, cat.Train, p, "load")
 	if err != nil {

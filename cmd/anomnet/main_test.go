@@ -82,7 +82,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 		{[]string{"bench"}, exitUsage, "needs a sub-command"},
 		{[]string{"bench", "frobnicate"}, exitUsage, `unknown command "bench frobnicate"`},
-		{[]string{"fit"}, exitUsage, "fit wants DATA/CATEGORY, got 0"},
+		{[]string{"fit"}, exitUsage, "fit wants DATA/CATEGORY|DIR, got 0"},
 		{[]string{"fit", "a", "b"}, exitUsage, "got 2"},
 		{[]string{"fit", "-nope", "data/cat"}, exitUsage, "flag provided but not defined: -nope"},
 		{[]string{"fit", "-epochs1", "x", "data/cat"}, exitUsage, "-epochs1"},
@@ -232,11 +232,16 @@ func TestBadInput(t *testing.T) {
 			}
 			return []string{"fit", "-o", filepath.Join(out, "model.anm"), "-plots", filepath.Join(out, "plots"), cat}, p
 		}},
-		{"missing mask", func(t *testing.T, cat, out string) ([]string, string) {
-			if err := os.Remove(filepath.Join(cat, "ground_truth/crack/001_mask.png")); err != nil {
+		// fit reads train/good only: a missing mask is eval's error (below).
+		{"plain folder without images", func(t *testing.T, cat, out string) ([]string, string) {
+			dir := filepath.Join(filepath.Dir(cat), "camera")
+			if err := os.MkdirAll(filepath.Join(dir, "day1"), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			return []string{"fit", "-o", filepath.Join(out, "model.anm"), cat}, filepath.Join(cat, "test/crack/001.png")
+			if err := os.WriteFile(filepath.Join(dir, "day1", "notes.txt"), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"fit", "-o", filepath.Join(out, "model.anm"), dir}, dir + ": no training images"
 		}},
 		{"empty train/good", func(t *testing.T, cat, out string) ([]string, string) {
 			dir := filepath.Join(cat, "train/good")

@@ -19,10 +19,10 @@ import (
 // of them with a synthetic defect (dataset.Corrupt, or with -defects
 // dataset.CorruptStructural too).
 func validate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("validate", "DATA/CATEGORY",
-		"Holds back a share of DATA/CATEGORY/train/good (-holdout), fits on the rest with the fit flags,\n"+
-			"and scores the held-back images and -copies copies of each with a synthetic defect\n"+
-			"(-defects): image AUROC, pixel AUROC and AUPRO on normal images only.\n"+
+	fs := newFlags("validate", "DATA/CATEGORY|DIR",
+		"Holds back a share of DATA/CATEGORY/train/good, or of the images under DIR (-holdout), fits\n"+
+			"on the rest with the fit flags, and scores the held-back images and -copies copies of each\n"+
+			"with a synthetic defect (-defects): image AUROC, pixel AUROC and AUPRO on normal images only.\n"+
 			"No test image is read: this is how settings are compared without looking at the test set.")
 	holdout := fs.Float64("holdout", 0.2, "share of train/good held back")
 	copies := fs.Int("copies", 2, "defective copies of each held-back image")
@@ -40,7 +40,7 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !ok {
 		return usageError{msg: fmt.Sprintf("-defects %q: want %s, %s or %s", *defects, defectsPhotometric, defectsStructural, defectsBoth)}
 	}
-	cat, err := openCategory(pos[0])
+	cat, err := dataset.Training(pos[0])
 	if err != nil {
 		return err
 	}
