@@ -125,19 +125,25 @@ func LoadFile(path string, bb Backbone) (*Model, error) {
 		return nil, fmt.Errorf("anomnet: load: %w", err)
 	}
 	defer f.Close()
-	return load(bufio.NewReader(f), bb, "anomnet: load "+path)
+	var size int64
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
+	return load(bufio.NewReader(f), bb, "anomnet: load "+path, size)
 }
 
 // Load reads a model written by Save, for use with backbone bb, which must
 // be the backbone it was trained with (same name and fingerprint). The
 // model runs on the default Device.
 func Load(r io.Reader, bb Backbone) (*Model, error) {
-	return load(r, bb, "anomnet: load")
+	return load(r, bb, "anomnet: load", 0)
 }
 
 // load is Load with errors that start with what (which names the file, if
-// there is one).
-func load(r io.Reader, bb Backbone, what string) (*Model, error) {
+// there is one). size is the file's size, when known (else 0): tensors are
+// then allocated whole, up to what the file can hold, instead of grown as
+// their bytes arrive.
+func load(r io.Reader, bb Backbone, what string, size int64) (*Model, error) {
 	corrupt := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %w: %s", what, ErrCorrupt, fmt.Sprintf(format, args...))
 	}
@@ -178,8 +184,9 @@ func load(r io.Reader, bb Backbone, what string) (*Model, error) {
 			n *= v
 		}
 		// Grow with the bytes actually read, so that a forged header cannot
-		// allocate more than the file holds (check allows 4 GiB).
-		data := make([]float32, 0, min(n, len(buf)/4))
+		// allocate more than the file holds (check allows 4 GiB); from a
+		// file of known size, allocate what it can hold at once.
+		data := make([]float32, 0, min(n, max(len(buf)/4, int(min(size/4, math.MaxInt32)))))
 		for len(data) < n {
 			b := buf[:4*min(n-len(data), len(buf)/4)]
 			if _, err := io.ReadFull(tr, b); err != nil {
@@ -224,10 +231,19 @@ func load(r io.Reader, bb Backbone, what string) (*Model, error) {
 	}
 	d := m.dev
 	m.ad = adapter.New(d, h.Channels, cfg.Adapter)
-	set := centroid.NewSet(d.Zeros(h.K, h.D))
+	// The centroids (the last tensor, K x D: most of the file) become the
+	// set as they are on a host Device, without a copy.
+	cent := host[len(host)-1]
+	if cent.Rank() != 2 || cent.Dim(0) != h.K || cent.Dim(1) != h.D {
+		return nil, corrupt("%s is %v, want [%d %d]", h.Tensors[len(host)-1].Name, cent.Shape(), h.K, h.D)
+	}
+	if ps := m.ad.Params(); len(ps) == 0 || !ps[0].IsHost() {
+		cent = d.FromHost(cent)
+	}
+	set := centroid.NewSet(cent)
 	m.set = set
 	_, params := m.params()
-	for i, p := range params {
+	for i, p := range params[:len(params)-1] {
 		if !tensor.SameShape(p, host[i]) {
 			return nil, corrupt("%s is %v, want %v", h.Tensors[i].Name, host[i].Shape(), p.Shape())
 		}
