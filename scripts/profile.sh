@@ -23,7 +23,7 @@ bin=$work/anomnet
 
 now() { date +%s.%N; }
 t0=$(now)
-ANOMNET_CPUPROFILE=$work/fit.prof "$bin" fit -o "$work/model.anm" "$cat" 2>"$work/fit.log"
+ANOMNET_CPUPROFILE=$work/fit.prof "$bin" fit -o "$work/model.anm" "$cat" >"$work/fit.out" 2>"$work/fit.log"
 t1=$(now)
 rm -rf "$work/predictions"
 ANOMNET_CPUPROFILE=$work/predict.prof "$bin" predict -out "$work/predictions" "$work/model.anm" "$cat/test" >"$work/predict.jsonl" 2>"$work/predict.log"
@@ -45,9 +45,10 @@ tags() {
 # focus PROFILE REGEX [TAGFOCUS]: seconds of the samples whose stack holds REGEX.
 focus() {
 	go tool pprof -top -cum -nodecount=1 ${3:+-tagfocus=$3} -focus="$2" "$bin" "$1" 2>/dev/null | awk '
-		/^ *[0-9.]+(s|ms|us|min) / { v = $4; s = v + 0
+		head && !found { v = $4; s = v + 0
 			if (v ~ /ms$/) s /= 1000; else if (v ~ /us$/) s /= 1e6; else if (v ~ /min$/) s *= 60
 			print s; found = 1 }
+		/flat%/ { head = 1 }
 		END { if (!found) print 0 }'
 }
 
