@@ -39,6 +39,24 @@ func Dot(a, b []float32) float32 {
 	return s
 }
 
+// MinDist returns the smallest (a + c[j]) - 2 d[j] over j (+Inf for an
+// empty c), each rounded as that Go expression is: a squared distance
+// |x|^2 + |p_j|^2 - 2 x.p_j from norms and dot products. d is at least as
+// long as c.
+func MinDist(a float32, c, d []float32) float32 {
+	d = d[:len(c)]
+	n, bulk := len(c), 0
+	m := inf
+	if useAVX512 && n >= 16 {
+		bulk = n &^ 15
+		m = minDist16(a, &c[0], &d[0], bulk)
+	}
+	for j := bulk; j < n; j++ {
+		m = min(m, a+c[j]-2*d[j])
+	}
+	return m
+}
+
 // Min returns the smallest element of x (+Inf for an empty x). NaNs are
 // not expected; where they occur the result is one of x's other elements
 // or NaN.

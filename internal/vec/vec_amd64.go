@@ -32,3 +32,9 @@ func min16(x *float32, n int, acc *[16]float32)
 //
 //go:noescape
 func filterLE16(x *float32, n int, limit float32, out *int32, lanes *[32]int32) int
+
+// minDist16 returns the smallest (a + c[j]) - 2 d[j] over n elements (n a
+// positive multiple of 16).
+//
+//go:noescape
+func minDist16(a float32, c, d *float32, n int) float32

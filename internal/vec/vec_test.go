@@ -74,6 +74,32 @@ func TestDot(t *testing.T) {
 	})
 }
 
+// TestMinDist holds MinDist to the Go expression it stands for, bit for
+// bit, with the minimum in every position.
+func TestMinDist(t *testing.T) {
+	paths(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(11, 12))
+		require.True(t, math.IsInf(float64(MinDist(1, nil, nil)), 1))
+		for _, n := range lengths[1:] {
+			c, d := randVec(rng, n), randVec(rng, n+2)
+			for i := range c {
+				c[i] = c[i] * c[i] * 50 // squared norms, large beside the dot products
+			}
+			a := float32(rng.Float64() * 100)
+			for _, at := range []int{-1, 0, n / 2, n - 1} {
+				if at >= 0 {
+					d[at] = 1000
+				}
+				want := float32(math.Inf(1))
+				for j := range c {
+					want = min(want, a+c[j]-2*d[j])
+				}
+				require.Equal(t, want, MinDist(a, c, d), "n %d, minimum at %d", n, at)
+			}
+		}
+	})
+}
+
 // TestMin holds Min to a scan, with the minimum in every position and
 // infinities among the elements.
 func TestMin(t *testing.T) {
