@@ -2,6 +2,18 @@
 
 #include "textflag.h"
 
+// SUM_Z0_TO_X0 adds Z0's sixteen lanes into the low lane of X0 (Y1, X1
+// clobbered).
+#define SUM_Z0_TO_X0 \
+	VEXTRACTF64X4 $1, Z0, Y1; \
+	VADDPS Y1, Y0, Y0;        \
+	VEXTRACTF128 $1, Y0, X1;  \
+	VADDPS X1, X0, X0;        \
+	VMOVHLPS X0, X0, X1;      \
+	VADDPS X1, X0, X0;        \
+	VMOVSHDUP X0, X1;         \
+	VADDSS X1, X0, X0
+
 // func sqDist16(a, b *float32, n int) float32
 TEXT ·sqDist16(SB), NOSPLIT, $0-28
 	MOVQ a+0(FP), SI
@@ -47,14 +59,7 @@ sqdone:
 	VADDPS Z1, Z0, Z0
 	VADDPS Z3, Z2, Z2
 	VADDPS Z2, Z0, Z0
-	VEXTRACTF64X4 $1, Z0, Y1
-	VADDPS Y1, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
-	VMOVHLPS X0, X0, X1
-	VADDPS X1, X0, X0
-	VMOVSHDUP X0, X1
-	VADDSS X1, X0, X0
+	SUM_Z0_TO_X0
 	MOVSS X0, ret+24(FP)
 	VZEROUPPER
 	RET
@@ -91,14 +96,7 @@ dt16:
 
 dtdone:
 	VADDPS Z1, Z0, Z0
-	VEXTRACTF64X4 $1, Z0, Y1
-	VADDPS Y1, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
-	VMOVHLPS X0, X0, X1
-	VADDPS X1, X0, X0
-	VMOVSHDUP X0, X1
-	VADDSS X1, X0, X0
+	SUM_Z0_TO_X0
 	MOVSS X0, ret+24(FP)
 	VZEROUPPER
 	RET
