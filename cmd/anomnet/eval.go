@@ -429,7 +429,7 @@ var truthColor = color.RGBA{0, 230, 64, 255}
 // input, the ground truth outlined on it, the anomaly map over it, and
 // the predicted mask.
 func (ev *evaluation) writeOverlays(path string) error {
-	lo, hi := heatRange(ev.cal)
+	lo, hi := ev.cal.HeatRange()
 	var rows [][]image.Image
 	var captions []string
 	for _, i := range sampleItems(ev.items, overlaySample) {

@@ -105,11 +105,3 @@ func writeFile(path string, write func(w io.Writer) error) error {
 	return nil
 }
 
-// heatRange is the score range that the pictures map to the colour scale:
-// from the normal images' lowest pixel score to half as far again beyond
-// the image threshold (at least their highest), so that the threshold
-// sits at two thirds of the scale: normal texture stays dark and an
-// anomaly above the threshold glows.
-func heatRange(c anomnet.Calibration) (lo, hi float64) {
-	return c.Min, max(c.Max, c.ImageThreshold+(c.ImageThreshold-c.Min)/2)
-}

@@ -80,7 +80,7 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	cfg, cal := m.Config(), m.Calibration()
-	lo, hi := heatRange(cal)
+	lo, hi := cal.HeatRange()
 	loader := &dataset.Loader{Pre: dataset.Preprocess{Resize: cfg.Resize, Crop: cfg.Crop}, CacheBytes: -1}
 	p := newProgress(stderr)
 	p.begin("predict", "img", len(inputs))
