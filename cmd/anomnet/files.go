@@ -104,4 +104,3 @@ func writeFile(path string, write func(w io.Writer) error) error {
 	}
 	return nil
 }
-
