@@ -23,7 +23,7 @@ import (
 // little-endian float32, and the SHA-256 of all that.
 const (
 	fileMagic     = "ANOMNET\n"
-	fileVersion   = 2 // 2: the calibration keeps the normal images' scores
+	fileVersion   = 3 // 2: the calibration keeps the normal images' scores; 3: the search's subspace
 	maxHeader     = 1 << 20
 	maxFileFloats = 1 << 30 // 4 GiB of parameters: far beyond any adapter
 )
@@ -58,8 +58,18 @@ func (m *Model) params() ([]string, []*Tensor) {
 		names = append(names, fmt.Sprintf("adapter.%d.%s", i/2, [2]string{"weight", "bias"}[i%2]))
 		ts = append(ts, p)
 	}
-	return append(names, "centroids"), append(ts, m.set.Centroids())
+	names, ts = append(names, "centroids"), append(ts, m.set.Centroids())
+	if ix, ok := m.set.(*centroid.Index); ok {
+		// The pruning search's subspace: Load rebuilds the Index from it
+		// instead of running the range finder again.
+		names, ts = append(names, indexBasis), append(ts, tensor.FromFloat32s(ix.Basis(), ix.D(), len(ix.Basis())/ix.D()))
+	}
+	return names, ts
 }
+
+// indexBasis names the optional last tensor of a model file (version 3):
+// the basis of its centroid.Index.
+const indexBasis = "index.basis"
 
 // Save writes the model in anomnet's versioned binary format. The file
 // records the backbone's name and fingerprint, so that Load refuses it with
@@ -231,8 +241,13 @@ func load(r io.Reader, bb Backbone, what string, size int64) (*Model, error) {
 	}
 	d := m.dev
 	m.ad = adapter.New(d, h.Channels, cfg.Adapter)
-	// The centroids (the last tensor, K x D: most of the file) become the
-	// set as they are on a host Device, without a copy.
+	// The centroids (K x D: most of the file) become the set as they are
+	// on a host Device, without a copy; the optional last tensor is the
+	// search's subspace.
+	var basis *Tensor
+	if h.Tensors[len(host)-1].Name == indexBasis {
+		basis, host = host[len(host)-1], host[:len(host)-1]
+	}
 	cent := host[len(host)-1]
 	if cent.Rank() != 2 || cent.Dim(0) != h.K || cent.Dim(1) != h.D {
 		return nil, corrupt("%s is %v, want [%d %d]", h.Tensors[len(host)-1].Name, cent.Shape(), h.K, h.D)
@@ -251,7 +266,11 @@ func load(r io.Reader, bb Backbone, what string, size int64) (*Model, error) {
 		d.Copy(p, src)
 		d.Free(src)
 	}
-	m.set = search(d, set)
+	if basis != nil && set.K() >= pruneFrom {
+		m.set = centroid.NewIndexBasis(d, set, basis.Float32s())
+	} else {
+		m.set = search(d, set)
+	}
 	m.fitted, m.channels, m.sizes, m.delta, m.cal = true, h.Channels, h.Sizes, h.Delta, h.Calibration
 	return m, d.Sync()
 }
@@ -282,6 +301,9 @@ func (h *fileHeader) check() error {
 		return fmt.Errorf("%d centroids of dimension %d for %d channels", h.K, h.D, dim)
 	}
 	want = append(want, fileShape{"centroids", []int{h.K, h.D}})
+	if len(h.Tensors) == len(want)+1 && h.Tensors[len(want)].Name == indexBasis {
+		want = append(want, fileShape{indexBasis, []int{h.D, min(centroid.IndexDim, h.D, h.K)}})
+	}
 	if len(h.Tensors) != len(want) {
 		return fmt.Errorf("%d tensors, want %d", len(h.Tensors), len(want))
 	}

@@ -2,6 +2,7 @@ package anomnet
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -14,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/org/anomnet/centroid"
 )
 
 // savedTiny fits a tiny model (one epoch a stage) and returns it with its
@@ -275,4 +278,58 @@ func TestSaveFileReplaces(t *testing.T) {
 	err = m.SaveFile(missing)
 	require.ErrorIs(t, err, fs.ErrNotExist)
 	require.ErrorContains(t, err, "anomnet: save "+missing+": ")
+}
+
+// TestSaveIndexBasis checks the optional last tensor of version 3: a model
+// that searches through a centroid.Index saves its subspace, Load rebuilds
+// the Index from it (the same basis, the same scores, the same bytes saved
+// again), and a file without it (version 2) still loads and scores alike.
+func TestSaveIndexBasis(t *testing.T) {
+	cfg := testConfig()
+	cfg.K, cfg.Epochs1, cfg.Epochs2 = pruneFrom, 0, 0
+	s := makeSynth(22, 16, 2, 2) // 16 images of 16 x 16 locations: 4096 vectors
+	m := fitTiny(t, cfg, s)
+	ix, ok := m.set.(*centroid.Index)
+	require.True(t, ok, "K = %d searches through an Index", pruneFrom)
+	var buf bytes.Buffer
+	require.NoError(t, m.Save(&buf))
+	b := buf.Bytes()
+	f := parseModelFile(t, b)
+	h := f.decode(t)
+	last := h.Tensors[len(h.Tensors)-1]
+	require.Equal(t, fileShape{indexBasis, []int{48, 48}}, last)
+
+	want, err := m.PredictBatch(context.Background(), s.test)
+	require.NoError(t, err)
+	l, err := Load(bytes.NewReader(b), newTinyNet(3))
+	require.NoError(t, err)
+	lix, ok := l.set.(*centroid.Index)
+	require.True(t, ok)
+	require.Equal(t, ix.Basis(), lix.Basis())
+	got, err := l.PredictBatch(context.Background(), s.test)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	var again bytes.Buffer
+	require.NoError(t, l.Save(&again))
+	require.Equal(t, b, again.Bytes())
+
+	// Version 2: no basis; the Index is built again from the centroids.
+	h.Tensors = h.Tensors[:len(h.Tensors)-1]
+	v2 := f.withHeader(t, h)
+	v2.version = 2
+	v2.data = v2.data[:len(v2.data)-4*48*48]
+	l2, err := Load(bytes.NewReader(v2.bytes()), newTinyNet(3))
+	require.NoError(t, err)
+	_, ok = l2.set.(*centroid.Index)
+	require.True(t, ok)
+	got2, err := l2.PredictBatch(context.Background(), s.test)
+	require.NoError(t, err)
+	require.Equal(t, want, got2)
+
+	// A basis of the wrong shape is a corrupt file.
+	h.Tensors = append(h.Tensors, fileShape{indexBasis, []int{48, 47}})
+	bad := f.withHeader(t, h)
+	bad.data = bad.data[:len(bad.data)-4*48]
+	_, err = Load(bytes.NewReader(bad.bytes()), newTinyNet(3))
+	require.ErrorIs(t, err, ErrCorrupt)
 }

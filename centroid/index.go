@@ -61,8 +61,34 @@ const boundSlack = 5e-5
 
 // NewIndex builds the pruning search over s's centroids (read once: the
 // Index does not follow later changes of s.C). The subspace comes from a
-// randomized range finder (two power iterations) seeded by rng.
+// randomized range finder (two power iterations) seeded by rng, its axes
+// put in principal order.
 func NewIndex(d tensor.Device, s *Set, rng *rand.Rand) *Index {
+	return newIndex(d, s, func(centred []float32, k, dim, l int) []float32 {
+		basis := rangeFinder(centred, k, dim, l, rng)
+		// The basis in principal order: the coarse bounds take its
+		// leading axes, those of the centroids' largest spread.
+		return rotate(basis, dim, l, principal(project(centred, basis, k, dim, l), k, l))
+	})
+}
+
+// NewIndexBasis is NewIndex with the subspace given: basis (D x L, L =
+// min(IndexDim, D, K), orthonormal columns in principal order) as Basis
+// returned it, so that a saved model's Index is rebuilt without the range
+// finder. Any orthonormal basis keeps the search exact; a poor one only
+// makes it slower. It panics when basis has the wrong size.
+func NewIndexBasis(d tensor.Device, s *Set, basis []float32) *Index {
+	k, dim := s.K(), s.D()
+	if l := min(IndexDim, dim, k); len(basis) != dim*l {
+		panic(fmt.Sprintf("anomnet/centroid: NewIndexBasis: %d values, want %d x %d", len(basis), dim, l))
+	}
+	return newIndex(d, s, func([]float32, int, int, int) []float32 { return slices.Clone(basis) })
+}
+
+// Basis returns the Index's subspace, D x L row-major, for NewIndexBasis.
+func (ix *Index) Basis() []float32 { return slices.Clone(ix.basis) }
+
+func newIndex(d tensor.Device, s *Set, subspace func(centred []float32, k, dim, l int) []float32) *Index {
 	k, dim := s.K(), s.D()
 	host := d.ToHost(s.C).Float32s()
 	ix := &Index{Set: s, host: host, dim: dim, l: min(IndexDim, dim, k)}
@@ -78,20 +104,20 @@ func NewIndex(d tensor.Device, s *Set, rng *rand.Rand) *Index {
 			centred[i*dim+j] = host[i*dim+j] - ix.mean[j]
 		}
 	}
-	ix.basis = rangeFinder(centred, k, dim, ix.l, rng)
-	cpu := tensor.CPU{}
 	l := ix.l
-	proj := make([]float32, k*l)
-	cpu.Gemm(false, false, 1, tensor.FromFloat32s(centred, k, dim), tensor.FromFloat32s(ix.basis, dim, l), 0,
-		tensor.FromFloat32s(proj, k, l))
-	// The basis in principal order: the coarse bounds take its leading
-	// axes, those of the centroids' largest spread.
-	rot := principal(proj, k, l)
-	ix.basis = rotate(ix.basis, dim, l, rot)
-	proj = rotate(proj, k, l, rot)
+	ix.basis = subspace(centred, k, dim, l)
+	proj := project(centred, ix.basis, k, dim, l)
 	ix.l1 = min(IndexCoarse, l)
 	ix.aug, ix.coarse = augment(proj, centred, k, l, dim, l), augment(proj, centred, k, l, dim, ix.l1)
 	return ix
+}
+
+// project returns the rows of centred (k x dim) in the basis (dim x l).
+func project(centred, basis []float32, k, dim, l int) []float32 {
+	proj := make([]float32, k*l)
+	tensor.CPU{}.Gemm(false, false, 1, tensor.FromFloat32s(centred, k, dim), tensor.FromFloat32s(basis, dim, l), 0,
+		tensor.FromFloat32s(proj, k, l))
+	return proj
 }
 
 // augment returns the K x (m + 2) rows [Pc[:m], |c - Pc[:m]|, (1 -
@@ -115,13 +141,12 @@ func augment(proj, centred []float32, k, l, dim, m int) []float32 {
 // principal returns the l x l rotation that takes coordinates (the rows
 // of proj, n x l) to their principal axes, largest variance first.
 func principal(proj []float32, n, l int) []float32 {
+	gt := make([]float32, l*l)
+	tensor.CPU{}.Gemm(true, false, 1, tensor.FromFloat32s(proj, n, l), tensor.FromFloat32s(proj, n, l), 0, tensor.FromFloat32s(gt, l, l))
 	g := mat.NewSymDense(l, nil)
-	for r := range n {
-		p := proj[r*l : (r+1)*l]
-		for i := range l {
-			for j := i; j < l; j++ {
-				g.SetSym(i, j, g.At(i, j)+float64(p[i])*float64(p[j]))
-			}
+	for i := range l {
+		for j := i; j < l; j++ {
+			g.SetSym(i, j, float64(gt[i*l+j]))
 		}
 	}
 	var eig mat.EigenSym

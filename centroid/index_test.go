@@ -84,6 +84,15 @@ func TestIndexNearest(t *testing.T) {
 			onlyD := tensor.New(c.n)
 			ix.Nearest(d, nil, onlyD, x)
 			require.Equal(t, wantD.Float32s(), onlyD.Float32s())
+			// Rebuilt from its basis (as a saved model is): the same
+			// subspace and the same results.
+			again := NewIndexBasis(d, set, ix.Basis())
+			require.Equal(t, ix.Basis(), again.Basis())
+			againI, againD := tensor.NewInt32(c.n), tensor.New(c.n)
+			again.Nearest(d, againI, againD, x)
+			require.Equal(t, wantI.Int32s(), againI.Int32s())
+			require.Equal(t, wantD.Float32s(), againD.Float32s())
+			require.Panics(t, func() { NewIndexBasis(d, set, ix.Basis()[1:]) })
 		})
 	}
 }
