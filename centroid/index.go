@@ -254,7 +254,13 @@ func (ix *Index) nearest(d tensor.Device, idx, dist, x *tensor.Tensor, source, r
 	if x.Rank() != 2 || dim != ix.dim {
 		panic(fmt.Sprintf("anomnet/centroid: Index.Nearest: x %v, centroids of dimension %d", x, ix.dim))
 	}
-	xs := d.ToHost(x).Float32s()
+	// Rows on the host are read in place: the CPU Device's ToHost copies.
+	var xs []float32
+	if x.IsHost() {
+		xs = x.Float32s()
+	} else {
+		xs = d.ToHost(x).Float32s()
+	}
 	// The centroids of each source, so that a row leaves out its own
 	// without a pass over all K.
 	var bySource map[int32][]int32
