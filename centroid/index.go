@@ -11,6 +11,7 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/org/anomnet/internal/gemm"
 	"github.com/org/anomnet/internal/tensor"
 	"github.com/org/anomnet/internal/vec"
 )
@@ -48,8 +49,10 @@ type Index struct {
 	// boundSlack)(|proj|^2 + resid^2), lowered for rounding. One GEMM of
 	// the rows' [-2 x', -2 |Rx|, 1] with it gives every bound's key.
 	aug []float32
-	// coarse is K x (L1 + 2): the same in the coarse subspace S1.
-	coarse     []float32
+	// coarse holds, chunk by chunk of indexChunk centroids, the K x (L1 +
+	// 2) rows of the same in the coarse subspace S1, packed for the GEMM
+	// that every block of rows multiplies them by.
+	coarse     []*gemm.PackedB
 	l, l1, dim int
 }
 
@@ -108,7 +111,12 @@ func newIndex(d tensor.Device, s *Set, subspace func(centred []float32, k, dim, 
 	ix.basis = subspace(centred, k, dim, l)
 	proj := project(centred, ix.basis, k, dim, l)
 	ix.l1 = min(IndexCoarse, l)
-	ix.aug, ix.coarse = augment(proj, centred, k, l, dim, l), augment(proj, centred, k, l, dim, ix.l1)
+	ix.aug = augment(proj, centred, k, l, dim, l)
+	coarse, w1 := augment(proj, centred, k, l, dim, ix.l1), ix.l1+2
+	for c0 := 0; c0 < k; c0 += indexChunk {
+		kc := min(indexChunk, k-c0)
+		ix.coarse = append(ix.coarse, gemm.PackB(true, w1, kc, coarse[c0*w1:(c0+kc)*w1], w1))
+	}
 	return ix
 }
 
@@ -386,8 +394,7 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 	for c0 := 0; c0 < k; c0 += indexChunk {
 		kc := min(indexChunk, k-c0)
 		lb := s.lb[:rows*kc]
-		cpu.Gemm(false, true, 1, tensor.FromFloat32s(x1, rows, w1), tensor.FromFloat32s(ix.coarse[c0*w1:(c0+kc)*w1], kc, w1), 0,
-			tensor.FromFloat32s(lb, rows, kc))
+		gemm.SgemmPackedB(false, rows, 1, x1, w1, ix.coarse[c0/indexChunk], 0, lb, kc)
 		for i := range rows {
 			xi := xs[i*dim : (i+1)*dim]
 			key := lb[i*kc : (i+1)*kc]

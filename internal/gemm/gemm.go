@@ -243,6 +243,9 @@ type job struct {
 	// stored.
 	bias []float32
 	relu bool
+	// pre, when set, holds all of B packed (PackB): its blocks are read in
+	// place instead of packed.
+	pre *PackedB
 }
 
 // withBias extends the product by the bias column, if there is one.
@@ -340,12 +343,17 @@ func (g *job) run() {
 			kcur := min(kc, g.k-pc)
 			first, last := pc == 0, pc+kcur == g.k
 			// Pack B's kcur x ncur block, panels split among workers.
-			panels := (ncur + nr - 1) / nr
-			parallel.For(workers, panels, func(_, lo, hi int) {
-				for p := lo; p < hi; p++ {
-					g.packB(bpack[p*nr*kcur:(p+1)*nr*kcur], pc, kcur, jc+p*nr, min(nr, ncur-p*nr))
-				}
-			})
+			bp := bpack
+			if g.pre != nil {
+				bp = g.pre.block(pc, jc)
+			} else {
+				panels := (ncur + nr - 1) / nr
+				parallel.For(workers, panels, func(_, lo, hi int) {
+					for p := lo; p < hi; p++ {
+						g.packB(bpack[p*nr*kcur:(p+1)*nr*kcur], pc, kcur, jc+p*nr, min(nr, ncur-p*nr))
+					}
+				})
+			}
 			blocks := (g.m + mc - 1) / mc
 			parallel.For(workers, blocks, func(w, lo, hi int) {
 				for blk := lo; blk < hi; blk++ {
@@ -355,7 +363,7 @@ func (g *job) run() {
 					for ir := 0; ir < mcur; ir += mr {
 						g.packA(ap[ir*kcur:(ir+mr)*kcur], ic+ir, min(mr, mcur-ir), pc, kcur)
 					}
-					g.macro(ap, bpack, ic, mcur, jc, ncur, kcur, first, last, tiles[w])
+					g.macro(ap, bp, ic, mcur, jc, ncur, kcur, first, last, tiles[w])
 				}
 			})
 		}
@@ -427,11 +435,16 @@ func (g *job) columns(pa packedA, j0, j1 int, bpack, tile []float32) {
 		ncur := min(nc, j1-jc)
 		for pc := 0; pc < g.k; pc += kc {
 			kcur := min(kc, g.k-pc)
-			for p := 0; p*nr < ncur; p++ {
-				g.packB(bpack[p*nr*kcur:(p+1)*nr*kcur], pc, kcur, jc+p*nr, min(nr, ncur-p*nr))
+			bp := bpack
+			if g.pre != nil {
+				bp = g.pre.block(pc, jc)
+			} else {
+				for p := 0; p*nr < ncur; p++ {
+					g.packB(bpack[p*nr*kcur:(p+1)*nr*kcur], pc, kcur, jc+p*nr, min(nr, ncur-p*nr))
+				}
 			}
 			for ic := 0; ic < g.m; ic += mcBlock {
-				g.macro(pa.data[pa.mPad*pc+ic*kcur:], bpack, ic, min(mcBlock, g.m-ic), jc, ncur, kcur,
+				g.macro(pa.data[pa.mPad*pc+ic*kcur:], bp, ic, min(mcBlock, g.m-ic), jc, ncur, kcur,
 					pc == 0, pc+kcur == g.k, tile)
 			}
 		}
@@ -517,3 +530,77 @@ func (g *job) tile(ap, bp []float32, ic, ir, jc, jr, mcur, ncur, kcur int, flags
 }
 
 func roundUp(x, m int) int { return (x + m - 1) / m * m }
+
+// PackedB is a k x n matrix B packed once for the micro-kernel, to be
+// multiplied by many matrices A (SgemmPackedB) without packing it again:
+// the centroids of a nearest-centroid search, for one. Its layout: k block
+// after k block (kBlock(k) deep), each NR-wide column panel after panel.
+type PackedB struct {
+	data         []float32
+	k, n, nr, kc int
+	nPad         int
+	kernel       string
+	b            []float32 // the source, for a product after the kernel changed
+	ldb          int
+	transB       bool
+}
+
+// PackB packs op(B), k x n (B stored n x k, row stride ldb, when transB),
+// for the active micro-kernel. It copies B: later changes of b are not
+// seen.
+func PackB(transB bool, k, n int, b []float32, ldb int) *PackedB {
+	if k < 1 || n < 1 {
+		panic(fmt.Sprintf("anomnet/gemm: PackB of a %dx%d matrix", k, n))
+	}
+	checkLen("b", b, ldb, k, n, transB)
+	ker := Active()
+	nr, kc := ker.NR, kBlock(k)
+	pb := &PackedB{k: k, n: n, nr: nr, kc: kc, nPad: roundUp(n, nr), kernel: ker.Name, ldb: ldb, transB: transB}
+	if transB {
+		pb.b = append([]float32(nil), b[:(n-1)*ldb+k]...)
+	} else {
+		pb.b = append([]float32(nil), b[:(k-1)*ldb+n]...)
+	}
+	pb.data = make([]float32, pb.nPad*k)
+	for pc := 0; pc < k; pc += kc {
+		kcur := min(kc, k-pc)
+		for j := 0; j < n; j += nr {
+			packMatrix(pb.data[pc*pb.nPad+j*kcur:][:nr*kcur], nr, pb.b, ldb, !transB, 1, j, min(nr, n-j), pc, kcur)
+		}
+	}
+	return pb
+}
+
+// block returns the packed k block at pc from column jc (a multiple of NR).
+func (pb *PackedB) block(pc, jc int) []float32 { return pb.data[pc*pb.nPad+jc*min(pb.kc, pb.k-pc):] }
+
+// SgemmPackedB is Sgemm with B packed by PackB: C = alpha*op(A)*B + beta*C,
+// op(A) m x k, C m x n (B's k and n), the same result bit for bit. When the
+// active micro-kernel is no longer the one B was packed for, it packs B's
+// copy as Sgemm does.
+func SgemmPackedB(transA bool, m int, alpha float32, a []float32, lda int, pb *PackedB, beta float32, c []float32, ldc int) {
+	if Active().Name != pb.kernel {
+		Sgemm(transA, pb.transB, m, pb.n, pb.k, alpha, a, lda, pb.b, pb.ldb, beta, c, ldc)
+		return
+	}
+	if m < 0 {
+		panic(fmt.Sprintf("anomnet/gemm: negative size %dx%dx%d", m, pb.n, pb.k))
+	}
+	if m == 0 {
+		return
+	}
+	checkLen("a", a, lda, m, pb.k, transA)
+	checkLen("c", c, ldc, m, pb.n, false)
+	if alpha == 0 {
+		scaleC(c, ldc, m, pb.n, beta)
+		return
+	}
+	g := &job{ker: Active(), m: m, n: pb.n, k: pb.k, c: c, ldc: ldc, groupCols: pb.n, overwrite: beta == 0, pre: pb}
+	if beta != 0 {
+		scaleC(c, ldc, m, pb.n, beta)
+	}
+	g.packA = func(dst []float32, i0, mm, p0, kc int) {
+		packMatrix(dst, g.ker.MR, a, lda, transA, alpha, i0, mm, p0, kc)
+	}
+	g.run()
+}

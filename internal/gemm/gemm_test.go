@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -391,4 +392,70 @@ func TestMaskedKernels(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSgemmPackedB: a product with B packed once gives Sgemm's result bit
+// for bit, with every kernel, for shapes that take the row split and the
+// column split, both storage orders of A and B, beta 0 and not, a B reused
+// for several A; and after the kernel changed, it still does.
+func TestSgemmPackedB(t *testing.T) {
+	sizes := [][3]int{{1, 1, 1}, {13, 33, 17}, {7, 17, 300}, {193, 45, 70}, {200, 300, 260}, {13, 1100, 70}, {256, 512, 66}, {5, 4099, 3}}
+	withKernel(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(7, uint64(len(Active().Name))))
+		for _, sz := range sizes {
+			m, n, k := sz[0], sz[1], sz[2]
+			for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+				ldb := n
+				if tr[1] {
+					ldb = k
+				}
+				b := randSlice(r, k*n)
+				pb := PackB(tr[1], k, n, b, ldb)
+				for _, beta := range []float32{0, 0.5} {
+					a := randSlice(r, m*k)
+					lda := k
+					if tr[0] {
+						lda = m
+					}
+					c0 := randSlice(r, m*n)
+					want := append([]float32(nil), c0...)
+					Sgemm(tr[0], tr[1], m, n, k, 1.5, a, lda, b, ldb, beta, want, n)
+					got := append([]float32(nil), c0...)
+					SgemmPackedB(tr[0], m, 1.5, a, lda, pb, beta, got, n)
+					if !slices.Equal(want, got) {
+						t.Fatalf("%v trans %v beta %g: the packed product differs", sz, tr, beta)
+					}
+				}
+			}
+		}
+	})
+	// Packed for one kernel, multiplied under another: the copy of B is
+	// packed again, the result still Sgemm's.
+	ks := Kernels()
+	if len(ks) < 2 {
+		t.Skip("one kernel on this machine")
+	}
+	saved := Active()
+	defer func() { active = saved }()
+	r := rand.New(rand.NewPCG(8, 8))
+	m, n, k := 30, 70, 40
+	b := randSlice(r, k*n)
+	must(t, Use(ks[0].Name))
+	pb := PackB(false, k, n, b, n)
+	must(t, Use(ks[len(ks)-1].Name))
+	a := randSlice(r, m*k)
+	want, got := make([]float32, m*n), make([]float32, m*n)
+	Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, want, n)
+	b[0] = 1e6 // PackB copied B
+	SgemmPackedB(false, m, 1, a, k, pb, 0, got, n)
+	if !slices.Equal(want, got) {
+		t.Fatal("after the kernel changed the packed product differs")
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
