@@ -302,7 +302,13 @@ func (h *fileHeader) check() error {
 	}
 	want = append(want, fileShape{"centroids", []int{h.K, h.D}})
 	if len(h.Tensors) == len(want)+1 && h.Tensors[len(want)].Name == indexBasis {
-		want = append(want, fileShape{indexBasis, []int{h.D, min(centroid.IndexDim, h.D, h.K)}})
+		// Any width from 1 to min(D, K): the file keeps the width it was
+		// saved with, whatever centroid.IndexDim is now.
+		sh := h.Tensors[len(want)].Shape
+		if len(sh) != 2 || sh[0] != h.D || sh[1] < 1 || sh[1] > min(h.D, h.K) {
+			return fmt.Errorf("%s is %v, want [%d L] with 1 <= L <= %d", indexBasis, sh, h.D, min(h.D, h.K))
+		}
+		want = append(want, fileShape{indexBasis, sh})
 	}
 	if len(h.Tensors) != len(want) {
 		return fmt.Errorf("%d tensors, want %d", len(h.Tensors), len(want))

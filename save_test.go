@@ -326,10 +326,35 @@ func TestSaveIndexBasis(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want, got2)
 
+	// A narrower basis (saved when IndexDim was smaller) loads, and the
+	// search stays exact: its first 20 axes.
+	narrow := make([]float32, 48*20)
+	for i := range 48 {
+		copy(narrow[i*20:(i+1)*20], ix.Basis()[i*48:i*48+20])
+	}
+	h.Tensors = append(h.Tensors, fileShape{indexBasis, []int{48, 20}})
+	nf := f.withHeader(t, h)
+	nf.data = append(append([]byte(nil), v2.data...), floatBytes(narrow)...)
+	ln, err := Load(bytes.NewReader(nf.bytes()), newTinyNet(3))
+	require.NoError(t, err)
+	require.Len(t, ln.set.(*centroid.Index).Basis(), 48*20)
+	gotN, err := ln.PredictBatch(context.Background(), s.test)
+	require.NoError(t, err)
+	require.Equal(t, want, gotN)
+
 	// A basis of the wrong shape is a corrupt file.
-	h.Tensors = append(h.Tensors, fileShape{indexBasis, []int{48, 47}})
-	bad := f.withHeader(t, h)
-	bad.data = bad.data[:len(bad.data)-4*48]
-	_, err = Load(bytes.NewReader(bad.bytes()), newTinyNet(3))
-	require.ErrorIs(t, err, ErrCorrupt)
+	for _, sh := range [][]int{{47, 48}, {48, 49}, {48, 0}, {48}} {
+		h.Tensors[len(h.Tensors)-1] = fileShape{indexBasis, sh}
+		bad := f.withHeader(t, h)
+		_, err = Load(bytes.NewReader(bad.bytes()), newTinyNet(3))
+		require.ErrorIs(t, err, ErrCorrupt, "shape %v", sh)
+	}
+}
+
+func floatBytes(v []float32) []byte {
+	var b []byte
+	for _, x := range v {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+	}
+	return b
 }

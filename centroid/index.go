@@ -75,26 +75,33 @@ func NewIndex(d tensor.Device, s *Set, rng *rand.Rand) *Index {
 	})
 }
 
-// NewIndexBasis is NewIndex with the subspace given: basis (D x L, L =
-// min(IndexDim, D, K), orthonormal columns in principal order) as Basis
+// NewIndexBasis is NewIndex with the subspace given: basis (D x L,
+// orthonormal columns in principal order, 1 <= L <= min(D, K)) as Basis
 // returned it, so that a saved model's Index is rebuilt without the range
-// finder. Any orthonormal basis keeps the search exact; a poor one only
-// makes it slower. It panics when basis has the wrong size.
+// finder, whatever IndexDim was when it was saved. Any orthonormal basis
+// keeps the search exact; a poor one only makes it slower. It panics when
+// basis is not D x L.
 func NewIndexBasis(d tensor.Device, s *Set, basis []float32) *Index {
 	k, dim := s.K(), s.D()
-	if l := min(IndexDim, dim, k); len(basis) != dim*l {
-		panic(fmt.Sprintf("anomnet/centroid: NewIndexBasis: %d values, want %d x %d", len(basis), dim, l))
+	l := len(basis) / max(dim, 1)
+	if l < 1 || l > min(dim, k) || len(basis) != dim*l {
+		panic(fmt.Sprintf("anomnet/centroid: NewIndexBasis: %d values, want %d x L with 1 <= L <= %d", len(basis), dim, min(dim, k)))
 	}
-	return newIndex(d, s, func([]float32, int, int, int) []float32 { return slices.Clone(basis) })
+	return newIndexL(d, s, l, func([]float32, int, int, int) []float32 { return slices.Clone(basis) })
 }
 
 // Basis returns the Index's subspace, D x L row-major, for NewIndexBasis.
 func (ix *Index) Basis() []float32 { return slices.Clone(ix.basis) }
 
 func newIndex(d tensor.Device, s *Set, subspace func(centred []float32, k, dim, l int) []float32) *Index {
+	return newIndexL(d, s, min(IndexDim, s.D(), s.K()), subspace)
+}
+
+// newIndexL builds an Index over a subspace of dimension l.
+func newIndexL(d tensor.Device, s *Set, l int, subspace func(centred []float32, k, dim, l int) []float32) *Index {
 	k, dim := s.K(), s.D()
 	host := d.ToHost(s.C).Float32s()
-	ix := &Index{Set: s, host: host, dim: dim, l: min(IndexDim, dim, k)}
+	ix := &Index{Set: s, host: host, dim: dim, l: l}
 	ix.mean = make([]float32, dim)
 	for i := range k {
 		for j, v := range host[i*dim : (i+1)*dim] {
@@ -107,7 +114,6 @@ func newIndex(d tensor.Device, s *Set, subspace func(centred []float32, k, dim, 
 			centred[i*dim+j] = host[i*dim+j] - ix.mean[j]
 		}
 	}
-	l := ix.l
 	ix.basis = subspace(centred, k, dim, l)
 	proj := project(centred, ix.basis, k, dim, l)
 	ix.l1 = min(IndexCoarse, l)
