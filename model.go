@@ -186,10 +186,14 @@ const pruneFrom = 2048
 
 // search returns the centroid search a fitted model scores with: set
 // itself, or from pruneFrom centroids on, the pruning Index over it
-// (exact too).
-func search(d Device, set *centroid.Set) CentroidSet {
-	if set.K() < pruneFrom {
+// (exact too), over basis when one is given (a saved Index's, as Load
+// reads it) and otherwise over a subspace found from the centroids.
+func search(d Device, set *centroid.Set, basis []float32) CentroidSet {
+	switch {
+	case set.K() < pruneFrom:
 		return set
+	case basis != nil:
+		return centroid.NewIndexBasis(d, set, basis)
 	}
 	return centroid.NewIndex(d, set, rand.New(rand.NewPCG(uint64(set.K()), 0x696e646578)))
 }

@@ -244,9 +244,9 @@ func load(r io.Reader, bb Backbone, what string, size int64) (*Model, error) {
 	// The centroids (K x D: most of the file) become the set as they are
 	// on a host Device, without a copy; the optional last tensor is the
 	// search's subspace.
-	var basis *Tensor
+	var basis []float32
 	if h.Tensors[len(host)-1].Name == indexBasis {
-		basis, host = host[len(host)-1], host[:len(host)-1]
+		basis, host = host[len(host)-1].Float32s(), host[:len(host)-1]
 	}
 	cent := host[len(host)-1]
 	if cent.Rank() != 2 || cent.Dim(0) != h.K || cent.Dim(1) != h.D {
@@ -266,11 +266,7 @@ func load(r io.Reader, bb Backbone, what string, size int64) (*Model, error) {
 		d.Copy(p, src)
 		d.Free(src)
 	}
-	if basis != nil && set.K() >= pruneFrom {
-		m.set = centroid.NewIndexBasis(d, set, basis.Float32s())
-	} else {
-		m.set = search(d, set)
-	}
+	m.set = search(d, set, basis)
 	m.fitted, m.channels, m.sizes, m.delta, m.cal = true, h.Channels, h.Sizes, h.Delta, h.Calibration
 	return m, d.Sync()
 }

@@ -53,7 +53,7 @@ func (m *Model) Fit(ctx context.Context, images []image.Image) error {
 	if err := step("refresh", t.refresh); err != nil {
 		return err
 	}
-	step("index", func(context.Context) error { t.search = search(t.d, t.set); return nil })
+	step("index", func(context.Context) error { t.search = search(t.d, t.set, nil); return nil })
 	var cal Calibration
 	if err := step("calibrate", func(ctx context.Context) (err error) { cal, err = t.calibrate(ctx); return err }); err != nil {
 		return err
