@@ -59,7 +59,7 @@ func FarthestPoint(z []float32, dim, k, first int, progress func(done int)) ([]i
 	f := &farthest{z: z, dim: dim, n: n, mind: make([]float32, n), zn: make([]float32, n), chosen: make([]bool, n)}
 	var top float32
 	for i := range n {
-		f.zn[i] = dot32(f.row(i), f.row(i))
+		f.zn[i] = dot32(f.row(i), f.row(i)) // not vec.Dot: its rounding would turn near-ties the other way and change the choices
 		f.mind[i] = float32(math.Inf(1))
 		top = max(top, f.zn[i])
 	}

@@ -67,11 +67,13 @@ const boundSlack = 5e-5
 // randomized range finder (two power iterations) seeded by rng, its axes
 // put in principal order.
 func NewIndex(d tensor.Device, s *Set, rng *rand.Rand) *Index {
-	return newIndex(d, s, func(centred []float32, k, dim, l int) []float32 {
-		basis := rangeFinder(centred, k, dim, l, rng)
+	return newIndex(d, s, min(IndexDim, s.D(), s.K()), func(centred []float32, k, dim, l int) (basis, proj []float32) {
+		basis = rangeFinder(centred, k, dim, l, rng)
+		proj = project(centred, basis, k, dim, l)
 		// The basis in principal order: the coarse bounds take its
 		// leading axes, those of the centroids' largest spread.
-		return rotate(basis, dim, l, principal(project(centred, basis, k, dim, l), k, l))
+		rot := principal(proj, k, l)
+		return rotate(basis, dim, l, rot), rotate(proj, k, l, rot)
 	})
 }
 
@@ -87,18 +89,18 @@ func NewIndexBasis(d tensor.Device, s *Set, basis []float32) *Index {
 	if l < 1 || l > min(dim, k) || len(basis) != dim*l {
 		panic(fmt.Sprintf("anomnet/centroid: NewIndexBasis: %d values, want %d x L with 1 <= L <= %d", len(basis), dim, min(dim, k)))
 	}
-	return newIndexL(d, s, l, func([]float32, int, int, int) []float32 { return slices.Clone(basis) })
+	return newIndex(d, s, l, func(centred []float32, k, dim, l int) ([]float32, []float32) {
+		return slices.Clone(basis), project(centred, basis, k, dim, l)
+	})
 }
 
 // Basis returns the Index's subspace, D x L row-major, for NewIndexBasis.
 func (ix *Index) Basis() []float32 { return slices.Clone(ix.basis) }
 
-func newIndex(d tensor.Device, s *Set, subspace func(centred []float32, k, dim, l int) []float32) *Index {
-	return newIndexL(d, s, min(IndexDim, s.D(), s.K()), subspace)
-}
-
-// newIndexL builds an Index over a subspace of dimension l.
-func newIndexL(d tensor.Device, s *Set, l int, subspace func(centred []float32, k, dim, l int) []float32) *Index {
+// newIndex builds an Index over a subspace of dimension l: subspace
+// returns its basis (dim x l) and the centred centroids' coordinates in it
+// (k x l).
+func newIndex(d tensor.Device, s *Set, l int, subspace func(centred []float32, k, dim, l int) (basis, proj []float32)) *Index {
 	k, dim := s.K(), s.D()
 	host := d.ToHost(s.C).Float32s()
 	ix := &Index{Set: s, host: host, dim: dim, l: l}
@@ -114,8 +116,8 @@ func newIndexL(d tensor.Device, s *Set, l int, subspace func(centred []float32, 
 			centred[i*dim+j] = host[i*dim+j] - ix.mean[j]
 		}
 	}
-	ix.basis = subspace(centred, k, dim, l)
-	proj := project(centred, ix.basis, k, dim, l)
+	var proj []float32
+	ix.basis, proj = subspace(centred, k, dim, l)
 	ix.l1 = min(IndexCoarse, l)
 	ix.aug = augment(proj, centred, k, l, dim, l)
 	coarse, w1 := augment(proj, centred, k, l, dim, ix.l1), ix.l1+2
@@ -124,6 +126,21 @@ func newIndexL(d tensor.Device, s *Set, l int, subspace func(centred []float32, 
 		ix.coarse = append(ix.coarse, gemm.PackB(true, w1, kc, coarse[c0*w1:(c0+kc)*w1], w1))
 	}
 	return ix
+}
+
+// queryRow writes a row's side of the bound's GEMM, [-2 p, -2 |Rx|, 1],
+// to dst (len(p) + 2) from its coordinates p in the subspace and its
+// squared norm xn, and returns the bound's row term, lowered: (1 -
+// boundSlack)(|p|^2 + |Rx|^2). augment writes the centroids' side.
+func queryRow(dst, p []float32, xn float32) float32 {
+	pn := vec.Dot(p, p)
+	rx := float32(math.Sqrt(max(0, float64(xn-pn))))
+	for j, v := range p {
+		dst[j] = -2 * v
+	}
+	m := len(p)
+	dst[m], dst[m+1] = -2*rx, 1
+	return (1 - boundSlack) * (pn + rx*rx)
 }
 
 // project returns the rows of centred (k x dim) in the basis (dim x l).
@@ -136,14 +153,15 @@ func project(centred, basis []float32, k, dim, l int) []float32 {
 
 // augment returns the K x (m + 2) rows [Pc[:m], |c - Pc[:m]|, (1 -
 // boundSlack)|c|^2] of the centred centroids (K x dim) and their
-// coordinates in the basis (proj, K x l).
+// coordinates in the basis (proj, K x l): the centroids' side of the
+// bound's GEMM (queryRow writes the rows' side).
 func augment(proj, centred []float32, k, l, dim, m int) []float32 {
 	w := m + 2
 	aug := make([]float32, k*w)
 	for i := range k {
 		p := proj[i*l : i*l+m]
-		pn := dot32(p, p)
-		resid := math.Sqrt(max(0, float64(dot32(centred[i*dim:(i+1)*dim], centred[i*dim:(i+1)*dim])-pn)))
+		pn := vec.Dot(p, p)
+		resid := math.Sqrt(max(0, float64(vec.Dot(centred[i*dim:(i+1)*dim], centred[i*dim:(i+1)*dim])-pn)))
 		row := aug[i*w : (i+1)*w]
 		copy(row, p)
 		row[m] = float32(resid)
@@ -364,21 +382,9 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 	// term, lowered: (1 - slack)(|Px|^2 + |Rx|^2).
 	low, low1, best := s.low[:rows], s.low1[:rows], s.best[:rows]
 	for i := range rows {
-		xn := dot32(xc[i*dim:(i+1)*dim], xc[i*dim:(i+1)*dim])
-		for _, lv := range []struct {
-			m   int
-			dst []float32
-			low *float32
-		}{{l, xa[i*w : (i+1)*w], &low[i]}, {l1, x1[i*w1 : (i+1)*w1], &low1[i]}} {
-			p := xp[i*l : i*l+lv.m]
-			pn := dot32(p, p)
-			rx := float32(math.Sqrt(max(0, float64(xn-pn))))
-			for j, v := range p {
-				lv.dst[j] = -2 * v
-			}
-			lv.dst[lv.m], lv.dst[lv.m+1] = -2*rx, 1
-			*lv.low = (1 - boundSlack) * (pn + rx*rx)
-		}
+		xn := vec.Dot(xc[i*dim:(i+1)*dim], xc[i*dim:(i+1)*dim])
+		low[i] = queryRow(xa[i*w:(i+1)*w], xp[i*l:i*l+l], xn)
+		low1[i] = queryRow(x1[i*w1:(i+1)*w1], xp[i*l:i*l+l1], xn)
 		best[i] = float32(math.Inf(1))
 		s.own[i] = 0
 		s.cand[i] = s.cand[i][:0]
