@@ -504,17 +504,13 @@ func percentile(xs []float64, q float64) float64 {
 
 // loadPrepared decodes and preprocesses the images of inputs as cfg says.
 func loadPrepared(ctx context.Context, cfg anomnet.Config, inputs []input, stderr io.Writer) ([]*image.RGBA, error) {
-	samples := make([]dataset.Sample, len(inputs))
-	for i, in := range inputs {
-		samples[i] = dataset.Sample{Path: in.path}
-	}
-	_, imgs, err := loadImages(ctx, cfg, samples, newProgress(stderr), "load")
+	items, _, err := loadImages(ctx, cfg, samplesOf(inputs), newProgress(stderr), "load")
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*image.RGBA, len(imgs))
-	for i, img := range imgs {
-		out[i] = img.(anomnet.Prepared).RGBA
+	out := make([]*image.RGBA, len(items))
+	for i, it := range items {
+		out[i] = it.Image
 	}
 	return out, nil
 }

@@ -13,10 +13,10 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
-	"sync"
 
 	"github.com/org/anomnet"
 	"github.com/org/anomnet/dataset"
+	"github.com/org/anomnet/internal/parallel"
 	"github.com/org/anomnet/internal/report"
 )
 
@@ -129,10 +129,7 @@ func pipeline(ctx context.Context, inputs []input, chunk int, loader *dataset.Lo
 		defer close(decoded)
 		for start := 0; start < len(inputs); start += chunk {
 			c := predictChunk{start: start, inputs: inputs[start:min(start+chunk, len(inputs))]}
-			samples := make([]dataset.Sample, len(c.inputs))
-			for i, in := range c.inputs {
-				samples[i] = dataset.Sample{Path: in.path}
-			}
+			samples := samplesOf(c.inputs)
 			var err error
 			pprof.Do(ctx, pprof.Labels("stage", "decode"), func(ctx context.Context) { c.items, err = loader.Load(ctx, samples) })
 			if err != nil {
@@ -199,23 +196,21 @@ func pipeline(ctx context.Context, inputs []input, chunk int, loader *dataset.Lo
 func writePredictions(out string, c predictChunk, lo, hi float64, saveMaps bool) ([]prediction, error) {
 	lines := make([]prediction, len(c.results))
 	errs := make([]error, len(c.results))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(c.results)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				lines[i], errs[i] = writePrediction(out, c.inputs[i], c.items[i].Image, c.results[i], lo, hi, saveMaps)
-			}
-		}()
-	}
-	for i := range c.results {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	parallel.For(runtime.GOMAXPROCS(0), len(c.results), func(_, lo0, hi0 int) {
+		for i := lo0; i < hi0; i++ {
+			lines[i], errs[i] = writePrediction(out, c.inputs[i], c.items[i].Image, c.results[i], lo, hi, saveMaps)
+		}
+	})
 	return lines, errors.Join(errs...)
+}
+
+// samplesOf is the dataset samples that load inputs.
+func samplesOf(inputs []input) []dataset.Sample {
+	samples := make([]dataset.Sample, len(inputs))
+	for i, in := range inputs {
+		samples[i] = dataset.Sample{Path: in.path}
+	}
+	return samples
 }
 
 // input is an image to score and where its outputs go, relative to -out
