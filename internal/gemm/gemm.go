@@ -536,13 +536,13 @@ func roundUp(x, m int) int { return (x + m - 1) / m * m }
 // the centroids of a nearest-centroid search, for one. Its layout: k block
 // after k block (kBlock(k) deep), each NR-wide column panel after panel.
 type PackedB struct {
-	data         []float32
-	k, n, nr, kc int
-	nPad         int
-	kernel       string
-	b            []float32 // the source, for a product after the kernel changed
-	ldb          int
-	transB       bool
+	data     []float32
+	k, n, kc int
+	nPad     int // n rounded up to whole NR-wide panels
+	kernel   string
+	b        []float32 // the source, for a product after the kernel changed
+	ldb      int
+	transB   bool
 }
 
 // PackB packs op(B), k x n (B stored n x k, row stride ldb, when transB),
@@ -555,7 +555,7 @@ func PackB(transB bool, k, n int, b []float32, ldb int) *PackedB {
 	checkLen("b", b, ldb, k, n, transB)
 	ker := Active()
 	nr, kc := ker.NR, kBlock(k)
-	pb := &PackedB{k: k, n: n, nr: nr, kc: kc, nPad: roundUp(n, nr), kernel: ker.Name, ldb: ldb, transB: transB}
+	pb := &PackedB{k: k, n: n, kc: kc, nPad: roundUp(n, nr), kernel: ker.Name, ldb: ldb, transB: transB}
 	if transB {
 		pb.b = append([]float32(nil), b[:(n-1)*ldb+k]...)
 	} else {

@@ -1,6 +1,7 @@
 // Package vec holds the few float32 vector loops of the nearest-centroid
-// search that the Go compiler leaves scalar: a squared distance, a minimum
-// and a filter by threshold. On amd64 with AVX-512 they run as assembly
+// search and the farthest-point seeding that the Go compiler leaves
+// scalar: a squared distance, a dot product, a minimum, a filter by
+// threshold and a minimum of distances from norms. On amd64 with AVX-512 they run as assembly
 // sixteen lanes at a time (the noasm build tag keeps only Go); elsewhere
 // as plain Go loops, which are also the reference the tests hold the
 // assembly to.
