@@ -120,6 +120,9 @@ type Config struct {
 	Scorer Scorer `json:"-"`
 	// Sigma is the Gaussian blur of the pixel anomaly map, in pixels.
 	Sigma float64 `json:"sigma"`
+	// MapPower raises each location's distance to this power before the
+	// upsampling and blur (NearestScorer.Power; 2: the squared distance).
+	MapPower float64 `json:"map_power"`
 	// ImageScore is how an image's score comes from its maps: ScoreMap
 	// (METHOD.md: the maximum of the blurred pixel map) or ScoreGrid (the
 	// maximum of the location scores before upsampling and blur, as
@@ -209,6 +212,7 @@ func DefaultConfig() Config {
 		Margin:        0.1,
 		Sample:        4096,
 		Sigma:         4,
+		MapPower:      1,
 		FalseAlarms:   0.01,
 		Seed:          1,
 		BackboneBatch: 8,
@@ -287,7 +291,7 @@ func (c Config) withDefaults() (Config, error) {
 		{&c.Jitter, def.Jitter}, {&c.LR, def.LR}, {&c.WeightDecay, def.WeightDecay},
 		{&c.LambdaAtt, def.LambdaAtt}, {&c.LambdaSep, def.LambdaSep}, {&c.LambdaEnt, def.LambdaEnt},
 		{&c.LambdaCon, def.LambdaCon}, {&c.Margin, def.Margin}, {&c.Sigma, def.Sigma},
-		{&c.FalseAlarms, def.FalseAlarms},
+		{&c.MapPower, def.MapPower}, {&c.FalseAlarms, def.FalseAlarms},
 		{&c.KFraction, def.KFraction},
 	}
 	for _, f := range floats {
@@ -350,7 +354,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("anomnet: config: pixel cap %d", c.MaxPixels)
 	}
 	for _, f := range []float64{c.Jitter, c.Delta, c.LR, c.LRCentroids, c.WeightDecay, c.LambdaAtt, c.LambdaSep,
-		c.LambdaEnt, c.LambdaCon, c.Margin, c.Sigma, c.ImageThreshold, c.PixelThreshold} {
+		c.LambdaEnt, c.LambdaCon, c.Margin, c.Sigma, c.MapPower, c.ImageThreshold, c.PixelThreshold} {
 		if f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
 			return c, fmt.Errorf("anomnet: config: %g is not a valid rate, weight, threshold or size", f)
 		}

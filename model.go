@@ -207,7 +207,7 @@ func configScorer(cfg Config) Scorer {
 	if cfg.Scorer != nil {
 		return cfg.Scorer
 	}
-	return &NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma, Grid: cfg.ImageScore == ScoreGrid}
+	return &NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma, Grid: cfg.ImageScore == ScoreGrid, Power: cfg.MapPower}
 }
 
 // Predict scores one image.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"image"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -409,4 +410,52 @@ func TestCustomScorer(t *testing.T) {
 	require.Equal(t, want[0].Score, predictEach(t, l, s.test[:1])[0].Score)
 	l.SetScorer(offsetScorer{def, 100, &calls})
 	require.Equal(t, want[0].Score+100, predictEach(t, l, s.test[:1])[0].Score)
+}
+
+// TestMapPower checks NearestScorer.Power against the plain distances, and
+// that Config.MapPower is what a fitted and a loaded model score with; a
+// file written before the setting existed scores plain distances.
+func TestMapPower(t *testing.T) {
+	s := makeSynth(23, 16, 2, 2)
+	cfg := testConfig()
+	cfg.Epochs1, cfg.Epochs2 = 0, 0
+	m := fitTiny(t, cfg, s)
+	grid := func(p float64) []Result {
+		m.SetScorer(&NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma, Grid: true, Power: p})
+		return predictEach(t, m, s.test)
+	}
+	plain, sq, root := grid(1), grid(2), grid(0.5)
+	for i := range plain {
+		d := plain[i].Score
+		require.Positive(t, d)
+		require.InEpsilon(t, d*d, sq[i].Score, 1e-6, "image %d", i)
+		require.InEpsilon(t, math.Sqrt(d), root[i].Score, 1e-6, "image %d", i)
+		require.NotEqual(t, plain[i].Map, sq[i].Map)
+	}
+	m.SetScorer(nil)
+	require.Equal(t, 1.0, m.Config().MapPower, "the default")
+
+	cfg.MapPower = 2
+	m2 := fitTiny(t, cfg, s)
+	got := predictEach(t, m2, s.test)
+	m.SetScorer(&NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma, Power: 2})
+	want := predictEach(t, m, s.test)
+	for i := range got {
+		require.Equal(t, want[i].Map, got[i].Map)
+	}
+	var buf bytes.Buffer
+	require.NoError(t, m2.Save(&buf))
+	l, err := Load(bytes.NewReader(buf.Bytes()), newTinyNet(3))
+	require.NoError(t, err)
+	require.Equal(t, 2.0, l.Config().MapPower)
+	require.Equal(t, got[0].Map, predictEach(t, l, s.test[:1])[0].Map)
+
+	// Without the key (an older file) the power is 1, not the default.
+	f := parseModelFile(t, buf.Bytes())
+	old := bytes.Replace(f.header, []byte(`"map_power":2,`), nil, 1)
+	require.NotEqual(t, f.header, old, "the header names map_power")
+	f.header = old
+	l, err = Load(bytes.NewReader(f.bytes()), newTinyNet(3))
+	require.NoError(t, err)
+	require.Equal(t, 1.0, l.Config().MapPower)
 }

@@ -2,6 +2,7 @@ package anomnet
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/org/anomnet/internal/tensor"
@@ -13,10 +14,17 @@ import (
 // standard deviation Sigma pixels (radius floor(4 Sigma + 0.5)); an
 // image's score is the maximum of its map, or with Grid the maximum of its
 // location scores before upsampling and blur.
+//
+// Power, when not 0 or 1, raises each location's distance to that power
+// before the upsampling (2: the squared distance, the map of PatchCore's
+// published code, whose search returns squared distances). A monotone
+// change of the location scores, it reorders pixels only through the
+// upsampling and blur that mix neighbours.
 type NearestScorer struct {
 	Size  int
 	Sigma float64
 	Grid  bool
+	Power float64
 }
 
 // Score implements Scorer.
@@ -31,6 +39,9 @@ func (s *NearestScorer) Score(d Device, set CentroidSet, f *Tensor) (*Tensor, []
 	dist := d.Zeros(n * h * w)
 	set.Nearest(d, nil, dist, rows)
 	d.Free(rows)
+	if s.Power != 0 && s.Power != 1 {
+		dist = powered(d, dist, s.Power)
+	}
 	var grid []float64
 	if s.Grid {
 		grid = MapMax(d, dist.Reshape(n, 1, h, w))
@@ -49,6 +60,22 @@ func (s *NearestScorer) Score(d Device, set CentroidSet, f *Tensor) (*Tensor, []
 		return out, grid
 	}
 	return out, MapMax(d, out)
+}
+
+// powered returns x with each element raised to the power p (x is freed).
+// The location scores are few (N x H x W), so this runs on the host.
+func powered(d Device, x *Tensor, p float64) *Tensor {
+	host := d.ToHost(x)
+	d.Free(x)
+	v := host.Float32s()
+	for i, e := range v {
+		if p == 2 {
+			v[i] = e * e
+		} else {
+			v[i] = float32(math.Pow(float64(e), p))
+		}
+	}
+	return d.FromHost(host)
 }
 
 // MapMax returns the maximum of each of the N maps of pix (N x 1 x H x W),

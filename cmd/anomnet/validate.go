@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"math"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/org/anomnet"
@@ -28,6 +31,8 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	copies := fs.Int("copies", 2, "defective copies of each held-back image")
 	defects := fs.String("defects", defectsPhotometric, "kinds of synthetic defect: photometric (a pasted patch, a scar or a blob), structural (a region turned, mirrored or exchanged) or both (the copies alternate)")
 	jsonOut := fs.String("json", "", "also write the figures as JSON to this file")
+	sigmas := fs.String("sweep-sigma", "", "also score the held-back set, from the same fit, with each of these blurs (comma-separated pixels)")
+	powers := fs.String("sweep-power", "", "also score it with each of these powers of the location distances (comma-separated; 2: squared)")
 	cache := fs.cacheFlag()
 	pos, cfg, err := fs.parseConfig(args, 1, stdout)
 	if err != nil {
@@ -39,6 +44,10 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	corrupt, ok := corrupters[*defects]
 	if !ok {
 		return usageError{msg: fmt.Sprintf("-defects %q: want %s, %s or %s", *defects, defectsPhotometric, defectsStructural, defectsBoth)}
+	}
+	sweep, err := scorerSweep(cfg, *sigmas, *powers)
+	if err != nil {
+		return err
 	}
 	cat, err := dataset.Training(pos[0])
 	if err != nil {
@@ -92,6 +101,22 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "%s: fitted on %d images in %s; %d held back, %d defective copies (%s): I-AUROC %s, P-AUROC %s, AUPRO %s\n",
 		cat.Name, res.Fit, fmtDuration(took), res.HeldBack, len(valImgs)-res.HeldBack, res.Defects,
 		fmtMetric(row.IAUROC), fmtMetric(row.PAUROC), fmtMetric(row.AUPRO))
+	for _, sc := range sweep {
+		m.SetScorer(sc)
+		p.begin(fmt.Sprintf("sigma %g, power %g", sc.Sigma, sc.Power), "img", len(valImgs))
+		rs, err := m.PredictBatch(ctx, valImgs)
+		p.end()
+		if err != nil {
+			return err
+		}
+		row, err := evaluate(val, rs, "all", true)
+		if err != nil {
+			return err
+		}
+		res.Sweep = append(res.Sweep, scorerRow{Sigma: sc.Sigma, Power: sc.Power, Metrics: row})
+		fmt.Fprintf(stdout, "%s: sigma %g, power %g: I-AUROC %s, P-AUROC %s, AUPRO %s\n", cat.Name, sc.Sigma, sc.Power,
+			fmtMetric(row.IAUROC), fmtMetric(row.PAUROC), fmtMetric(row.AUPRO))
+	}
 	if *jsonOut != "" {
 		return writeFile(*jsonOut, func(w io.Writer) error {
 			enc := json.NewEncoder(w)
@@ -112,6 +137,54 @@ type validation struct {
 	FitSec   float64 `json:"fit_s"`
 	// Metrics are eval's over the held-back images and their copies.
 	Metrics evalRow `json:"metrics"`
+	// Sweep has the same figures under the scorers of -sweep-sigma and
+	// -sweep-power, from the same fit.
+	Sweep []scorerRow `json:"sweep,omitempty"`
+}
+
+// scorerRow is one scorer of validate's sweep and its figures.
+type scorerRow struct {
+	Sigma   float64 `json:"sigma"`
+	Power   float64 `json:"power"`
+	Metrics evalRow `json:"metrics"`
+}
+
+// scorerSweep returns a NearestScorer for every pair of the comma-separated
+// blurs and powers (either list empty: the configuration's own value); none
+// when both are empty.
+func scorerSweep(cfg anomnet.Config, sigmas, powers string) ([]*anomnet.NearestScorer, error) {
+	if sigmas == "" && powers == "" {
+		return nil, nil
+	}
+	list := func(name, s string, def float64) ([]float64, error) {
+		if s == "" {
+			return []float64{def}, nil
+		}
+		var out []float64
+		for _, f := range strings.Split(s, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || v < 0 || math.IsInf(v, 0) {
+				return nil, usageError{msg: fmt.Sprintf("-%s: %q is not a non-negative number", name, f)}
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	}
+	ss, err := list("sweep-sigma", sigmas, cfg.Sigma)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := list("sweep-power", powers, cfg.MapPower)
+	if err != nil {
+		return nil, err
+	}
+	var out []*anomnet.NearestScorer
+	for _, s := range ss {
+		for _, p := range ps {
+			out = append(out, &anomnet.NearestScorer{Size: cfg.Crop, Sigma: s, Grid: cfg.ImageScore == anomnet.ScoreGrid, Power: p})
+		}
+	}
+	return out, nil
 }
 
 // holdOut splits n images into the ones to fit on and a share held back,

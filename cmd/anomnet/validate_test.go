@@ -40,7 +40,8 @@ func TestValidateReadsNoTestImage(t *testing.T) {
 	}
 	out := filepath.Join(root, "v.json")
 	code, stdout, stderr := runCLI(t, "validate", "-holdout", "0.3", "-copies", "2", "-json", out,
-		"-defects", "both", "-resize", "128", "-crop", "112", "-no-train", "-k", "16", cat)
+		"-defects", "both", "-resize", "128", "-crop", "112", "-no-train", "-k", "16",
+		"-sweep-sigma", "2,4", "-sweep-power", "0.5", cat)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -61,6 +62,17 @@ func TestValidateReadsNoTestImage(t *testing.T) {
 		if f < 0 || f > 1 {
 			t.Errorf("figure %g outside [0, 1]", f)
 		}
+	}
+	// The sweep: one row per blur, the same images, figures of their own.
+	if len(v.Sweep) != 2 || v.Sweep[0].Sigma != 2 || v.Sweep[1].Sigma != 4 || v.Sweep[0].Power != 0.5 ||
+		v.Sweep[0].Metrics.Images != 9 || v.Sweep[0].Metrics.AUPRO == nil || *v.Sweep[0].Metrics.AUPRO == *v.Sweep[1].Metrics.AUPRO {
+		t.Errorf("sweep %+v", v.Sweep)
+	}
+	if !strings.Contains(stdout, "washer: sigma 2, power 0.5: I-AUROC") {
+		t.Errorf("stdout has no line for the sweep: %s", stdout)
+	}
+	if code, _, stderr := runCLI(t, "validate", "-sweep-power", "1,x", cat); code != exitUsage || !strings.Contains(stderr, `-sweep-power: "x"`) {
+		t.Errorf("-sweep-power 1,x: exit %d, %s", code, stderr)
 	}
 	if code, _, stderr := runCLI(t, "validate", "-defects", "rusty", cat); code != exitUsage || !strings.Contains(stderr, `-defects "rusty"`) {
 		t.Errorf("-defects rusty: exit %d, %s", code, stderr)
