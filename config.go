@@ -118,11 +118,22 @@ type Config struct {
 	// and for Predict. A saved model does not keep it: see
 	// Model.SetScorer.
 	Scorer Scorer `json:"-"`
-	// Sigma is the Gaussian blur of the pixel anomaly map, in pixels.
+	// Sigma is the Gaussian blur of the pixel anomaly map, in pixels
+	// (METHOD.md: 4; the default, 5, was chosen by the validation
+	// protocol of docs/RESULTS.md).
 	Sigma float64 `json:"sigma"`
 	// MapPower raises each location's distance to this power before the
-	// upsampling and blur (NearestScorer.Power; 2: the squared distance).
+	// upsampling and blur (NearestScorer.Power; 1: METHOD.md's distance,
+	// 2: the squared distance of PatchCore's code; the default, 0.5, was
+	// chosen by the validation protocol of docs/RESULTS.md).
 	MapPower float64 `json:"map_power"`
+	// MapBaseline is what is subtracted from each image's location scores
+	// before the upsampling: BaselineMedian (the default, chosen by the
+	// validation protocol of docs/RESULTS.md) subtracts the median of the
+	// image's own location scores (NearestScorer.Baseline 0.5), so that a
+	// location scores how far it stands out from the rest of its image;
+	// BaselineNone (METHOD.md) subtracts nothing.
+	MapBaseline string `json:"map_baseline"`
 	// ImageScore is how an image's score comes from its maps: ScoreMap
 	// (METHOD.md: the maximum of the blurred pixel map) or ScoreGrid (the
 	// maximum of the location scores before upsampling and blur, as
@@ -211,8 +222,9 @@ func DefaultConfig() Config {
 		LambdaCon:     0.8,
 		Margin:        0.1,
 		Sample:        4096,
-		Sigma:         4,
-		MapPower:      1,
+		Sigma:         5,
+		MapPower:      0.5,
+		MapBaseline:   BaselineMedian,
 		FalseAlarms:   0.01,
 		Seed:          1,
 		BackboneBatch: 8,
@@ -241,6 +253,7 @@ func PaperConfig() Config {
 	c.TrainK = 256
 	c.DecayTo, c.TapBalance, c.ImageScore = DecayZero, TapNone, ScoreMap
 	c.Epochs1, c.Epochs2, c.LR, c.WeightDecay = 10, 10, 1e-4, 5e-4
+	c.Sigma, c.MapPower, c.MapBaseline = 4, 1, BaselineNone
 	return c
 }
 
@@ -311,6 +324,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ImageScore == "" {
 		c.ImageScore = def.ImageScore
 	}
+	if c.MapBaseline == "" {
+		c.MapBaseline = def.MapBaseline
+	}
 	if c.LRCentroids == 0 {
 		c.LRCentroids = c.LR
 	}
@@ -332,6 +348,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("anomnet: config: tap balance %q (want %s, %s or %s)", c.TapBalance, TapDims, TapChannels, TapNone)
 	case c.ImageScore != ScoreMap && c.ImageScore != ScoreGrid:
 		return c, fmt.Errorf("anomnet: config: image score %q (want %s or %s)", c.ImageScore, ScoreMap, ScoreGrid)
+	case c.MapBaseline != BaselineMedian && c.MapBaseline != BaselineNone:
+		return c, fmt.Errorf("anomnet: config: map baseline %q (want %s or %s)", c.MapBaseline, BaselineMedian, BaselineNone)
 	case c.BatchSize < 1 || c.BackboneBatch < 1 || c.Sample < 2:
 		return c, fmt.Errorf("anomnet: config: batch size %d, backbone batch %d, sample %d", c.BatchSize, c.BackboneBatch, c.Sample)
 	case c.Epochs1 < 0 || c.Epochs2 < 0:
@@ -362,7 +380,8 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// The choices of Config.TapBalance, Config.ImageScore and Config.DecayTo.
+// The choices of Config.TapBalance, Config.ImageScore, Config.MapBaseline
+// and Config.DecayTo.
 const (
 	DecayZero   = "zero"
 	DecayStart  = "start"
@@ -371,6 +390,9 @@ const (
 	TapNone     = "none"
 	ScoreMap    = "map"
 	ScoreGrid   = "grid"
+
+	BaselineMedian = "median"
+	BaselineNone   = "none"
 )
 
 // The centroid initialisations of Config.Init.

@@ -41,7 +41,7 @@ func goldenConfig() Config {
 	c.Epochs1, c.Epochs2, c.BatchSize = 2, 2, 8
 	c.LR, c.LRCentroids, c.WeightDecay = 1e-3, 1e-3, 5e-4
 	c.LambdaAtt, c.LambdaSep, c.LambdaEnt, c.LambdaCon = 1, 1, 0.1, 0.8
-	c.Margin, c.Sample, c.Sigma = 0.1, 256, 2
+	c.Margin, c.Sample, c.Sigma, c.MapPower, c.MapBaseline = 0.1, 256, 2, 1, BaselineNone
 	c.TapBalance, c.ImageScore, c.DecayTo = TapNone, ScoreMap, DecayZero
 	return c
 }

@@ -207,7 +207,11 @@ func configScorer(cfg Config) Scorer {
 	if cfg.Scorer != nil {
 		return cfg.Scorer
 	}
-	return &NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma, Grid: cfg.ImageScore == ScoreGrid, Power: cfg.MapPower}
+	sc := &NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma, Grid: cfg.ImageScore == ScoreGrid, Power: cfg.MapPower}
+	if cfg.MapBaseline == BaselineMedian {
+		sc.Baseline = 0.5
+	}
+	return sc
 }
 
 // Predict scores one image.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/org/anomnet/internal/tensor"
 	"github.com/org/anomnet/metrics"
 )
 
@@ -418,7 +419,7 @@ func TestCustomScorer(t *testing.T) {
 func TestMapPower(t *testing.T) {
 	s := makeSynth(23, 16, 2, 2)
 	cfg := testConfig()
-	cfg.Epochs1, cfg.Epochs2 = 0, 0
+	cfg.Epochs1, cfg.Epochs2, cfg.MapBaseline = 0, 0, BaselineNone
 	m := fitTiny(t, cfg, s)
 	grid := func(p float64) []Result {
 		m.SetScorer(&NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma, Grid: true, Power: p})
@@ -432,8 +433,7 @@ func TestMapPower(t *testing.T) {
 		require.InEpsilon(t, math.Sqrt(d), root[i].Score, 1e-6, "image %d", i)
 		require.NotEqual(t, plain[i].Map, sq[i].Map)
 	}
-	m.SetScorer(nil)
-	require.Equal(t, 1.0, m.Config().MapPower, "the default")
+	require.Equal(t, DefaultConfig().MapPower, m.Config().MapPower, "the default")
 
 	cfg.MapPower = 2
 	m2 := fitTiny(t, cfg, s)
@@ -450,12 +450,60 @@ func TestMapPower(t *testing.T) {
 	require.Equal(t, 2.0, l.Config().MapPower)
 	require.Equal(t, got[0].Map, predictEach(t, l, s.test[:1])[0].Map)
 
-	// Without the key (an older file) the power is 1, not the default.
+	// Without the keys (an older file) the power is 1 and there is no
+	// baseline, not the defaults.
 	f := parseModelFile(t, buf.Bytes())
 	old := bytes.Replace(f.header, []byte(`"map_power":2,`), nil, 1)
-	require.NotEqual(t, f.header, old, "the header names map_power")
+	old = bytes.Replace(old, []byte(`"map_baseline":"none",`), nil, 1)
+	require.Len(t, old, len(f.header)-len(`"map_power":2,"map_baseline":"none",`), "the header names both")
 	f.header = old
 	l, err = Load(bytes.NewReader(f.bytes()), newTinyNet(3))
 	require.NoError(t, err)
 	require.Equal(t, 1.0, l.Config().MapPower)
+	require.Equal(t, BaselineNone, l.Config().MapBaseline)
+}
+
+// TestBaselined pins the order statistic that NearestScorer.Baseline
+// subtracts, image by image.
+func TestBaselined(t *testing.T) {
+	d := tensor.CPU{}
+	x := tensor.FromFloat32s([]float32{5, 1, 3, 2, 4, 10, 30, 20, 50, 40}, 10)
+	require.Equal(t, []float32{2, -2, 0, -1, 1, -20, 0, -10, 20, 10}, baselined(d, x, 2, 0.5).Float32s())
+	x = tensor.FromFloat32s([]float32{5, 1, 3, 2, 4}, 5)
+	require.Equal(t, []float32{3, -1, 1, 0, 2}, baselined(d, x, 1, 0.25).Float32s())
+	x = tensor.FromFloat32s([]float32{5, 1, 3, 2, 4}, 5)
+	require.Equal(t, []float32{0, -4, -2, -3, -1}, baselined(d, x, 1, 1).Float32s())
+}
+
+// TestMapBaseline checks that the median baseline moves each image's map
+// by one constant, the one that moves its grid score: upsampling and blur
+// keep a constant, so the baseline reorders pixels only across images.
+func TestMapBaseline(t *testing.T) {
+	s := makeSynth(24, 16, 2, 2)
+	cfg := testConfig()
+	cfg.Epochs1, cfg.Epochs2, cfg.MapBaseline = 0, 0, BaselineNone
+	m := fitTiny(t, cfg, s)
+	score := func(b float64, grid bool) []Result {
+		m.SetScorer(&NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma, Grid: grid, Power: cfg.MapPower, Baseline: b})
+		return predictEach(t, m, s.test)
+	}
+	plain, base := score(0, false), score(0.5, false)
+	gplain, gbase := score(0, true), score(0.5, true)
+	shifts := map[float64]bool{}
+	for i := range plain {
+		shift := gplain[i].Score - gbase[i].Score
+		require.Positive(t, shift, "image %d: the median of positive distances", i)
+		require.Less(t, shift, gplain[i].Score, "image %d: the median is below the maximum", i)
+		shifts[math.Round(shift*1e4)] = true
+		for j, v := range plain[i].Map {
+			require.InDelta(t, shift, float64(v-base[i].Map[j]), 1e-4*gplain[i].Score, "image %d pixel %d", i, j)
+		}
+	}
+	require.Greater(t, len(shifts), 1, "every image moved by the same amount")
+
+	// The default configuration scores with the median baseline.
+	cfg.MapBaseline = ""
+	m = fitTiny(t, cfg, s)
+	require.Equal(t, BaselineMedian, m.Config().MapBaseline)
+	require.Equal(t, 0.5, m.Scorer().(*NearestScorer).Baseline)
 }

@@ -178,9 +178,9 @@ func load(r io.Reader, bb Backbone, what string, size int64) (*Model, error) {
 		return nil, corrupt("reading the header: %v", err)
 	}
 	var h fileHeader
-	// A file written before Config.MapPower existed scored plain
-	// distances, whatever the default is now.
-	h.Config.MapPower = 1
+	// A file written before Config.MapPower and MapBaseline existed
+	// scored plain distances, whatever the defaults are now.
+	h.Config.MapPower, h.Config.MapBaseline = 1, BaselineNone
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&h); err != nil {

@@ -25,6 +25,13 @@ type NearestScorer struct {
 	Sigma float64
 	Grid  bool
 	Power float64
+	// Baseline, when in (0, 1], subtracts from each image's location
+	// scores (after Power) their Baseline quantile, 0.5 the median, before
+	// the upsampling: a location then scores how far it stands out from
+	// the rest of its own image, and a part whose every location is a
+	// little far from the centroids (lighting, a slightly different batch)
+	// does not light up as a whole. 0: none.
+	Baseline float64
 }
 
 // Score implements Scorer.
@@ -41,6 +48,9 @@ func (s *NearestScorer) Score(d Device, set CentroidSet, f *Tensor) (*Tensor, []
 	d.Free(rows)
 	if s.Power != 0 && s.Power != 1 {
 		dist = powered(d, dist, s.Power)
+	}
+	if s.Baseline > 0 {
+		dist = baselined(d, dist, n, s.Baseline)
 	}
 	var grid []float64
 	if s.Grid {
@@ -78,6 +88,27 @@ func powered(d Device, x *Tensor, p float64) *Tensor {
 	return d.FromHost(host)
 }
 
+// baselined returns x (n images' location scores) less each image's q
+// quantile, the order statistic at round(q (m-1)) of its m scores (x is
+// freed). The location scores are few, so this runs on the host.
+func baselined(d Device, x *Tensor, n int, q float64) *Tensor {
+	host := d.ToHost(x)
+	d.Free(x)
+	v := host.Float32s()
+	per := len(v) / n
+	tmp := make([]float32, per)
+	for i := range n {
+		img := v[i*per : (i+1)*per]
+		copy(tmp, img)
+		slices.Sort(tmp)
+		b := tmp[min(per-1, int(q*float64(per-1)+0.5))]
+		for j := range img {
+			img[j] -= b
+		}
+	}
+	return d.FromHost(host)
+}
+
 // MapMax returns the maximum of each of the N maps of pix (N x 1 x H x W),
 // the image score of METHOD.md's global max pooling.
 func MapMax(d Device, pix *Tensor) []float64 {
@@ -99,8 +130,11 @@ type Result struct {
 	// Anomalous reports Score > the model's image threshold.
 	Anomalous bool
 	// Map is the pixel anomaly map, Size x Size, row-major, in raw score
-	// units (the distance to the nearest centroid, upsampled and blurred),
-	// over the preprocessed (resized and cropped) image.
+	// units (with the defaults, the square root of the distance to the
+	// nearest centroid less its median over the image's locations,
+	// upsampled and blurred: see NearestScorer), over the preprocessed
+	// (resized and cropped) image. With a baseline, normal pixels score
+	// near or below 0.
 	Map  []float32
 	Size int
 	// Mask marks the pixels of Map above the model's pixel threshold.

@@ -32,6 +32,7 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defects := fs.String("defects", defectsPhotometric, "kinds of synthetic defect: photometric (a pasted patch, a scar or a blob), structural (a region turned, mirrored or exchanged) or both (the copies alternate)")
 	jsonOut := fs.String("json", "", "also write the figures as JSON to this file")
 	sigmas := fs.String("sweep-sigma", "", "also score the held-back set, from the same fit, with each of these blurs (comma-separated pixels)")
+	baselines := fs.String("sweep-baseline", "", "also score it with each of these quantiles of each image's location scores subtracted (comma-separated; 0.5: the median, 0: none)")
 	powers := fs.String("sweep-power", "", "also score it with each of these powers of the location distances (comma-separated; 2: squared)")
 	cache := fs.cacheFlag()
 	pos, cfg, err := fs.parseConfig(args, 1, stdout)
@@ -45,7 +46,7 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !ok {
 		return usageError{msg: fmt.Sprintf("-defects %q: want %s, %s or %s", *defects, defectsPhotometric, defectsStructural, defectsBoth)}
 	}
-	sweep, err := scorerSweep(cfg, *sigmas, *powers)
+	sweep, err := scorerSweep(cfg, *sigmas, *powers, *baselines)
 	if err != nil {
 		return err
 	}
@@ -113,8 +114,8 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		res.Sweep = append(res.Sweep, scorerRow{Sigma: sc.Sigma, Power: sc.Power, Metrics: row})
-		fmt.Fprintf(stdout, "%s: sigma %g, power %g: I-AUROC %s, P-AUROC %s, AUPRO %s\n", cat.Name, sc.Sigma, sc.Power,
+		res.Sweep = append(res.Sweep, scorerRow{Sigma: sc.Sigma, Power: sc.Power, Baseline: sc.Baseline, Metrics: row})
+		fmt.Fprintf(stdout, "%s: sigma %g, power %g, baseline %g: I-AUROC %s, P-AUROC %s, AUPRO %s\n", cat.Name, sc.Sigma, sc.Power, sc.Baseline,
 			fmtMetric(row.IAUROC), fmtMetric(row.PAUROC), fmtMetric(row.AUPRO))
 	}
 	if *jsonOut != "" {
@@ -144,16 +145,17 @@ type validation struct {
 
 // scorerRow is one scorer of validate's sweep and its figures.
 type scorerRow struct {
-	Sigma   float64 `json:"sigma"`
-	Power   float64 `json:"power"`
-	Metrics evalRow `json:"metrics"`
+	Sigma    float64 `json:"sigma"`
+	Power    float64 `json:"power"`
+	Baseline float64 `json:"baseline,omitempty"`
+	Metrics  evalRow `json:"metrics"`
 }
 
 // scorerSweep returns a NearestScorer for every pair of the comma-separated
 // blurs and powers (either list empty: the configuration's own value); none
 // when both are empty.
-func scorerSweep(cfg anomnet.Config, sigmas, powers string) ([]*anomnet.NearestScorer, error) {
-	if sigmas == "" && powers == "" {
+func scorerSweep(cfg anomnet.Config, sigmas, powers, baselines string) ([]*anomnet.NearestScorer, error) {
+	if sigmas == "" && powers == "" && baselines == "" {
 		return nil, nil
 	}
 	list := func(name, s string, def float64) ([]float64, error) {
@@ -178,10 +180,20 @@ func scorerSweep(cfg anomnet.Config, sigmas, powers string) ([]*anomnet.NearestS
 	if err != nil {
 		return nil, err
 	}
+	var base float64
+	if cfg.MapBaseline == anomnet.BaselineMedian {
+		base = 0.5
+	}
+	bs, err := list("sweep-baseline", baselines, base)
+	if err != nil {
+		return nil, err
+	}
 	var out []*anomnet.NearestScorer
 	for _, s := range ss {
 		for _, p := range ps {
-			out = append(out, &anomnet.NearestScorer{Size: cfg.Crop, Sigma: s, Grid: cfg.ImageScore == anomnet.ScoreGrid, Power: p})
+			for _, b := range bs {
+				out = append(out, &anomnet.NearestScorer{Size: cfg.Crop, Sigma: s, Grid: cfg.ImageScore == anomnet.ScoreGrid, Power: p, Baseline: b})
+			}
 		}
 	}
 	return out, nil
