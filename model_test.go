@@ -501,9 +501,13 @@ func TestMapBaseline(t *testing.T) {
 	}
 	require.Greater(t, len(shifts), 1, "every image moved by the same amount")
 
-	// The default configuration scores with the median baseline.
+	// The setting: median is the scorer's 0.5; the default is none.
+	cfg.MapBaseline = BaselineMedian
+	m = fitTiny(t, cfg, s)
+	require.Equal(t, 0.5, m.Scorer().(*NearestScorer).Baseline)
+	require.Equal(t, predictDigest(base), predictDigest(predictEach(t, m, s.test)))
 	cfg.MapBaseline = ""
 	m = fitTiny(t, cfg, s)
-	require.Equal(t, BaselineMedian, m.Config().MapBaseline)
-	require.Equal(t, 0.5, m.Scorer().(*NearestScorer).Baseline)
+	require.Equal(t, BaselineNone, m.Config().MapBaseline)
+	require.Zero(t, m.Scorer().(*NearestScorer).Baseline)
 }

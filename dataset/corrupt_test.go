@@ -55,3 +55,53 @@ func TestCorrupt(t *testing.T) {
 	require.Equal(t, tiny.Pix, img.Pix)
 	require.Equal(t, make([]uint8, 64), mask.Pix)
 }
+
+// TestCorruptLarge checks the large defect: seeded, 15 - 65 % of the image,
+// every masked pixel changed and nothing changed far outside the mask,
+// darker and brighter both drawn.
+func TestCorruptLarge(t *testing.T) {
+	src := image.NewRGBA(image.Rect(0, 0, 96, 80))
+	for i := range src.Pix {
+		src.Pix[i] = uint8(60 + i%97)
+		if i%4 == 3 {
+			src.Pix[i] = 255
+		}
+	}
+	var darker, brighter int
+	for seed := range uint64(40) {
+		img, mask := CorruptLarge(src, rand.New(rand.NewPCG(seed, 3)))
+		again, mask2 := CorruptLarge(src, rand.New(rand.NewPCG(seed, 3)))
+		require.Equal(t, img.Pix, again.Pix)
+		require.Equal(t, mask.Pix, mask2.Pix)
+		inside, sum := 0, 0
+		for y := range 80 {
+			for x := range 96 {
+				a, b := img.RGBAAt(x, y), src.RGBAAt(x, y)
+				if mask.GrayAt(x, y).Y == 255 {
+					inside++
+					require.NotEqual(t, a, b, "seed %d: masked pixel %d,%d unchanged", seed, x, y)
+					sum += int(a.R) - int(b.R)
+				} else if a != b {
+					// Only the fading rim outside the mask may change.
+					near := false
+					for _, d := range [][2]int{{-8, 0}, {8, 0}, {0, -8}, {0, 8}} {
+						nx, ny := x+d[0], y+d[1]
+						if nx >= 0 && ny >= 0 && nx < 96 && ny < 80 && mask.GrayAt(nx, ny).Y == 255 {
+							near = true
+						}
+					}
+					require.True(t, near, "seed %d: pixel %d,%d changed far from the mask", seed, x, y)
+				}
+			}
+		}
+		share := float64(inside) / (96 * 80)
+		require.True(t, share > 0.15 && share < 0.65, "seed %d: the defect covers %.3f of the image", seed, share)
+		if sum < 0 {
+			darker++
+		} else {
+			brighter++
+		}
+	}
+	require.Positive(t, darker)
+	require.Positive(t, brighter)
+}

@@ -29,7 +29,7 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			"No test image is read: this is how settings are compared without looking at the test set.")
 	holdout := fs.Float64("holdout", 0.2, "share of train/good held back")
 	copies := fs.Int("copies", 2, "defective copies of each held-back image")
-	defects := fs.String("defects", defectsPhotometric, "kinds of synthetic defect: photometric (a pasted patch, a scar or a blob), structural (a region turned, mirrored or exchanged) or both (the copies alternate)")
+	defects := fs.String("defects", defectsPhotometric, "kinds of synthetic defect: photometric (a pasted patch, a scar or a blob), structural (a region turned, mirrored or exchanged), large (20 - 60% of the image darker or brighter), both (photometric and structural, the copies alternate) or all (the three in turn)")
 	jsonOut := fs.String("json", "", "also write the figures as JSON to this file")
 	sigmas := fs.String("sweep-sigma", "", "also score the held-back set, from the same fit, with each of these blurs (comma-separated pixels)")
 	baselines := fs.String("sweep-baseline", "", "also score it with each of these quantiles of each image's location scores subtracted (comma-separated; 0.5: the median, 0: none)")
@@ -44,7 +44,7 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	corrupt, ok := corrupters[*defects]
 	if !ok {
-		return usageError{msg: fmt.Sprintf("-defects %q: want %s, %s or %s", *defects, defectsPhotometric, defectsStructural, defectsBoth)}
+		return usageError{msg: fmt.Sprintf("-defects %q: want %s, %s, %s, %s or %s", *defects, defectsPhotometric, defectsStructural, defectsLarge, defectsBoth, defectsAll)}
 	}
 	sweep, err := scorerSweep(cfg, *sigmas, *powers, *baselines)
 	if err != nil {
@@ -211,15 +211,18 @@ func holdOut(n int, share float64, seed uint64) (fit, held []int) {
 const (
 	defectsPhotometric = "photometric"
 	defectsStructural  = "structural"
+	defectsLarge       = "large"
 	defectsBoth        = "both"
+	defectsAll         = "all"
 )
 
 // corrupter paints one synthetic defect; copy is the number of the
 // defective copy of an image (from 0).
 type corrupter func(img image.Image, copy int, rng *rand.Rand) (*image.RGBA, *image.Gray)
 
-// corrupters are the -defects choices. "both" alternates by copy, so that
-// each held-back image gets either kind.
+// corrupters are the -defects choices. "both" alternates photometric and
+// structural by copy, so that each held-back image gets either kind; "all"
+// takes the three kinds in turn.
 var corrupters = map[string]corrupter{
 	defectsPhotometric: func(img image.Image, _ int, rng *rand.Rand) (*image.RGBA, *image.Gray) {
 		return dataset.Corrupt(img, rng)
@@ -227,11 +230,23 @@ var corrupters = map[string]corrupter{
 	defectsStructural: func(img image.Image, _ int, rng *rand.Rand) (*image.RGBA, *image.Gray) {
 		return dataset.CorruptStructural(img, rng)
 	},
+	defectsLarge: func(img image.Image, _ int, rng *rand.Rand) (*image.RGBA, *image.Gray) {
+		return dataset.CorruptLarge(img, rng)
+	},
 	defectsBoth: func(img image.Image, copy int, rng *rand.Rand) (*image.RGBA, *image.Gray) {
 		if copy%2 == 0 {
 			return dataset.Corrupt(img, rng)
 		}
 		return dataset.CorruptStructural(img, rng)
+	},
+	defectsAll: func(img image.Image, copy int, rng *rand.Rand) (*image.RGBA, *image.Gray) {
+		switch copy % 3 {
+		case 0:
+			return dataset.Corrupt(img, rng)
+		case 1:
+			return dataset.CorruptStructural(img, rng)
+		}
+		return dataset.CorruptLarge(img, rng)
 	},
 }
 

@@ -39,8 +39,8 @@ func TestValidateReadsNoTestImage(t *testing.T) {
 		t.Fatal("no test files to spoil")
 	}
 	out := filepath.Join(root, "v.json")
-	code, stdout, stderr := runCLI(t, "validate", "-holdout", "0.3", "-copies", "2", "-json", out,
-		"-defects", "both", "-resize", "128", "-crop", "112", "-no-train", "-k", "16",
+	code, stdout, stderr := runCLI(t, "validate", "-holdout", "0.3", "-copies", "3", "-json", out,
+		"-defects", "all", "-resize", "128", "-crop", "112", "-no-train", "-k", "16",
 		"-sweep-sigma", "2,4", "-sweep-power", "0.5", cat)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -54,8 +54,8 @@ func TestValidateReadsNoTestImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := v.Metrics
-	if v.Fit != 7 || v.HeldBack != 3 || v.Copies != 2 || v.Defects != "both" || r.IAUROC == nil || r.PAUROC == nil || r.AUPRO == nil ||
-		r.Images != 9 || r.Defective != 6 {
+	if v.Fit != 7 || v.HeldBack != 3 || v.Copies != 3 || v.Defects != "all" || r.IAUROC == nil || r.PAUROC == nil || r.AUPRO == nil ||
+		r.Images != 12 || r.Defective != 9 {
 		t.Fatalf("validation %+v from %s (stdout %s)", v, b, stdout)
 	}
 	for _, f := range []float64{*r.IAUROC, *r.PAUROC, *r.AUPRO} {
@@ -65,10 +65,10 @@ func TestValidateReadsNoTestImage(t *testing.T) {
 	}
 	// The sweep: one row per blur, the same images, figures of their own.
 	if len(v.Sweep) != 2 || v.Sweep[0].Sigma != 2 || v.Sweep[1].Sigma != 4 || v.Sweep[0].Power != 0.5 ||
-		v.Sweep[0].Metrics.Images != 9 || v.Sweep[0].Metrics.AUPRO == nil || *v.Sweep[0].Metrics.AUPRO == *v.Sweep[1].Metrics.AUPRO {
+		v.Sweep[0].Metrics.Images != 12 || v.Sweep[0].Metrics.AUPRO == nil || *v.Sweep[0].Metrics.AUPRO == *v.Sweep[1].Metrics.AUPRO {
 		t.Errorf("sweep %+v", v.Sweep)
 	}
-	if !strings.Contains(stdout, "washer: sigma 2, power 0.5: I-AUROC") {
+	if !strings.Contains(stdout, "washer: sigma 2, power 0.5, baseline 0: I-AUROC") {
 		t.Errorf("stdout has no line for the sweep: %s", stdout)
 	}
 	if code, _, stderr := runCLI(t, "validate", "-sweep-power", "1,x", cat); code != exitUsage || !strings.Contains(stderr, `-sweep-power: "x"`) {
