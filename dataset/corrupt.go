@@ -21,12 +21,8 @@ import (
 //
 // Each covers 0.5 - 4 % of the image and keeps 4 pixels from the borders.
 func Corrupt(img image.Image, rng *rand.Rand) (*image.RGBA, *image.Gray) {
-	b := img.Bounds()
-	out := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
-	draw.Draw(out, out.Bounds(), img, b.Min, draw.Src)
-	mask := image.NewGray(out.Bounds())
-	w, h := b.Dx(), b.Dy()
-	if w < 16 || h < 16 {
+	out, mask, ok := canvas(img)
+	if !ok {
 		return out, mask
 	}
 	switch rng.IntN(3) {
@@ -38,6 +34,16 @@ func Corrupt(img image.Image, rng *rand.Rand) (*image.RGBA, *image.Gray) {
 		blob(out, mask, rng)
 	}
 	return out, mask
+}
+
+// canvas returns an RGBA copy of img at the origin and an empty mask of
+// its size; ok is false when the image is too small (under 16 pixels a
+// side) for a synthetic defect.
+func canvas(img image.Image) (out *image.RGBA, mask *image.Gray, ok bool) {
+	b := img.Bounds()
+	out = image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	draw.Draw(out, out.Bounds(), img, b.Min, draw.Src)
+	return out, image.NewGray(out.Bounds()), b.Dx() >= 16 && b.Dy() >= 16
 }
 
 // cutPaste copies a rectangle of 1 - 4 % of the area to another place.

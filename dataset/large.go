@@ -3,7 +3,6 @@ package dataset
 import (
 	"image"
 	"image/color"
-	"image/draw"
 	"math"
 	"math/rand/v2"
 )
@@ -20,14 +19,11 @@ import (
 // the mask holds the pixels changed at least half as much as the centre.
 // The region may reach the borders.
 func CorruptLarge(img image.Image, rng *rand.Rand) (*image.RGBA, *image.Gray) {
-	b := img.Bounds()
-	out := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
-	draw.Draw(out, out.Bounds(), img, b.Min, draw.Src)
-	mask := image.NewGray(out.Bounds())
-	w, h := b.Dx(), b.Dy()
-	if w < 16 || h < 16 {
+	out, mask, ok := canvas(img)
+	if !ok {
 		return out, mask
 	}
+	w, h := out.Rect.Dx(), out.Rect.Dy()
 	// An ellipse of the target area, centred in the middle half of the
 	// image (so that most of it lies inside).
 	area := (0.2 + 0.4*rng.Float64()) * float64(w*h)

@@ -87,13 +87,16 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	took := time.Since(start)
 
 	val, valImgs := corruptedSet(items, valIdx, *copies, cfg.Seed, corrupt)
-	p.begin("validate", "img", len(valImgs))
-	rs, err := m.PredictBatch(ctx, valImgs)
-	p.end()
-	if err != nil {
-		return err
+	score := func(stage string) (evalRow, error) {
+		p.begin(stage, "img", len(valImgs))
+		rs, err := m.PredictBatch(ctx, valImgs)
+		p.end()
+		if err != nil {
+			return evalRow{}, err
+		}
+		return evaluate(val, rs, "all", true)
 	}
-	row, err := evaluate(val, rs, "all", true)
+	row, err := score("validate")
 	if err != nil {
 		return err
 	}
@@ -104,13 +107,7 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmtMetric(row.IAUROC), fmtMetric(row.PAUROC), fmtMetric(row.AUPRO))
 	for _, sc := range sweep {
 		m.SetScorer(sc)
-		p.begin(fmt.Sprintf("sigma %g, power %g", sc.Sigma, sc.Power), "img", len(valImgs))
-		rs, err := m.PredictBatch(ctx, valImgs)
-		p.end()
-		if err != nil {
-			return err
-		}
-		row, err := evaluate(val, rs, "all", true)
+		row, err := score(fmt.Sprintf("sigma %g, power %g, baseline %g", sc.Sigma, sc.Power, sc.Baseline))
 		if err != nil {
 			return err
 		}
