@@ -153,6 +153,14 @@ func (l leaveOut) Nearest(d Device, idx, dist, x *Tensor) {
 // the model never saw, so that the thresholds hold on new normal images.
 func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
 	sc := configScorer(t.cfg)
+	var caps []float32
+	if ns, ok := sc.(*NearestScorer); ok && t.cfg.Scorer == nil && t.cfg.MapBaseline == BaselineCapped {
+		// Uncapped, every training image loses its own median, as it
+		// would under a cap at the highest of them: measure that cap.
+		c := *ns
+		c.Cap, c.baselines = 0, func(b []float32) { caps = append(caps, b...) }
+		sc = &c
+	}
 	n := t.cache.Len()
 	var pixels []float64
 	cal := Calibration{Min: math.Inf(1), Max: math.Inf(-1)}
@@ -198,6 +206,9 @@ func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
 		return cal, fmt.Errorf("anomnet: calibration: training scores are not finite")
 	}
 	slices.Sort(cal.Scores)
+	if len(caps) > 0 {
+		cal.BaselineCap = float64(slices.Max(caps))
+	}
 	cal.PixelTail = pixelTail(pixels)
 	_, err := cal.setRate(t.cfg.FalseAlarms, t.cfg.ImageThreshold, t.cfg.PixelThreshold)
 	return cal, err

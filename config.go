@@ -134,7 +134,9 @@ type Config struct {
 	// far it stands out from the rest of its image. The median helps
 	// where normal parts differ from one another as a whole and defects
 	// are small, but it erases a defect that covers much of the image (a
-	// part missing): docs/RESULTS.md, fourth round.
+	// part missing): docs/RESULTS.md, fourth round. BaselineCapped
+	// subtracts the median but never more than the highest median of the
+	// normal training images (Calibration.BaselineCap).
 	MapBaseline string `json:"map_baseline"`
 	// ImageScore is how an image's score comes from its maps: ScoreMap
 	// (METHOD.md: the maximum of the blurred pixel map) or ScoreGrid (the
@@ -350,8 +352,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("anomnet: config: tap balance %q (want %s, %s or %s)", c.TapBalance, TapDims, TapChannels, TapNone)
 	case c.ImageScore != ScoreMap && c.ImageScore != ScoreGrid:
 		return c, fmt.Errorf("anomnet: config: image score %q (want %s or %s)", c.ImageScore, ScoreMap, ScoreGrid)
-	case c.MapBaseline != BaselineMedian && c.MapBaseline != BaselineNone:
-		return c, fmt.Errorf("anomnet: config: map baseline %q (want %s or %s)", c.MapBaseline, BaselineMedian, BaselineNone)
+	case c.MapBaseline != BaselineMedian && c.MapBaseline != BaselineNone && c.MapBaseline != BaselineCapped:
+		return c, fmt.Errorf("anomnet: config: map baseline %q (want %s, %s or %s)", c.MapBaseline, BaselineNone, BaselineMedian, BaselineCapped)
 	case c.BatchSize < 1 || c.BackboneBatch < 1 || c.Sample < 2:
 		return c, fmt.Errorf("anomnet: config: batch size %d, backbone batch %d, sample %d", c.BatchSize, c.BackboneBatch, c.Sample)
 	case c.Epochs1 < 0 || c.Epochs2 < 0:
@@ -395,6 +397,7 @@ const (
 
 	BaselineMedian = "median"
 	BaselineNone   = "none"
+	BaselineCapped = "capped"
 )
 
 // The centroid initialisations of Config.Init.

@@ -199,7 +199,13 @@ func search(d Device, set *centroid.Set, basis []float32) CentroidSet {
 }
 
 // scorer returns Config.Scorer, or the default NearestScorer.
-func (m *Model) scorer() Scorer { return configScorer(m.cfg) }
+func (m *Model) scorer() Scorer {
+	sc := configScorer(m.cfg)
+	if ns, ok := sc.(*NearestScorer); ok && m.cfg.Scorer == nil && m.cfg.MapBaseline == BaselineCapped {
+		ns.Cap = m.cal.BaselineCap
+	}
+	return sc
+}
 
 // configScorer is cfg's Scorer, or the NearestScorer of its crop size and
 // blur.
@@ -208,7 +214,7 @@ func configScorer(cfg Config) Scorer {
 		return cfg.Scorer
 	}
 	sc := &NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma, Grid: cfg.ImageScore == ScoreGrid, Power: cfg.MapPower}
-	if cfg.MapBaseline == BaselineMedian {
+	if cfg.MapBaseline == BaselineMedian || cfg.MapBaseline == BaselineCapped {
 		sc.Baseline = 0.5
 	}
 	return sc

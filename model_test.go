@@ -467,12 +467,18 @@ func TestMapPower(t *testing.T) {
 // subtracts, image by image.
 func TestBaselined(t *testing.T) {
 	d := tensor.CPU{}
-	x := tensor.FromFloat32s([]float32{5, 1, 3, 2, 4, 10, 30, 20, 50, 40}, 10)
-	require.Equal(t, []float32{2, -2, 0, -1, 1, -20, 0, -10, 20, 10}, baselined(d, x, 2, 0.5).Float32s())
-	x = tensor.FromFloat32s([]float32{5, 1, 3, 2, 4}, 5)
-	require.Equal(t, []float32{3, -1, 1, 0, 2}, baselined(d, x, 1, 0.25).Float32s())
-	x = tensor.FromFloat32s([]float32{5, 1, 3, 2, 4}, 5)
-	require.Equal(t, []float32{0, -4, -2, -3, -1}, baselined(d, x, 1, 1).Float32s())
+	check := func(in []float32, n int, q, limit float64, want, wantB []float32) {
+		t.Helper()
+		y, b := baselined(d, tensor.FromFloat32s(slices.Clone(in), len(in)), n, q, limit)
+		require.Equal(t, want, y.Float32s())
+		require.Equal(t, wantB, b)
+	}
+	two := []float32{5, 1, 3, 2, 4, 10, 30, 20, 50, 40}
+	check(two, 2, 0.5, 0, []float32{2, -2, 0, -1, 1, -20, 0, -10, 20, 10}, []float32{3, 30})
+	check(two[:5], 1, 0.25, 0, []float32{3, -1, 1, 0, 2}, []float32{2})
+	check(two[:5], 1, 1, 0, []float32{0, -4, -2, -3, -1}, []float32{5})
+	// A cap limits what is subtracted, image by image.
+	check(two, 2, 0.5, 7, []float32{2, -2, 0, -1, 1, 3, 23, 13, 43, 33}, []float32{3, 7})
 }
 
 // TestMapBaseline checks that the median baseline moves each image's map
@@ -510,4 +516,46 @@ func TestMapBaseline(t *testing.T) {
 	m = fitTiny(t, cfg, s)
 	require.Equal(t, BaselineNone, m.Config().MapBaseline)
 	require.Zero(t, m.Scorer().(*NearestScorer).Baseline)
+}
+
+// TestMapBaselineCapped checks the capped baseline: Fit measures the cap
+// as the highest median of the training images, a normal image loses its
+// own median, and an image unlike every training image (noise: all its
+// locations far) loses no more than the cap.
+func TestMapBaselineCapped(t *testing.T) {
+	s := makeSynth(25, 16, 2, 2)
+	rng := rand.New(rand.NewPCG(9, 9))
+	noise := image.NewRGBA(image.Rect(0, 0, 64, 64))
+	for i := range noise.Pix {
+		noise.Pix[i] = uint8(rng.IntN(256))
+	}
+	imgs := append(slices.Clone(s.test), noise)
+	cfg := testConfig()
+	cfg.Epochs1, cfg.Epochs2, cfg.MapBaseline = 0, 0, BaselineCapped
+	m := fitTiny(t, cfg, s)
+	limit := m.Calibration().BaselineCap
+	require.Positive(t, limit)
+	require.Equal(t, limit, m.Scorer().(*NearestScorer).Cap)
+	grid := func(b, c float64) []Result {
+		m.SetScorer(&NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma, Grid: true, Power: cfg.MapPower, Baseline: b, Cap: c})
+		return predictEach(t, m, imgs)
+	}
+	none, median, capped := grid(0, 0), grid(0.5, 0), grid(0.5, limit)
+	for i := range imgs {
+		shift, capShift := none[i].Score-median[i].Score, none[i].Score-capped[i].Score
+		require.InDelta(t, min(shift, limit), capShift, 1e-5*none[i].Score, "image %d", i)
+	}
+	last := len(imgs) - 1
+	require.Greater(t, none[last].Score-median[last].Score, limit, "the noise image's median is above the cap")
+	require.InDelta(t, limit, none[last].Score-capped[last].Score, 1e-5*none[last].Score)
+
+	// The file keeps the cap, and the loaded model scores with it.
+	m.SetScorer(nil)
+	want := predictEach(t, m, imgs)
+	var buf bytes.Buffer
+	require.NoError(t, m.Save(&buf))
+	l, err := Load(&buf, newTinyNet(3))
+	require.NoError(t, err)
+	require.Equal(t, limit, l.Calibration().BaselineCap)
+	require.Equal(t, want, predictEach(t, l, imgs))
 }

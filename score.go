@@ -32,6 +32,15 @@ type NearestScorer struct {
 	// little far from the centroids (lighting, a slightly different batch)
 	// does not light up as a whole. 0: none.
 	Baseline float64
+	// Cap, when above 0, is the most that Baseline subtracts: the highest
+	// baseline of the normal training images (Calibration.BaselineCap), so
+	// that a defect covering much of an image, which raises its own
+	// quantile, is lowered no more than a normal image can be.
+	Cap float64
+
+	// baselines, when set, receives each batch's subtracted baselines
+	// (calibration measures Cap with it).
+	baselines func([]float32)
 }
 
 // Score implements Scorer.
@@ -50,7 +59,11 @@ func (s *NearestScorer) Score(d Device, set CentroidSet, f *Tensor) (*Tensor, []
 		dist = powered(d, dist, s.Power)
 	}
 	if s.Baseline > 0 {
-		dist = baselined(d, dist, n, s.Baseline)
+		var b []float32
+		dist, b = baselined(d, dist, n, s.Baseline, s.Cap)
+		if s.baselines != nil {
+			s.baselines(b)
+		}
 	}
 	var grid []float64
 	if s.Grid {
@@ -89,24 +102,30 @@ func powered(d Device, x *Tensor, p float64) *Tensor {
 }
 
 // baselined returns x (n images' location scores) less each image's q
-// quantile, the order statistic at round(q (m-1)) of its m scores (x is
-// freed). The location scores are few, so this runs on the host.
-func baselined(d Device, x *Tensor, n int, q float64) *Tensor {
+// quantile, the order statistic at round(q (m-1)) of its m scores, at most
+// limit when limit > 0 (x is freed), and the n values subtracted. The
+// location scores are few, so this runs on the host.
+func baselined(d Device, x *Tensor, n int, q, limit float64) (*Tensor, []float32) {
 	host := d.ToHost(x)
 	d.Free(x)
 	v := host.Float32s()
 	per := len(v) / n
 	tmp := make([]float32, per)
+	out := make([]float32, n)
 	for i := range n {
 		img := v[i*per : (i+1)*per]
 		copy(tmp, img)
 		slices.Sort(tmp)
 		b := tmp[min(per-1, int(q*float64(per-1)+0.5))]
+		if limit > 0 {
+			b = min(b, float32(limit))
+		}
 		for j := range img {
 			img[j] -= b
 		}
+		out[i] = b
 	}
-	return d.FromHost(host)
+	return d.FromHost(host), out
 }
 
 // MapMax returns the maximum of each of the N maps of pix (N x 1 x H x W),
@@ -165,6 +184,10 @@ type Calibration struct {
 	// ascending order; PixelTail their pixel scores at PixelRates.
 	Scores    []float64 `json:"scores,omitempty"`
 	PixelTail []float64 `json:"pixel_tail,omitempty"`
+	// BaselineCap is the highest median location score of the normal
+	// training images, the most that Config.MapBaseline "capped"
+	// subtracts from an image's scores (0: not measured).
+	BaselineCap float64 `json:"baseline_cap,omitempty"`
 }
 
 // Normalize maps a raw score to the normal images' range: 0 at their

@@ -65,7 +65,7 @@ func configFlags(fs *flagSet, args []string) func() (anomnet.Config, error) {
 	fs.BoolVar(&c.NoCon, "no-con", c.NoCon, "ablation: single stage without the contrastive loss")
 	fs.Float64Var(&c.Sigma, "sigma", c.Sigma, "Gaussian blur of the anomaly map, pixels")
 	fs.Float64Var(&c.MapPower, "map-power", c.MapPower, "power of the location distances before upsampling and blur (1: METHOD.md's distances, 2: squared distances)")
-	fs.StringVar(&c.MapBaseline, "map-baseline", c.MapBaseline, "subtracted from each image's location scores: median (of the image's own) or none (METHOD.md)")
+	fs.StringVar(&c.MapBaseline, "map-baseline", c.MapBaseline, "subtracted from each image's location scores: none (METHOD.md), median (of the image's own) or capped (the median, at most the highest of the normal training images')")
 	fs.Float64Var(&c.FalseAlarms, "false-alarms", c.FalseAlarms, "thresholds for this false-alarm rate on normal images (and pixels), each scored without its own centroids")
 	fs.Float64Var(&c.ImageThreshold, "image-threshold", c.ImageThreshold, "image threshold, raw score (0: calibrate)")
 	fs.Float64Var(&c.PixelThreshold, "pixel-threshold", c.PixelThreshold, "pixel threshold, raw score (0: calibrate)")
