@@ -198,8 +198,8 @@ type Snapshot struct {
 // DefaultConfig returns the library's defaults: METHOD.md's, except where
 // the validation protocol of docs/RESULTS.md measured a better choice on
 // normal images (K from the data with farthest-point seeding, the layers'
-// balance, no training epochs), and this library's choices where METHOD.md
-// leaves one.
+// balance, no training epochs, the map's power and blur), and this
+// library's choices where METHOD.md leaves one.
 func DefaultConfig() Config {
 	return Config{
 		Taps:          []string{"stage2", "stage3"},
