@@ -6,6 +6,7 @@ import (
 	"image/draw"
 	"math"
 	"math/rand/v2"
+	"slices"
 )
 
 // structuralTries bounds the places CorruptStructural tries before it
@@ -28,6 +29,38 @@ const structuralTries = 8
 // elsewhere, up to structuralTries places. Regions keep 4 pixels from the
 // borders. Corrupt draws photometric defects (colour, brightness).
 func CorruptStructural(img image.Image, rng *rand.Rand) (*image.RGBA, *image.Gray) {
+	return regionEdit(img, rng,
+		func(out, src *image.RGBA, rng *rand.Rand) image.Rectangle {
+			return turn(out, src, rng, 0.03+0.07*rng.Float64())
+		},
+		mirror, exchange)
+}
+
+// CorruptLogical returns a copy of img with one synthetic logical defect
+// and its mask, drawn among two kinds that change what is where on a
+// large scale, as a part missing or put in wrong:
+//   - a rectangle of 10 - 30 % of the image filled with the colour of the
+//     image's border (the background, where a part is), with a little
+//     noise: a part missing;
+//   - a square of 10 - 25 % of the image turned by a quarter, half or
+//     three quarters: a part turned.
+//
+// The mask and the retries follow CorruptStructural.
+func CorruptLogical(img image.Image, rng *rand.Rand) (*image.RGBA, *image.Gray) {
+	return regionEdit(img, rng, missing, func(out, src *image.RGBA, rng *rand.Rand) image.Rectangle {
+		return turn(out, src, rng, 0.1+0.15*rng.Float64())
+	})
+}
+
+// An edit changes a region of src into out (a copy of src) and returns the
+// region.
+type edit func(out, src *image.RGBA, rng *rand.Rand) image.Rectangle
+
+// regionEdit copies img, draws one of edits, and applies it; a region whose
+// edit changes under a fifth of its pixels is tried again elsewhere, up to
+// structuralTries places. The mask holds the pixels changed by more than
+// 24 of 255 in some channel.
+func regionEdit(img image.Image, rng *rand.Rand, edits ...edit) (*image.RGBA, *image.Gray) {
 	b := img.Bounds()
 	src := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
 	draw.Draw(src, src.Bounds(), img, b.Min, draw.Src)
@@ -35,21 +68,13 @@ func CorruptStructural(img image.Image, rng *rand.Rand) (*image.RGBA, *image.Gra
 	if w < 16 || h < 16 {
 		return src, image.NewGray(src.Bounds())
 	}
-	kind := rng.IntN(3)
+	do := edits[rng.IntN(len(edits))]
 	var out *image.RGBA
 	var mask *image.Gray
 	for range structuralTries {
 		out = image.NewRGBA(src.Rect)
 		copy(out.Pix, src.Pix)
-		var region image.Rectangle
-		switch kind {
-		case 0:
-			region = turn(out, src, rng)
-		case 1:
-			region = mirror(out, src, rng)
-		default:
-			region = exchange(out, src, rng)
-		}
+		region := do(out, src, rng)
 		var changed int
 		mask, changed = changedMask(out, src)
 		if changed*5 >= region.Dx()*region.Dy() {
@@ -57,6 +82,37 @@ func CorruptStructural(img image.Image, rng *rand.Rand) (*image.RGBA, *image.Gra
 		}
 	}
 	return out, mask
+}
+
+// missing fills a rectangle of 10 - 30 % of the image with the median
+// colour of the image's 4-pixel border, plus or minus 6 levels of noise.
+func missing(out, src *image.RGBA, rng *rand.Rand) image.Rectangle {
+	w, h := src.Rect.Dx(), src.Rect.Dy()
+	r := rect(rng, w, h, 0.1+0.2*rng.Float64(), false)
+	var ch [3][]uint8
+	for y := range h {
+		for x := range w {
+			if x < 4 || y < 4 || x >= w-4 || y >= h-4 {
+				c := src.RGBAAt(x, y)
+				ch[0], ch[1], ch[2] = append(ch[0], c.R), append(ch[1], c.G), append(ch[2], c.B)
+			}
+		}
+	}
+	var bg [3]int
+	for i := range ch {
+		slices.Sort(ch[i])
+		bg[i] = int(ch[i][len(ch[i])/2])
+	}
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			var c [3]uint8
+			for i := range c {
+				c[i] = uint8(max(0, min(255, bg[i]+rng.IntN(13)-6)))
+			}
+			out.SetRGBA(x, y, color.RGBA{c[0], c[1], c[2], 255})
+		}
+	}
+	return r
 }
 
 // rect draws a w x h rectangle's size for a share of the image's area
@@ -77,9 +133,10 @@ func rect(rng *rand.Rand, w, h int, share float64, square bool) image.Rectangle 
 	return image.Rect(x, y, x+rw, y+rh)
 }
 
-// turn turns a square of src by a quarter, half or three quarters into out.
-func turn(out, src *image.RGBA, rng *rand.Rand) image.Rectangle {
-	r := rect(rng, src.Rect.Dx(), src.Rect.Dy(), 0.03+0.07*rng.Float64(), true)
+// turn turns a square of src covering share of the image by a quarter,
+// half or three quarters into out.
+func turn(out, src *image.RGBA, rng *rand.Rand, share float64) image.Rectangle {
+	r := rect(rng, src.Rect.Dx(), src.Rect.Dy(), share, true)
 	quarters := 1 + rng.IntN(3)
 	s := r.Dx()
 	for y := range s {

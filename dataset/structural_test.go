@@ -95,7 +95,8 @@ func TestTurnAndMirror(t *testing.T) {
 	for seed := range uint64(30) {
 		out := image.NewRGBA(src.Rect)
 		copy(out.Pix, src.Pix)
-		r := turn(out, src, rand.New(rand.NewPCG(seed, 1)))
+		rng := rand.New(rand.NewPCG(seed, 1))
+		r := turn(out, src, rng, 0.03+0.07*rng.Float64())
 		s := r.Dx()
 		require.Equal(t, s, r.Dy(), "a square")
 		got := region(out, r, id)
@@ -130,4 +131,55 @@ func TestTurnAndMirror(t *testing.T) {
 	}
 	require.Len(t, turns, 3, "quarter, half and three-quarter turns")
 	require.Len(t, flips, 2, "both flips")
+}
+
+// TestCorruptLogical checks the logical defects: seeded, the mask exactly
+// the pixels changed by more than 24, nothing changed at the border, a
+// larger share of the image than the structural kinds, and both kinds
+// drawn; a missing part shows the border's colour.
+func TestCorruptLogical(t *testing.T) {
+	const w, h = 96, 80
+	src := image.NewRGBA(image.Rect(0, 0, w, h))
+	rng := rand.New(rand.NewPCG(7, 8))
+	for y := range h {
+		for x := range w {
+			c := color.RGBA{30, 40, 50, 255} // the background
+			if x >= 12 && y >= 10 && x < w-12 && y < h-10 {
+				c = color.RGBA{uint8(100 + rng.IntN(150)), uint8(rng.IntN(256)), uint8(rng.IntN(256)), 255}
+			}
+			src.SetRGBA(x, y, c)
+		}
+	}
+	kinds := map[int]int{}
+	for seed := range uint64(40) {
+		img, mask := CorruptLogical(src, rand.New(rand.NewPCG(seed, 6)))
+		again, mask2 := CorruptLogical(src, rand.New(rand.NewPCG(seed, 6)))
+		require.Equal(t, img.Pix, again.Pix)
+		require.Equal(t, mask.Pix, mask2.Pix)
+		inside, background := 0, 0
+		for y := range h {
+			for x := range w {
+				a, b := img.RGBAAt(x, y), src.RGBAAt(x, y)
+				if a != b {
+					require.True(t, x >= 4 && y >= 4 && x < w-4 && y < h-4, "seed %d: pixel %d,%d at the border changed", seed, x, y)
+				}
+				big := max(absDiff(a.R, b.R), absDiff(a.G, b.G), absDiff(a.B, b.B)) > 24
+				require.Equal(t, big, mask.GrayAt(x, y).Y == 255, "seed %d: mask at %d,%d", seed, x, y)
+				if big {
+					inside++
+					if absDiff(a.R, 30) <= 6 && absDiff(a.G, 40) <= 6 && absDiff(a.B, 50) <= 6 {
+						background++
+					}
+				}
+			}
+		}
+		share := float64(inside) / (w * h)
+		require.True(t, share > 0.03 && share < 0.35, "seed %d: the defect covers %.3f of the image", seed, share)
+		kind := rand.New(rand.NewPCG(seed, 6)).IntN(2)
+		kinds[kind]++
+		if kind == 0 {
+			require.Equal(t, inside, background, "seed %d: a missing part shows the background", seed)
+		}
+	}
+	require.Len(t, kinds, 2, "both kinds drawn")
 }

@@ -29,7 +29,7 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			"No test image is read: this is how settings are compared without looking at the test set.")
 	holdout := fs.Float64("holdout", 0.2, "share of train/good held back")
 	copies := fs.Int("copies", 2, "defective copies of each held-back image")
-	defects := fs.String("defects", defectsPhotometric, "kinds of synthetic defect: photometric (a pasted patch, a scar or a blob), structural (a region turned, mirrored or exchanged), large (20 - 60% of the image darker or brighter), both (photometric and structural, the copies alternate) or all (the three in turn)")
+	defects := fs.String("defects", defectsPhotometric, "kinds of synthetic defect: photometric (a pasted patch, a scar or a blob), structural (a region turned, mirrored or exchanged), large (20 - 60% of the image darker or brighter), logical (a part missing or turned, 10 - 30% of the image), both (photometric and structural, the copies alternate) or all (the three in turn)")
 	jsonOut := fs.String("json", "", "also write the figures as JSON to this file")
 	sigmas := fs.String("sweep-sigma", "", "also score the held-back set, from the same fit, with each of these blurs (comma-separated pixels)")
 	baselines := fs.String("sweep-baseline", "", "also score it with each of these quantiles of each image's location scores subtracted (comma-separated; 0.5: the median, 0: none)")
@@ -44,7 +44,7 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	corrupt, ok := corrupters[*defects]
 	if !ok {
-		return usageError{msg: fmt.Sprintf("-defects %q: want %s, %s, %s, %s or %s", *defects, defectsPhotometric, defectsStructural, defectsLarge, defectsBoth, defectsAll)}
+		return usageError{msg: fmt.Sprintf("-defects %q: want %s, %s, %s, %s, %s or %s", *defects, defectsPhotometric, defectsStructural, defectsLarge, defectsLogical, defectsBoth, defectsAll)}
 	}
 	sweep, err := scorerSweep(cfg, *sigmas, *powers, *baselines)
 	if err != nil {
@@ -209,6 +209,7 @@ const (
 	defectsPhotometric = "photometric"
 	defectsStructural  = "structural"
 	defectsLarge       = "large"
+	defectsLogical     = "logical"
 	defectsBoth        = "both"
 	defectsAll         = "all"
 )
@@ -229,6 +230,9 @@ var corrupters = map[string]corrupter{
 	},
 	defectsLarge: func(img image.Image, _ int, rng *rand.Rand) (*image.RGBA, *image.Gray) {
 		return dataset.CorruptLarge(img, rng)
+	},
+	defectsLogical: func(img image.Image, _ int, rng *rand.Rand) (*image.RGBA, *image.Gray) {
+		return dataset.CorruptLogical(img, rng)
 	},
 	defectsBoth: func(img image.Image, copy int, rng *rand.Rand) (*image.RGBA, *image.Gray) {
 		if copy%2 == 0 {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"image"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -115,5 +117,34 @@ func TestPresetArg(t *testing.T) {
 		if got := presetArg(c.args); got != c.want {
 			t.Errorf("%q: preset %q, want %q", c.args, got, c.want)
 		}
+	}
+}
+
+// TestCorrupters runs every -defects kind on one image: the same size, a
+// non-empty mask, and the same output for the same seed.
+func TestCorrupters(t *testing.T) {
+	src := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	rng := rand.New(rand.NewPCG(1, 1))
+	for i := range src.Pix {
+		src.Pix[i] = uint8(rng.IntN(256))
+	}
+	for _, kind := range []string{defectsPhotometric, defectsStructural, defectsLarge, defectsLogical, defectsBoth, defectsAll} {
+		corrupt, ok := corrupters[kind]
+		if !ok {
+			t.Fatalf("no corrupter for -defects %s", kind)
+		}
+		for copy := range 3 {
+			img, mask := corrupt(src, copy, rand.New(rand.NewPCG(2, uint64(copy))))
+			again, _ := corrupt(src, copy, rand.New(rand.NewPCG(2, uint64(copy))))
+			if img.Bounds() != src.Bounds() || mask.Bounds() != src.Bounds() || !slices.Equal(img.Pix, again.Pix) {
+				t.Fatalf("%s, copy %d: bounds %v and %v, or not seeded", kind, copy, img.Bounds(), mask.Bounds())
+			}
+			if !slices.ContainsFunc(mask.Pix, func(v uint8) bool { return v > 0 }) {
+				t.Errorf("%s, copy %d: empty mask", kind, copy)
+			}
+		}
+	}
+	if len(corrupters) != 6 {
+		t.Errorf("%d kinds of -defects, the test knows 6", len(corrupters))
 	}
 }
