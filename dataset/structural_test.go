@@ -33,25 +33,10 @@ func TestCorruptStructural(t *testing.T) {
 	}
 	kinds := map[int]int{}
 	for seed := range uint64(60) {
-		img, mask := CorruptStructural(src, rand.New(rand.NewPCG(seed, 5)))
-		again, mask2 := CorruptStructural(src, rand.New(rand.NewPCG(seed, 5)))
-		require.Equal(t, img.Pix, again.Pix)
-		require.Equal(t, mask.Pix, mask2.Pix)
-		inside := 0
-		for y := range h {
-			for x := range w {
-				a, b := img.RGBAAt(x, y), src.RGBAAt(x, y)
-				require.True(t, colours[a], "seed %d: pixel %d,%d has a colour not in the source", seed, x, y)
-				if a != b {
-					require.True(t, x >= 4 && y >= 4 && x < w-4 && y < h-4, "seed %d: pixel %d,%d at the border changed", seed, x, y)
-				}
-				big := max(absDiff(a.R, b.R), absDiff(a.G, b.G), absDiff(a.B, b.B)) > 24
-				require.Equal(t, big, mask.GrayAt(x, y).Y == 255, "seed %d: mask at %d,%d", seed, x, y)
-				if big {
-					inside++
-				}
-			}
-		}
+		img, mask := corruptTwice(t, CorruptStructural, src, seed, 5)
+		inside := changedPixels(t, seed, src, img, mask, func(x, y int, a color.RGBA, _ bool) {
+			require.True(t, colours[a], "seed %d: pixel %d,%d has a colour not in the source", seed, x, y)
+		})
 		share := float64(inside) / (w * h)
 		require.True(t, share > 0.01 && share < 0.2, "seed %d: the defect covers %.3f of the image", seed, share)
 		kinds[rand.New(rand.NewPCG(seed, 5)).IntN(3)]++
@@ -152,27 +137,13 @@ func TestCorruptLogical(t *testing.T) {
 	}
 	kinds := map[int]int{}
 	for seed := range uint64(40) {
-		img, mask := CorruptLogical(src, rand.New(rand.NewPCG(seed, 6)))
-		again, mask2 := CorruptLogical(src, rand.New(rand.NewPCG(seed, 6)))
-		require.Equal(t, img.Pix, again.Pix)
-		require.Equal(t, mask.Pix, mask2.Pix)
-		inside, background := 0, 0
-		for y := range h {
-			for x := range w {
-				a, b := img.RGBAAt(x, y), src.RGBAAt(x, y)
-				if a != b {
-					require.True(t, x >= 4 && y >= 4 && x < w-4 && y < h-4, "seed %d: pixel %d,%d at the border changed", seed, x, y)
-				}
-				big := max(absDiff(a.R, b.R), absDiff(a.G, b.G), absDiff(a.B, b.B)) > 24
-				require.Equal(t, big, mask.GrayAt(x, y).Y == 255, "seed %d: mask at %d,%d", seed, x, y)
-				if big {
-					inside++
-					if absDiff(a.R, 30) <= 6 && absDiff(a.G, 40) <= 6 && absDiff(a.B, 50) <= 6 {
-						background++
-					}
-				}
+		img, mask := corruptTwice(t, CorruptLogical, src, seed, 6)
+		background := 0
+		inside := changedPixels(t, seed, src, img, mask, func(_, _ int, a color.RGBA, big bool) {
+			if big && absDiff(a.R, 30) <= 6 && absDiff(a.G, 40) <= 6 && absDiff(a.B, 50) <= 6 {
+				background++
 			}
-		}
+		})
 		share := float64(inside) / (w * h)
 		require.True(t, share > 0.03 && share < 0.35, "seed %d: the defect covers %.3f of the image", seed, share)
 		kind := rand.New(rand.NewPCG(seed, 6)).IntN(2)
@@ -182,4 +153,41 @@ func TestCorruptLogical(t *testing.T) {
 		}
 	}
 	require.Len(t, kinds, 2, "both kinds drawn")
+}
+
+// corruptTwice runs corrupt twice with the same seed, requires the same
+// image and mask, and returns them.
+func corruptTwice(t *testing.T, corrupt func(image.Image, *rand.Rand) (*image.RGBA, *image.Gray), src image.Image, seed, stream uint64) (*image.RGBA, *image.Gray) {
+	t.Helper()
+	img, mask := corrupt(src, rand.New(rand.NewPCG(seed, stream)))
+	again, mask2 := corrupt(src, rand.New(rand.NewPCG(seed, stream)))
+	require.Equal(t, img.Pix, again.Pix, "seed %d", seed)
+	require.Equal(t, mask.Pix, mask2.Pix, "seed %d", seed)
+	require.Equal(t, src.Bounds(), img.Bounds())
+	return img, mask
+}
+
+// changedPixels checks a region edit pixel by pixel: nothing changes in
+// the 4-pixel border, and the mask holds exactly the pixels changed by
+// more than 24 in some channel. It calls each on every pixel (big: in the
+// mask) and returns the mask's size.
+func changedPixels(t *testing.T, seed uint64, src, img *image.RGBA, mask *image.Gray, each func(x, y int, a color.RGBA, big bool)) int {
+	t.Helper()
+	w, h := src.Rect.Dx(), src.Rect.Dy()
+	inside := 0
+	for y := range h {
+		for x := range w {
+			a, b := img.RGBAAt(x, y), src.RGBAAt(x, y)
+			if a != b {
+				require.True(t, x >= 4 && y >= 4 && x < w-4 && y < h-4, "seed %d: pixel %d,%d at the border changed", seed, x, y)
+			}
+			big := max(absDiff(a.R, b.R), absDiff(a.G, b.G), absDiff(a.B, b.B)) > 24
+			require.Equal(t, big, mask.GrayAt(x, y).Y == 255, "seed %d: mask at %d,%d", seed, x, y)
+			if big {
+				inside++
+			}
+			each(x, y, a, big)
+		}
+	}
+	return inside
 }
