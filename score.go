@@ -55,15 +55,19 @@ func (s *NearestScorer) Score(d Device, set CentroidSet, f *Tensor) (*Tensor, []
 	dist := d.Zeros(n * h * w)
 	set.Nearest(d, nil, dist, rows)
 	d.Free(rows)
-	if s.Power != 0 && s.Power != 1 {
-		dist = powered(d, dist, s.Power)
-	}
-	if s.Baseline > 0 {
-		var b []float32
-		dist, b = baselined(d, dist, n, s.Baseline, s.Cap)
-		if s.baselines != nil {
-			s.baselines(b)
+	if (s.Power != 0 && s.Power != 1) || s.Baseline > 0 {
+		// The location scores are few (N x H x W): one pass on the host.
+		host := d.ToHost(dist)
+		d.Free(dist)
+		v := host.Float32s()
+		powered(v, s.Power)
+		if s.Baseline > 0 {
+			b := baselined(v, n, s.Baseline, s.Cap)
+			if s.baselines != nil {
+				s.baselines(b)
+			}
 		}
+		dist = d.FromHost(host)
 	}
 	var grid []float64
 	if s.Grid {
@@ -85,12 +89,11 @@ func (s *NearestScorer) Score(d Device, set CentroidSet, f *Tensor) (*Tensor, []
 	return out, MapMax(d, out)
 }
 
-// powered returns x with each element raised to the power p (x is freed).
-// The location scores are few (N x H x W), so this runs on the host.
-func powered(d Device, x *Tensor, p float64) *Tensor {
-	host := d.ToHost(x)
-	d.Free(x)
-	v := host.Float32s()
+// powered raises each element of v to the power p (0 and 1: unchanged).
+func powered(v []float32, p float64) {
+	if p == 0 || p == 1 {
+		return
+	}
 	for i, e := range v {
 		if p == 2 {
 			v[i] = e * e
@@ -98,17 +101,13 @@ func powered(d Device, x *Tensor, p float64) *Tensor {
 			v[i] = float32(math.Pow(float64(e), p))
 		}
 	}
-	return d.FromHost(host)
 }
 
-// baselined returns x (n images' location scores) less each image's q
-// quantile, the order statistic at round(q (m-1)) of its m scores, at most
-// limit when limit > 0 (x is freed), and the n values subtracted. The
-// location scores are few, so this runs on the host.
-func baselined(d Device, x *Tensor, n int, q, limit float64) (*Tensor, []float32) {
-	host := d.ToHost(x)
-	d.Free(x)
-	v := host.Float32s()
+// baselined subtracts from each of the n images' location scores in v
+// their q quantile, the order statistic at round(q (m-1)) of its m
+// scores, at most limit when limit > 0, and returns the n values
+// subtracted.
+func baselined(v []float32, n int, q, limit float64) []float32 {
 	per := len(v) / n
 	tmp := make([]float32, per)
 	out := make([]float32, n)
@@ -125,7 +124,7 @@ func baselined(d Device, x *Tensor, n int, q, limit float64) (*Tensor, []float32
 		}
 		out[i] = b
 	}
-	return d.FromHost(host), out
+	return out
 }
 
 // MapMax returns the maximum of each of the N maps of pix (N x 1 x H x W),
