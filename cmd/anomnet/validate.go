@@ -46,7 +46,7 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !ok {
 		return usageError{msg: fmt.Sprintf("-defects %q: want %s, %s, %s, %s, %s or %s", *defects, defectsPhotometric, defectsStructural, defectsLarge, defectsLogical, defectsBoth, defectsAll)}
 	}
-	sweep, err := scorerSweep(cfg, *sigmas, *powers, *baselines)
+	sweep, err := parseSweep(*sigmas, *powers, *baselines)
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,11 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "%s: fitted on %d images in %s; %d held back, %d defective copies (%s): I-AUROC %s, P-AUROC %s, AUPRO %s\n",
 		cat.Name, res.Fit, fmtDuration(took), res.HeldBack, len(valImgs)-res.HeldBack, res.Defects,
 		fmtMetric(row.IAUROC), fmtMetric(row.PAUROC), fmtMetric(row.AUPRO))
-	for _, sc := range sweep {
+	var scorers []*anomnet.NearestScorer
+	if base, ok := m.Scorer().(*anomnet.NearestScorer); ok {
+		scorers = sweep.scorers(*base)
+	}
+	for _, sc := range scorers {
 		m.SetScorer(sc)
 		row, err := score(fmt.Sprintf("sigma %g, power %g, baseline %g", sc.Sigma, sc.Power, sc.Baseline))
 		if err != nil {
@@ -135,8 +139,8 @@ type validation struct {
 	FitSec   float64 `json:"fit_s"`
 	// Metrics are eval's over the held-back images and their copies.
 	Metrics evalRow `json:"metrics"`
-	// Sweep has the same figures under the scorers of -sweep-sigma and
-	// -sweep-power, from the same fit.
+	// Sweep has the same figures under the scorers of -sweep-sigma,
+	// -sweep-power and -sweep-baseline, from the same fit.
 	Sweep []scorerRow `json:"sweep,omitempty"`
 }
 
@@ -148,16 +152,18 @@ type scorerRow struct {
 	Metrics  evalRow `json:"metrics"`
 }
 
-// scorerSweep returns a NearestScorer for every pair of the comma-separated
-// blurs and powers (either list empty: the configuration's own value); none
-// when both are empty.
-func scorerSweep(cfg anomnet.Config, sigmas, powers, baselines string) ([]*anomnet.NearestScorer, error) {
-	if sigmas == "" && powers == "" && baselines == "" {
-		return nil, nil
-	}
-	list := func(name, s string, def float64) ([]float64, error) {
+// scorerSweep holds validate's -sweep-* lists; an empty list keeps the
+// fitted model's own value.
+type scorerSweep struct {
+	sigmas, powers, baselines []float64
+}
+
+// parseSweep reads the comma-separated -sweep-sigma, -sweep-power and
+// -sweep-baseline lists (each empty, or non-negative numbers).
+func parseSweep(sigmas, powers, baselines string) (scorerSweep, error) {
+	list := func(name, s string) ([]float64, error) {
 		if s == "" {
-			return []float64{def}, nil
+			return nil, nil
 		}
 		var out []float64
 		for _, f := range strings.Split(s, ",") {
@@ -169,31 +175,41 @@ func scorerSweep(cfg anomnet.Config, sigmas, powers, baselines string) ([]*anomn
 		}
 		return out, nil
 	}
-	ss, err := list("sweep-sigma", sigmas, cfg.Sigma)
-	if err != nil {
-		return nil, err
+	var sw scorerSweep
+	var err error
+	if sw.sigmas, err = list("sweep-sigma", sigmas); err != nil {
+		return sw, err
 	}
-	ps, err := list("sweep-power", powers, cfg.MapPower)
-	if err != nil {
-		return nil, err
+	if sw.powers, err = list("sweep-power", powers); err != nil {
+		return sw, err
 	}
-	var base float64
-	if cfg.MapBaseline == anomnet.BaselineMedian {
-		base = 0.5
+	sw.baselines, err = list("sweep-baseline", baselines)
+	return sw, err
+}
+
+// scorers returns a copy of base (the fitted model's scorer) for every
+// combination of the lists, none when all are empty.
+func (sw scorerSweep) scorers(base anomnet.NearestScorer) []*anomnet.NearestScorer {
+	if sw.sigmas == nil && sw.powers == nil && sw.baselines == nil {
+		return nil
 	}
-	bs, err := list("sweep-baseline", baselines, base)
-	if err != nil {
-		return nil, err
+	or := func(l []float64, own float64) []float64 {
+		if l == nil {
+			return []float64{own}
+		}
+		return l
 	}
 	var out []*anomnet.NearestScorer
-	for _, s := range ss {
-		for _, p := range ps {
-			for _, b := range bs {
-				out = append(out, &anomnet.NearestScorer{Size: cfg.Crop, Sigma: s, Grid: cfg.ImageScore == anomnet.ScoreGrid, Power: p, Baseline: b})
+	for _, s := range or(sw.sigmas, base.Sigma) {
+		for _, p := range or(sw.powers, base.Power) {
+			for _, b := range or(sw.baselines, base.Baseline) {
+				sc := base
+				sc.Sigma, sc.Power, sc.Baseline = s, p, b
+				out = append(out, &sc)
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // holdOut splits n images into the ones to fit on and a share held back,
