@@ -191,7 +191,8 @@ func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
 		if ix != nil {
 			set = leaveOut{Index: ix, source: source, images: idx, locs: t.locs}
 		}
-		pix, scores := pixelMaps(ctx, t.d, t.ad, set, sc, t.cfg.Crop, maps)
+		w, h := t.cfg.Preprocess().Size()
+		pix, scores := pixelMaps(ctx, t.d, t.ad, set, sc, w, h, maps)
 		for i, pix := range pix {
 			lo, hi := slices.Min(pix), slices.Max(pix)
 			cal.Min, cal.Max = min(cal.Min, float64(lo)), max(cal.Max, float64(hi))

@@ -2,6 +2,7 @@ package anomnet
 
 import (
 	"fmt"
+	"image"
 	"math"
 	"slices"
 
@@ -23,10 +24,24 @@ type Config struct {
 	// maps are pooled down or interpolated up to it. "" (the default)
 	// takes the largest tapped map.
 	Grid string `json:"grid,omitempty"`
-	// Resize and Crop are the preprocessing: resize to Resize x Resize,
-	// then the centred Crop x Crop square.
+	// Resize and Crop are the preprocessing of the crop input (the
+	// default, InputCrop: METHOD.md's and the MVTec AD benchmark's): resize
+	// to Resize x Resize, aspect ratio not kept, then the centred Crop x
+	// Crop square.
 	Resize int `json:"resize"`
 	Crop   int `json:"crop"`
+	// Input is how an image becomes the backbone's input: InputCrop
+	// (Resize, then Crop) or InputFull, the whole image resized to the
+	// model's frame, Width x Height, with nothing cut. Fit sets an unset
+	// frame from the training images (dataset.Frame of their median size:
+	// the aspect ratio kept, the shorter side FullSide pixels unless the
+	// longer one would pass FullMax). An image of another shape is resized
+	// to the frame all the same.
+	Input    string `json:"input,omitempty"`
+	FullSide int    `json:"full_side,omitempty"`
+	FullMax  int    `json:"full_max,omitempty"`
+	Width    int    `json:"width,omitempty"`
+	Height   int    `json:"height,omitempty"`
 
 	// Adapter configures the feature adapter (METHOD.md 3).
 	Adapter adapter.Options `json:"adapter"`
@@ -205,6 +220,9 @@ func DefaultConfig() Config {
 		Taps:          []string{"stage2", "stage3"},
 		Resize:        256,
 		Crop:          224,
+		Input:         InputCrop,
+		FullSide:      224,
+		FullMax:       512,
 		K:             0,
 		KFraction:     0.1,
 		KMin:          256,
@@ -295,6 +313,7 @@ func (c Config) withDefaults() (Config, error) {
 		{&c.Resize, def.Resize}, {&c.Crop, def.Crop}, {&c.K, def.K}, {&c.BatchSize, def.BatchSize},
 		{&c.Sample, def.Sample}, {&c.BackboneBatch, def.BackboneBatch}, {&c.MaxPixels, def.MaxPixels},
 		{&c.KMin, def.KMin}, {&c.KMax, def.KMax}, {&c.TrainK, def.TrainK},
+		{&c.FullSide, def.FullSide}, {&c.FullMax, def.FullMax},
 	}
 	for _, f := range ints {
 		if *f.v == 0 {
@@ -319,6 +338,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Init == "" {
 		c.Init = def.Init
 	}
+	if c.Input == "" {
+		c.Input = def.Input
+	}
 	if c.DecayTo == "" {
 		c.DecayTo = def.DecayTo
 	}
@@ -340,6 +362,10 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.Crop < 1 || c.Crop > c.Resize:
 		return c, fmt.Errorf("anomnet: config: crop %d of a %d image", c.Crop, c.Resize)
+	case c.Input != InputCrop && c.Input != InputFull:
+		return c, fmt.Errorf("anomnet: config: input %q (want %s or %s)", c.Input, InputCrop, InputFull)
+	case c.FullSide < 1 || c.FullMax < 1 || c.Width < 0 || c.Height < 0 || (c.Width == 0) != (c.Height == 0):
+		return c, fmt.Errorf("anomnet: config: full frame: side %d, at most %d, frame %dx%d", c.FullSide, c.FullMax, c.Width, c.Height)
 	case c.K < 0:
 		return c, fmt.Errorf("anomnet: config: K = %d centroids", c.K)
 	case c.KFraction <= 0 || c.KFraction > 1 || c.KMin < 1 || c.KMax < c.KMin:
@@ -384,9 +410,12 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// The choices of Config.TapBalance, Config.ImageScore, Config.MapBaseline
-// and Config.DecayTo.
+// The choices of Config.TapBalance, Config.ImageScore, Config.MapBaseline,
+// Config.DecayTo and Config.Input.
 const (
+	InputCrop = "crop"
+	InputFull = "full"
+
 	DecayZero   = "zero"
 	DecayStart  = "start"
 	TapDims     = "dims"
@@ -424,4 +453,38 @@ type Progress struct {
 // total that was minimised.
 type Losses struct {
 	Att, Sep, Ent, Pos, Neg, Total float64
+}
+
+// Preprocess returns the preprocessing of c: its crop, or in the full
+// input its frame (Width x Height, which must be set: see Frame).
+func (c Config) Preprocess() dataset.Preprocess {
+	if c.Input == InputFull {
+		return dataset.Preprocess{Width: c.Width, Height: c.Height}
+	}
+	return dataset.Preprocess{Resize: c.Resize, Crop: c.Crop}
+}
+
+// Frame returns c with, in the full input and where it is not set yet,
+// the frame for images of the given sizes: dataset.Frame of their median
+// width and height (the camera's shape, which a stray image does not
+// move), with FullSide and FullMax. The crop input returns c as it is.
+func (c Config) Frame(sizes []image.Point) Config {
+	if c.Input != InputFull || c.Width > 0 || len(sizes) == 0 {
+		return c
+	}
+	ws, hs := make([]int, len(sizes)), make([]int, len(sizes))
+	for i, p := range sizes {
+		ws[i], hs[i] = p.X, p.Y
+	}
+	slices.Sort(ws)
+	slices.Sort(hs)
+	side, most := c.FullSide, c.FullMax
+	if side == 0 {
+		side = DefaultConfig().FullSide
+	}
+	if most == 0 {
+		most = DefaultConfig().FullMax
+	}
+	c.Width, c.Height = dataset.Frame(max(1, ws[len(ws)/2]), max(1, hs[len(hs)/2]), side, most)
+	return c
 }

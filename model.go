@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/org/anomnet/centroid"
-	"github.com/org/anomnet/dataset"
 	"github.com/org/anomnet/internal/tensor"
 )
 
@@ -113,22 +112,23 @@ func (m *Model) Delta() float64 {
 
 // Prepared marks an image that is already resized and cropped as the
 // model's Config says, such as the Image of a dataset.Loader item loaded
-// with the same Resize and Crop: Fit and Predict pass it to the backbone as
+// with Config.Preprocess: Fit and Predict pass it to the backbone as
 // it is instead of preprocessing it again.
 type Prepared struct{ *image.RGBA }
 
-// preprocess resizes and crops images as the config says; errors number
-// the images from first.
-func (m *Model) preprocess(imgs []image.Image, first int) ([]image.Image, error) {
-	pre := dataset.Preprocess{Resize: m.cfg.Resize, Crop: m.cfg.Crop}
+// preprocess resizes and crops images as cfg says; errors number the
+// images from first.
+func preprocess(cfg Config, imgs []image.Image, first int) ([]image.Image, error) {
+	pre := cfg.Preprocess()
+	w, h := pre.Size()
 	out := make([]image.Image, len(imgs))
 	for i, img := range imgs {
 		if img == nil {
 			return nil, fmt.Errorf("anomnet: image %d is nil", first+i)
 		}
 		if p, ok := img.(Prepared); ok {
-			if b := p.Bounds(); b.Dx() != m.cfg.Crop || b.Dy() != m.cfg.Crop {
-				return nil, fmt.Errorf("anomnet: prepared image %d is %dx%d, the model crops %dx%d", first+i, b.Dx(), b.Dy(), m.cfg.Crop, m.cfg.Crop)
+			if b := p.Bounds(); b.Dx() != w || b.Dy() != h {
+				return nil, fmt.Errorf("anomnet: prepared image %d is %dx%d, the model's input is %dx%d", first+i, b.Dx(), b.Dy(), w, h)
 			}
 			out[i] = p.RGBA
 			continue
@@ -137,23 +137,24 @@ func (m *Model) preprocess(imgs []image.Image, first int) ([]image.Image, error)
 		if b.Empty() {
 			return nil, fmt.Errorf("anomnet: image %d is empty", first+i)
 		}
-		if px := int64(b.Dx()) * int64(b.Dy()); px > int64(m.cfg.MaxPixels) {
+		if px := int64(b.Dx()) * int64(b.Dy()); px > int64(cfg.MaxPixels) {
 			return nil, fmt.Errorf("anomnet: image %d is %dx%d = %d pixels, over the cap of %d (Config.MaxPixels)",
-				first+i, b.Dx(), b.Dy(), px, m.cfg.MaxPixels)
+				first+i, b.Dx(), b.Dy(), px, cfg.MaxPixels)
 		}
 		out[i] = pre.Image(img)
 	}
 	return out, nil
 }
 
-// backboneMaps preprocesses images (numbered from first in errors), runs them through the backbone and checks
-// the maps against what the model was trained with (when it was).
-func (m *Model) backboneMaps(ctx context.Context, raw []image.Image, first int) ([]*Tensor, error) {
+// backboneMaps preprocesses images as cfg says (numbered from first in
+// errors), runs them through the backbone and checks the maps against what
+// the model was trained with (when it was).
+func (m *Model) backboneMaps(ctx context.Context, cfg Config, raw []image.Image, first int) ([]*Tensor, error) {
 	var imgs []image.Image
 	var x *Tensor
 	var err error
 	pprof.Do(ctx, pprof.Labels("stage", "preprocess"), func(context.Context) {
-		if imgs, err = m.preprocess(raw, first); err == nil {
+		if imgs, err = preprocess(cfg, raw, first); err == nil {
 			x, err = m.bb.Input(imgs...)
 		}
 	})
@@ -213,7 +214,12 @@ func configScorer(cfg Config) Scorer {
 	if cfg.Scorer != nil {
 		return cfg.Scorer
 	}
-	sc := &NearestScorer{Size: cfg.Crop, Sigma: cfg.Sigma, Grid: cfg.ImageScore == ScoreGrid, Power: cfg.MapPower}
+	sc := &NearestScorer{Sigma: cfg.Sigma, Grid: cfg.ImageScore == ScoreGrid, Power: cfg.MapPower}
+	if cfg.Input == InputFull {
+		sc.Width, sc.Height = cfg.Width, cfg.Height
+	} else {
+		sc.Size = cfg.Crop
+	}
 	if cfg.MapBaseline == BaselineMedian || cfg.MapBaseline == BaselineCapped {
 		sc.Baseline = 0.5
 	}
@@ -242,7 +248,7 @@ func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result,
 			return nil, err
 		}
 		hi := min(lo+m.cfg.BackboneBatch, len(imgs))
-		maps, err := m.backboneMaps(ctx, imgs[lo:hi], lo)
+		maps, err := m.backboneMaps(ctx, m.cfg, imgs[lo:hi], lo)
 		if err != nil {
 			return nil, fmt.Errorf("anomnet: predicting images %d to %d: %w", lo, hi-1, err)
 		}
@@ -259,15 +265,16 @@ func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result,
 // pixelMaps adapts and scores backbone maps, freeing them, and returns
 // one host pixel map and one score per image.
 func (m *Model) pixelMaps(ctx context.Context, maps []*Tensor) ([][]float32, []float64) {
-	return pixelMaps(ctx, m.dev, m.ad, m.set, m.scorer(), m.cfg.Crop, maps)
+	w, h := m.cfg.Preprocess().Size()
+	return pixelMaps(ctx, m.dev, m.ad, m.set, m.scorer(), w, h, maps)
 }
 
 // pixelMaps runs backbone maps through the adapter ad and the scorer sc
 // with the centroids set on d, freeing them, and returns one host pixel
-// map (size x size) and one score per image: what Predict and the
+// map (w x h) and one score per image: what Predict and the
 // calibration after training share. The work is labelled for the CPU
 // profiler (stage adapter, score).
-func pixelMaps(ctx context.Context, d Device, ad Adapter, set CentroidSet, sc Scorer, size int, maps []*Tensor) ([][]float32, []float64) {
+func pixelMaps(ctx context.Context, d Device, ad Adapter, set CentroidSet, sc Scorer, w, h int, maps []*Tensor) ([][]float32, []float64) {
 	var f *Tensor
 	pprof.Do(ctx, pprof.Labels("stage", "adapter"), func(context.Context) {
 		f = ad.Forward(d, maps)
@@ -284,9 +291,9 @@ func pixelMaps(ctx context.Context, d Device, ad Adapter, set CentroidSet, sc Sc
 		d.Free(pix)
 	})
 	all := host.Float32s()
-	n, s := pix.Dim(0), size*size
+	n, s := pix.Dim(0), w*h
 	if len(all) != n*s || len(scores) != n {
-		panic(fmt.Sprintf("anomnet: the scorer returned maps %v and %d scores for %d images of %dx%d", pix.Shape(), len(scores), n, size, size))
+		panic(fmt.Sprintf("anomnet: the scorer returned maps %v and %d scores for %d images of %dx%d", pix.Shape(), len(scores), n, w, h))
 	}
 	out := make([][]float32, n)
 	for i := range n {
@@ -298,7 +305,11 @@ func pixelMaps(ctx context.Context, d Device, ad Adapter, set CentroidSet, sc Sc
 // result turns a pixel map and an image score into a Result with the
 // model's thresholds.
 func (m *Model) result(pix []float32, score float64) Result {
-	r := Result{Map: pix, Size: m.cfg.Crop, Mask: make([]bool, len(pix)), Score: score}
+	w, h := m.cfg.Preprocess().Size()
+	r := Result{Map: pix, Width: w, Height: h, Mask: make([]bool, len(pix)), Score: score}
+	if w == h {
+		r.Size = w
+	}
 	r.Anomalous = r.Score > m.cal.ImageThreshold
 	for i, v := range pix {
 		r.Mask[i] = float64(v) > m.cal.PixelThreshold

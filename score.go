@@ -10,7 +10,8 @@ import (
 
 // NearestScorer is METHOD.md's scoring (section 5): each location's score
 // is its Euclidean distance to the nearest centroid; the score map is
-// upsampled bilinearly to Size x Size and blurred with a Gaussian of
+// upsampled bilinearly to Size x Size (or Width x Height where set) and
+// blurred with a Gaussian of
 // standard deviation Sigma pixels (radius floor(4 Sigma + 0.5)); an
 // image's score is the maximum of its map, or with Grid the maximum of its
 // location scores before upsampling and blur.
@@ -21,10 +22,13 @@ import (
 // change of the location scores, it reorders pixels only through the
 // upsampling and blur that mix neighbours.
 type NearestScorer struct {
-	Size  int
-	Sigma float64
-	Grid  bool
-	Power float64
+	// Size is the side of a square map; Width and Height, when set, give
+	// a map of any shape instead (Config.InputFull).
+	Size          int
+	Width, Height int
+	Sigma         float64
+	Grid          bool
+	Power         float64
 	// Baseline, when in (0, 1], subtracts from each image's location
 	// scores (after Power) their Baseline quantile, 0.5 the median, before
 	// the upsampling: a location then scores how far it stands out from
@@ -73,10 +77,14 @@ func (s *NearestScorer) Score(d Device, set CentroidSet, f *Tensor) (*Tensor, []
 	if s.Grid {
 		grid = MapMax(d, dist.Reshape(n, 1, h, w))
 	}
-	up := d.Zeros(n, 1, s.Size, s.Size)
+	mw, mh := s.Size, s.Size
+	if s.Width > 0 || s.Height > 0 {
+		mw, mh = s.Width, s.Height
+	}
+	up := d.Zeros(n, 1, mh, mw)
 	d.ResizeBilinear(up, dist.Reshape(n, 1, h, w))
 	d.Free(dist)
-	out := d.Zeros(n, 1, s.Size, s.Size)
+	out := d.Zeros(n, 1, mh, mw)
 	if s.Sigma > 0 {
 		d.GaussianBlur(out, up, s.Sigma, tensor.GaussianRadius(s.Sigma))
 		d.Free(up)
@@ -147,13 +155,15 @@ type Result struct {
 	Score float64
 	// Anomalous reports Score > the model's image threshold.
 	Anomalous bool
-	// Map is the pixel anomaly map, Size x Size, row-major, in raw score
+	// Map is the pixel anomaly map, Width x Height, row-major, in raw score
 	// units (with the defaults, the square root of the distance to the
 	// nearest centroid less its median over the image's locations,
 	// upsampled and blurred: see NearestScorer), over the preprocessed
-	// (resized and cropped) image. With a baseline, normal pixels score
-	// near or below 0.
-	Map  []float32
+	// (resized and cropped, or resized to the full frame) image. With a
+	// baseline, normal pixels score near or below 0.
+	Map           []float32
+	Width, Height int
+	// Size is Width where the map is square (the crop input), 0 otherwise.
 	Size int
 	// Mask marks the pixels of Map above the model's pixel threshold.
 	Mask []bool
@@ -197,4 +207,35 @@ func (c Calibration) Normalize(v float64) float64 {
 		return v - c.Min
 	}
 	return (v - c.Min) / (c.Max - c.Min)
+}
+
+// Resized returns r with its map resampled to w x h pixels (bilinearly,
+// pixel centres aligned, as the scorer upsamples) and its mask by nearest
+// neighbour; Score and Anomalous are kept. With the full input
+// (Config.InputFull) the map covers the whole image, so Resized to the
+// image's own width and height puts each value on the input pixel it
+// belongs to; with the crop input it stays over the crop. It panics on a
+// size below 1 or a result whose map is not Width x Height.
+func (r Result) Resized(w, h int) Result {
+	r = r.sized()
+	if w < 1 || h < 1 || r.Width < 1 || r.Height < 1 || len(r.Map) != r.Width*r.Height {
+		panic(fmt.Sprintf("anomnet: Result.Resized: a %dx%d map of %d values to %dx%d", r.Width, r.Height, len(r.Map), w, h))
+	}
+	out := Result{Score: r.Score, Anomalous: r.Anomalous, Width: w, Height: h}
+	if w == h {
+		out.Size = w
+	}
+	dst := tensor.New(1, 1, h, w)
+	tensor.CPU{}.ResizeBilinear(dst, tensor.FromFloat32s(r.Map, 1, 1, r.Height, r.Width))
+	out.Map = dst.Float32s()
+	if len(r.Mask) == len(r.Map) {
+		out.Mask = make([]bool, w*h)
+		for y := range h {
+			sy := (2*y + 1) * r.Height / (2 * h)
+			for x := range w {
+				out.Mask[y*w+x] = r.Mask[sy*r.Width+(2*x+1)*r.Width/(2*w)]
+			}
+		}
+	}
+	return out
 }

@@ -30,7 +30,15 @@ func (m *Model) Fit(ctx context.Context, images []image.Image) error {
 	if len(images) == 0 {
 		return errors.New("anomnet: Fit without images")
 	}
-	t := &trainer{m: m, cfg: m.cfg, d: m.dev, rng: rand.New(rand.NewPCG(m.cfg.Seed, 0x616e6f6d6e6574))}
+	sizes := make([]image.Point, 0, len(images))
+	for _, img := range images {
+		if img != nil {
+			sizes = append(sizes, img.Bounds().Size())
+		}
+	}
+	// The full input's frame, where none is set: from these images.
+	cfg := m.cfg.Frame(sizes)
+	t := &trainer{m: m, cfg: cfg, d: m.dev, rng: rand.New(rand.NewPCG(m.cfg.Seed, 0x616e6f6d6e6574))}
 	defer t.close()
 	// Each step is labelled for the CPU profiler (fit: features, init,
 	// train, refresh, index, calibrate).
@@ -59,6 +67,7 @@ func (m *Model) Fit(ctx context.Context, images []image.Image) error {
 		return err
 	}
 	m.mu.Lock()
+	m.cfg.Width, m.cfg.Height = cfg.Width, cfg.Height
 	m.fitted, m.channels, m.sizes = true, t.channels, t.sizes
 	m.ad, m.set, m.delta, m.cal = t.ad, t.search, t.delta, cal
 	m.mu.Unlock()
@@ -109,7 +118,7 @@ func (t *trainer) extract(ctx context.Context, images []image.Image) error {
 			return err
 		}
 		hi := min(lo+bs, len(images))
-		maps, err := t.m.backboneMaps(ctx, images[lo:hi], lo)
+		maps, err := t.m.backboneMaps(ctx, t.cfg, images[lo:hi], lo)
 		if err != nil {
 			return fmt.Errorf("anomnet: training images %d to %d: %w", lo, hi-1, err)
 		}

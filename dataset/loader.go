@@ -199,8 +199,13 @@ func (l *Loader) loadOne(ctx context.Context, pre Preprocess, s Sample, cache *p
 		}
 		need += mask.decodedBytes()
 	}
-	// The full-size resize and the crop that ResizeCrop allocates.
-	need += int64(pre.Resize*pre.Resize+pre.Crop*pre.Crop) * 4
+	// The full-size resize and the crop that ResizeCrop allocates, or the
+	// frame.
+	if w, h := pre.Size(); pre.Width > 0 {
+		need += int64(w*h) * 4
+	} else {
+		need += int64(pre.Resize*pre.Resize+pre.Crop*pre.Crop) * 4
+	}
 	need, err = mem.acquire(ctx, need)
 	if err != nil {
 		return Item{}, err

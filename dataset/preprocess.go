@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+
+	"golang.org/x/image/draw"
 )
 
 // Preprocess is METHOD.md's preprocessing (section 2): resize to Resize x
@@ -12,8 +14,50 @@ import (
 // cropped identically (section 6), so that a mask pixel stays on the image
 // pixel it marks. The zero value means DefaultPreprocess; otherwise
 // 1 <= Crop <= Resize must hold, and the methods panic if it does not.
+//
+// With Width and Height set (both, at least 1) the whole image is resized
+// to Width x Height and nothing is cut: the full frame (see Frame, which
+// keeps an image's aspect ratio); Resize and Crop are then unused.
 type Preprocess struct {
-	Resize, Crop int
+	Resize, Crop  int
+	Width, Height int
+}
+
+// Size returns the width and height of what p makes of an image.
+func (p Preprocess) Size() (w, h int) {
+	p = p.resolved()
+	if p.full() {
+		return p.Width, p.Height
+	}
+	return p.Crop, p.Crop
+}
+
+// full reports whether p resizes to a full frame.
+func (p Preprocess) full() bool { return p.Width > 0 || p.Height > 0 }
+
+// FrameAlign is the multiple that Frame rounds a frame's sides to: the
+// backbone's coarsest tapped stride, so that every stage's map covers the
+// frame without a padded border.
+const FrameAlign = 16
+
+// Frame returns the full frame for images of w x h pixels: the shorter
+// side scaled to side, unless the longer side would then pass maxSide, in
+// which case the longer side is scaled to maxSide; the aspect ratio is
+// kept, and both sides are rounded to the nearest multiple of FrameAlign
+// (at least FrameAlign). maxSide below side is taken as side.
+func Frame(w, h, side, maxSide int) (fw, fh int) {
+	if w < 1 || h < 1 || side < 1 {
+		panic(fmt.Sprintf("anomnet/dataset: frame of a %dx%d image at side %d", w, h, side))
+	}
+	maxSide = max(maxSide, side)
+	scale := float64(side) / float64(min(w, h))
+	if long := float64(max(w, h)) * scale; long > float64(maxSide) {
+		scale = float64(maxSide) / float64(max(w, h))
+	}
+	round := func(v int) int {
+		return max(FrameAlign, int(float64(v)*scale/FrameAlign+0.5)*FrameAlign)
+	}
+	return round(w), round(h)
 }
 
 // DefaultPreprocess is METHOD.md's default: resize to 256, crop 224.
@@ -22,6 +66,12 @@ var DefaultPreprocess = Preprocess{Resize: 256, Crop: 224}
 // resolved returns p with the zero value replaced by DefaultPreprocess,
 // panicking on sizes that no caller can mean.
 func (p Preprocess) resolved() Preprocess {
+	if p.full() {
+		if p.Width < 1 || p.Height < 1 {
+			panic(fmt.Sprintf("anomnet/dataset: preprocessing to a %dx%d frame", p.Width, p.Height))
+		}
+		return p
+	}
 	if p == (Preprocess{}) {
 		p = DefaultPreprocess
 	}
@@ -32,12 +82,19 @@ func (p Preprocess) resolved() Preprocess {
 }
 
 // Image resizes and crops img (any image type: gray, RGB, RGBA, 8 or
-// 16 bits per channel) to a Crop x Crop opaque RGBA image. Gray images
-// come out with three equal channels; transparent pixels come out
-// composited over black (the premultiplied colour with alpha 255).
+// 16 bits per channel) to a Crop x Crop opaque RGBA image, or resizes it
+// to the Width x Height frame. Gray images come out with three equal
+// channels; transparent pixels come out composited over black (the
+// premultiplied colour with alpha 255).
 func (p Preprocess) Image(img image.Image) *image.RGBA {
 	p = p.resolved()
-	out := ResizeCrop(img, p.Resize, p.Crop)
+	var out *image.RGBA
+	if p.full() {
+		out = image.NewRGBA(image.Rect(0, 0, p.Width, p.Height))
+		draw.BiLinear.Scale(out, out.Bounds(), img, img.Bounds(), draw.Src, nil)
+	} else {
+		out = ResizeCrop(img, p.Resize, p.Crop)
+	}
 	for i := 3; i < len(out.Pix); i += 4 {
 		out.Pix[i] = 0xff
 	}
@@ -45,7 +102,8 @@ func (p Preprocess) Image(img image.Image) *image.RGBA {
 }
 
 // Mask resizes m to Resize x Resize with nearest neighbour, crops it like
-// Image and returns Crop x Crop labels, row-major: true where the pixel's
+// Image and returns Crop x Crop labels (or resizes it to the Width x Height
+// frame and returns those), row-major: true where the pixel's
 // gray level (0..255; 16-bit masks by their high byte) exceeds
 // threshold.
 //
@@ -62,15 +120,20 @@ func (p Preprocess) Mask(m image.Image, threshold uint8) []bool {
 	if w < 1 || h < 1 {
 		panic(fmt.Sprintf("anomnet/dataset: empty %dx%d mask", w, h))
 	}
-	off := (p.Resize - p.Crop) / 2
-	sx := nearestIndex(w, p.Resize, off, p.Crop)
-	sy := nearestIndex(h, p.Resize, off, p.Crop)
-	out := make([]bool, p.Crop*p.Crop)
+	var sx, sy []int
+	if p.full() {
+		sx, sy = nearestIndex(w, p.Width, 0, p.Width), nearestIndex(h, p.Height, 0, p.Height)
+	} else {
+		off := (p.Resize - p.Crop) / 2
+		sx, sy = nearestIndex(w, p.Resize, off, p.Crop), nearestIndex(h, p.Resize, off, p.Crop)
+	}
+	ow := len(sx)
+	out := make([]bool, ow*len(sy))
 	if g, ok := m.(*image.Gray); ok {
 		for y, srcY := range sy {
 			row := g.Pix[srcY*g.Stride:]
 			for x, srcX := range sx {
-				out[y*p.Crop+x] = row[srcX] > threshold
+				out[y*ow+x] = row[srcX] > threshold
 			}
 		}
 		return out
@@ -78,7 +141,7 @@ func (p Preprocess) Mask(m image.Image, threshold uint8) []bool {
 	for y, srcY := range sy {
 		for x, srcX := range sx {
 			v := color.GrayModel.Convert(m.At(b.Min.X+srcX, b.Min.Y+srcY)).(color.Gray).Y
-			out[y*p.Crop+x] = v > threshold
+			out[y*ow+x] = v > threshold
 		}
 	}
 	return out

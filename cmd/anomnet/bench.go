@@ -548,7 +548,7 @@ func benchImages(cfg anomnet.Config, n int) ([]*image.RGBA, error) {
 	if err != nil {
 		return nil, err
 	}
-	pre := dataset.Preprocess{Resize: cfg.Resize, Crop: cfg.Crop}
+	pre := cfg.Preprocess()
 	out := make([]*image.RGBA, n)
 	for i := range out {
 		img, _, err := dataset.SynthImage("washer", 2<<20+i, defects[i%len(defects)], dataset.SynthOptions{})

@@ -30,6 +30,7 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"(input, ground truth, anomaly map and predicted mask of a sample of test images) to -out.")
 	out := fs.String("out", "", "report folder (default: next to MODEL, its name with .eval for the extension)")
 	jsonOut := fs.String("json", "", "also write the JSON report to this file")
+	mode := fs.String("input", "", "the input the model must have been fitted with, crop or full (\"\": the model's own); full compares with the whole, uncropped masks")
 	cache := fs.cacheFlag()
 	pos, err := fs.parse(args, 2, stdout)
 	if err != nil {
@@ -61,6 +62,9 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkInputMode(*mode, m, modelPath); err != nil {
+		return err
+	}
 	ev, err := evaluateModel(ctx, m, cat, stderr)
 	if err != nil {
 		return err
@@ -83,11 +87,17 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // evalReport is eval's result, written as report.json.
 type evalReport struct {
-	Model       string              `json:"model"`
-	Data        string              `json:"data"`
-	Category    string              `json:"category"`
-	Resize      int                 `json:"resize"`
-	Crop        int                 `json:"crop"`
+	Model    string `json:"model"`
+	Data     string `json:"data"`
+	Category string `json:"category"`
+	// Input is the protocol: "crop" (images and masks resized to Resize,
+	// then the centred Crop square: MVTec AD's) or "full" (whole images
+	// and masks resized to the Width x Height frame, nothing cut).
+	Input       string              `json:"input"`
+	Resize      int                 `json:"resize,omitempty"`
+	Crop        int                 `json:"crop,omitempty"`
+	Width       int                 `json:"width"`
+	Height      int                 `json:"height"`
 	Calibration anomnet.Calibration `json:"calibration"`
 	Images      int                 `json:"images"`
 	PredictSec  float64             `json:"predict_seconds"`
@@ -187,8 +197,12 @@ func evaluateModel(ctx context.Context, m *anomnet.Model, cat *dataset.Category,
 		p.update(len(results), "")
 	}
 	ev := &evaluation{cal: m.Calibration(), items: items, results: results}
-	ev.rep = evalReport{Category: cat.Name, Resize: cfg.Resize, Crop: cfg.Crop, Calibration: ev.cal,
+	w, h := cfg.Preprocess().Size()
+	ev.rep = evalReport{Category: cat.Name, Input: cfg.Input, Width: w, Height: h, Calibration: ev.cal,
 		Images: len(imgs), PredictSec: time.Since(start).Seconds()}
+	if cfg.Input != anomnet.InputFull {
+		ev.rep.Resize, ev.rep.Crop = cfg.Resize, cfg.Crop
+	}
 	for _, g := range append([]string{"all"}, cat.Defects()...) {
 		row, err := evaluate(items, results, g, cat.HasMasks)
 		if err != nil {
@@ -234,7 +248,7 @@ func evaluate(items []dataset.Item, rs []anomnet.Result, defect string, masks bo
 			}
 		}
 		if masks {
-			if err := px.Add(rs[i].Map, it.Mask, rs[i].Size); err != nil {
+			if err := px.Add(rs[i].Map, it.Mask, rs[i].Width); err != nil {
 				return row, fmt.Errorf("%s: %w", it.Path, err)
 			}
 		}
@@ -436,13 +450,13 @@ func (ev *evaluation) writeOverlays(path string) error {
 		it, r := ev.items[i], ev.results[i]
 		truth := it.Mask
 		if truth == nil {
-			truth = make([]bool, r.Size*r.Size)
+			truth = make([]bool, r.Width*r.Height)
 		}
 		rows = append(rows, []image.Image{
 			it.Image,
-			report.Contour(it.Image, truth, r.Size, truthColor),
-			report.Overlay(it.Image, r.Map, r.Size, lo, hi, 0.6),
-			framed(report.MaskImage(r.Mask, r.Size)),
+			report.Contour(it.Image, truth, r.Width, r.Height, truthColor),
+			report.Overlay(it.Image, r.Map, r.Width, r.Height, lo, hi, 0.6),
+			framed(report.MaskImage(r.Mask, r.Width, r.Height)),
 		})
 		verdict := "normal"
 		if r.Anomalous {
@@ -482,8 +496,12 @@ func (ev *evaluation) markdown(w io.Writer, dir string, pictures []string) error
 	rep := ev.rep
 	var b strings.Builder
 	fmt.Fprintf(&b, "# anomnet evaluation: %s\n\n", rep.Category)
-	fmt.Fprintf(&b, "Model `%s` on `%s`: %d test images, preprocessed %d -> %d, scored in %.1f s.\n\n",
-		rep.Model, rep.Data, rep.Images, rep.Resize, rep.Crop, rep.PredictSec)
+	protocol := fmt.Sprintf("the whole image and mask resized to %d x %d (input full)", rep.Width, rep.Height)
+	if rep.Input != anomnet.InputFull {
+		protocol = fmt.Sprintf("resized to %d, the centred %d x %d kept (input crop)", rep.Resize, rep.Crop, rep.Crop)
+	}
+	fmt.Fprintf(&b, "Model `%s` on `%s`: %d test images, %s, scored in %.1f s.\n\n",
+		rep.Model, rep.Data, rep.Images, protocol, rep.PredictSec)
 	b.WriteString("| defect | images | image AUROC | pixel AUROC | AUPRO (FPR 0.3) |\n| --- | ---: | ---: | ---: | ---: |\n")
 	for _, r := range rep.Rows {
 		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s |\n", r.Defect, r.Images, fmtMetric(r.IAUROC), fmtMetric(r.PAUROC), fmtMetric(r.AUPRO))

@@ -29,12 +29,44 @@ var loadBackbone = func(ctx context.Context, cache string, stderr io.Writer) (an
 	return backbone.LoadResNet50(ctx, backbone.FetchOptions{CacheDir: cache, Progress: stderr})
 }
 
+// checkInputMode refuses a model fitted with another input than mode (""
+// accepts any).
+func checkInputMode(mode string, m *anomnet.Model, path string) error {
+	switch mode {
+	case "", anomnet.InputCrop, anomnet.InputFull:
+	default:
+		return usageError{msg: fmt.Sprintf("-input %q: want %s or %s", mode, anomnet.InputCrop, anomnet.InputFull)}
+	}
+	if got := m.Config().Input; mode != "" && got != mode {
+		return fmt.Errorf("%s was fitted with -input %s, not %s: fit a model with -input %s for this", path, got, mode, mode)
+	}
+	return nil
+}
+
+// withFrame returns cfg with, for the full input, the frame of the
+// samples' median size (Config.Frame), read from their headers. Errors
+// name the file.
+func withFrame(cfg anomnet.Config, samples []dataset.Sample) (anomnet.Config, error) {
+	if cfg.Input != anomnet.InputFull || cfg.Width > 0 {
+		return cfg, nil
+	}
+	sizes := make([]image.Point, len(samples))
+	for i, s := range samples {
+		w, h, err := dataset.CheckHeader(s.Path, cfg.MaxPixels)
+		if err != nil {
+			return cfg, err
+		}
+		sizes[i] = image.Pt(w, h)
+	}
+	return cfg.Frame(sizes), nil
+}
+
 // loadImages decodes and preprocesses samples as cfg says, in parallel,
 // showing progress, and returns them also as images marked Prepared for
 // the model. Errors name the file.
 func loadImages(ctx context.Context, cfg anomnet.Config, samples []dataset.Sample, p *progress, what string) ([]dataset.Item, []image.Image, error) {
 	p.begin(what, "img", len(samples))
-	l := &dataset.Loader{Pre: dataset.Preprocess{Resize: cfg.Resize, Crop: cfg.Crop}, CacheBytes: -1,
+	l := &dataset.Loader{Pre: cfg.Preprocess(), CacheBytes: -1,
 		Progress: func(done, total int) { p.update(done, "") }}
 	var items []dataset.Item
 	var err error

@@ -28,6 +28,9 @@ func configFlags(fs *flagSet, args []string) func() (anomnet.Config, error) {
 	grid := fs.String("grid", c.Grid, "the tap whose map size the feature grid takes (\"\": the largest tapped map)")
 	fs.IntVar(&c.Resize, "resize", c.Resize, "resize images to this square size")
 	fs.IntVar(&c.Crop, "crop", c.Crop, "then crop this centred square")
+	fs.StringVar(&c.Input, "input", c.Input, "input: crop (resize to a square, crop its centre: the MVTec AD protocol) or full (the whole image, its aspect ratio kept)")
+	fs.IntVar(&c.FullSide, "full-side", c.FullSide, "with -input full: the shorter side of the frame, pixels")
+	fs.IntVar(&c.FullMax, "full-max", c.FullMax, "with -input full: the longer side of the frame at most, pixels")
 	fs.IntVar(&c.K, "k", c.K, "number of centroids (0: -k-fraction of the training feature vectors, within -k-min and -k-max)")
 	fs.Float64Var(&c.KFraction, "k-fraction", c.KFraction, "with -k 0: centroids as a share of the training feature vectors")
 	fs.IntVar(&c.KMin, "k-min", c.KMin, "with -k 0: at least this many centroids")
@@ -175,6 +178,9 @@ func (j fitJob) run(ctx context.Context, stdout, stderr io.Writer) (fitted, erro
 	}
 	cat, err := dataset.Training(j.data)
 	if err != nil {
+		return res, err
+	}
+	if j.cfg, err = withFrame(j.cfg, cat.Train); err != nil {
 		return res, err
 	}
 	p := newProgress(stderr)

@@ -18,6 +18,7 @@ import (
 	"github.com/org/anomnet/dataset"
 	"github.com/org/anomnet/internal/parallel"
 	"github.com/org/anomnet/internal/report"
+	"golang.org/x/image/draw"
 )
 
 func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -32,6 +33,7 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	saveMaps := fs.Bool("save-maps", false, "also write each raw score map as a NumPy .npy file")
 	chunk := fs.Int("chunk", 32, "images decoded and scored at a time (bounds memory)")
 	rate := fs.Float64("false-alarms", 0, "re-threshold for this false-alarm rate from the model's kept scores of normal images (0: the model's thresholds)")
+	mode := fs.String("input", "", "the input the model must have been fitted with, crop or full (\"\": the model's own); with full the outputs have each image's own size")
 	cache := fs.cacheFlag()
 	pos, err := fs.parse(args, 2, stdout)
 	if err != nil {
@@ -55,10 +57,12 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	// Every header is read before the backbone loads, so that an
 	// unreadable or oversized image fails at once.
-	for _, in := range inputs {
-		if _, _, err := dataset.CheckHeader(in.path, 0); err != nil {
+	for i, in := range inputs {
+		w, h, err := dataset.CheckHeader(in.path, 0)
+		if err != nil {
 			return err
 		}
+		inputs[i].size = image.Pt(w, h)
 	}
 	if err := outputDir(*out); err != nil {
 		return err
@@ -66,6 +70,15 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	m, err := loadModel(ctx, *cache, modelPath, stderr)
 	if err != nil {
 		return err
+	}
+	if err := checkInputMode(*mode, m, modelPath); err != nil {
+		return err
+	}
+	if m.Config().Input != anomnet.InputFull {
+		// The crop input's outputs stay over the crop.
+		for i := range inputs {
+			inputs[i].size = image.Point{}
+		}
 	}
 	if *rate > 0 {
 		resolved, err := m.SetFalseAlarmRate(*rate)
@@ -81,7 +94,7 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	cfg, cal := m.Config(), m.Calibration()
 	lo, hi := cal.HeatRange()
-	loader := &dataset.Loader{Pre: dataset.Preprocess{Resize: cfg.Resize, Crop: cfg.Crop}, CacheBytes: -1}
+	loader := &dataset.Loader{Pre: cfg.Preprocess(), CacheBytes: -1}
 	p := newProgress(stderr)
 	p.begin("predict", "img", len(inputs))
 	defer p.end()
@@ -217,6 +230,9 @@ func samplesOf(inputs []input) []dataset.Sample {
 // and without an extension.
 type input struct {
 	path, stem string
+	// size is the image's own, where the outputs are resampled to it (the
+	// full input); zero otherwise.
+	size image.Point
 }
 
 // listInputs returns the image at path, or the images under the folder
@@ -307,20 +323,26 @@ type prediction struct {
 // writePrediction writes one image's overlay, mask and (saveMap) score
 // map under out.
 func writePrediction(out string, in input, img *image.RGBA, r anomnet.Result, lo, hi float64, saveMap bool) (prediction, error) {
+	if in.size.X > 0 && (r.Width != in.size.X || r.Height != in.size.Y) {
+		r = r.Resized(in.size.X, in.size.Y)
+		big := image.NewRGBA(image.Rect(0, 0, in.size.X, in.size.Y))
+		draw.BiLinear.Scale(big, big.Bounds(), img, img.Bounds(), draw.Src, nil)
+		img = big
+	}
 	base := filepath.Join(out, in.stem)
 	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
 		return prediction{}, fmt.Errorf("cannot create the output folder %s: %w", filepath.Dir(base), unwrapPath(err))
 	}
 	line := prediction{Path: in.path, Score: r.Score, Anomalous: r.Anomalous, Overlay: base + ".overlay.png", Mask: base + ".mask.png"}
-	if err := report.WritePNG(line.Overlay, report.Overlay(img, r.Map, r.Size, lo, hi, 0.6)); err != nil {
+	if err := report.WritePNG(line.Overlay, report.Overlay(img, r.Map, r.Width, r.Height, lo, hi, 0.6)); err != nil {
 		return line, err
 	}
-	if err := report.WritePNG(line.Mask, report.MaskImage(r.Mask, r.Size)); err != nil {
+	if err := report.WritePNG(line.Mask, report.MaskImage(r.Mask, r.Width, r.Height)); err != nil {
 		return line, err
 	}
 	if saveMap {
 		line.Map = base + ".npy"
-		if err := writeFile(line.Map, func(w io.Writer) error { return writeNPY(w, r.Map, r.Size, r.Size) }); err != nil {
+		if err := writeFile(line.Map, func(w io.Writer) error { return writeNPY(w, r.Map, r.Height, r.Width) }); err != nil {
 			return line, err
 		}
 	}

@@ -21,7 +21,7 @@ func TestListInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []input{{filepath.Join(dir, "b.png"), "b"}, {filepath.Join(dir, "sub/a.JPG"), filepath.Join("sub", "a")}}
+	want := []input{{path: filepath.Join(dir, "b.png"), stem: "b"}, {path: filepath.Join(dir, "sub/a.JPG"), stem: filepath.Join("sub", "a")}}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("got %v, want %v (no hidden entries, no earlier outputs, no text)", got, want)
 	}

@@ -54,6 +54,9 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if cfg, err = withFrame(cfg, cat.Train); err != nil {
+		return err
+	}
 	p := newProgress(stderr)
 	items, imgs, err := loadImages(ctx, cfg, cat.Train, p, "load")
 	if err != nil {

@@ -81,7 +81,7 @@ func run(ctx context.Context, data string, epochs int) error {
 	}
 	// Decode and preprocess once, in parallel, as the model would; Prepared
 	// tells the model not to do it again.
-	loader := &dataset.Loader{Pre: dataset.Preprocess{Resize: cfg.Resize, Crop: cfg.Crop}}
+	loader := &dataset.Loader{Pre: cfg.Preprocess()}
 	_, train, err := load(ctx, loader, cat.Train)
 	if err != nil {
 		return err
@@ -153,7 +153,7 @@ func report(cal anomnet.Calibration, cat *dataset.Category, items []dataset.Item
 		it := items[i]
 		scores[i], labels[i] = r.Score, it.Anomalous
 		if cat.HasMasks {
-			if err := px.Add(r.Map, it.Mask, r.Size); err != nil {
+			if err := px.Add(r.Map, it.Mask, r.Width); err != nil {
 				return err
 			}
 		}

@@ -57,19 +57,19 @@ func norm(lo, hi float64) func(float32) float64 {
 	return func(v float32) float64 { return (float64(v) - lo) * s }
 }
 
-func checkMap(fn string, n, size int) {
-	if size < 1 || n != size*size {
-		panic(fmt.Sprintf("anomnet/report: %s: %d values for a %d x %d map", fn, n, size, size))
+func checkMap(fn string, n, w, h int) {
+	if w < 1 || h < 1 || n != w*h {
+		panic(fmt.Sprintf("anomnet/report: %s: %d values for a %d x %d map", fn, n, w, h))
 	}
 }
 
-// HeatmapImage renders m, a size x size row-major score map, as an image
+// HeatmapImage renders m, a w x h row-major score map, as an image
 // of Heat colours of the normalised scores (v - lo) / (hi - lo), clamped
 // to [0, 1]. When hi <= lo every pixel gets Heat(0).
-func HeatmapImage(m []float32, size int, lo, hi float64) *image.RGBA {
-	checkMap("HeatmapImage", len(m), size)
+func HeatmapImage(m []float32, w, h int, lo, hi float64) *image.RGBA {
+	checkMap("HeatmapImage", len(m), w, h)
 	f := norm(lo, hi)
-	img := image.NewRGBA(image.Rect(0, 0, size, size))
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	for i, v := range m {
 		c := Heat(f(v))
 		p := img.Pix[4*i : 4*i+4 : 4*i+4]
@@ -80,43 +80,43 @@ func HeatmapImage(m []float32, size int, lo, hi float64) *image.RGBA {
 
 // Overlay blends the heat map of m (normalised as in HeatmapImage) over
 // img with opacity alpha (clamped to [0, 1]; 0 gives img, 1 the heat map).
-// img is any size x size image, whatever its bounds' origin; the result is
+// img is any w x h image, whatever its bounds' origin; the result is
 // opaque, with origin (0, 0). Translucent pixels of img count as drawn over
 // black.
-func Overlay(img image.Image, m []float32, size int, lo, hi, alpha float64) *image.RGBA {
-	checkMap("Overlay", len(m), size)
-	checkImage("Overlay", img, size)
+func Overlay(img image.Image, m []float32, w, h int, lo, hi, alpha float64) *image.RGBA {
+	checkMap("Overlay", len(m), w, h)
+	checkImage("Overlay", img, w, h)
 	alpha = max(0, min(alpha, 1))
 	if math.IsNaN(alpha) {
 		alpha = 0
 	}
 	f := norm(lo, hi)
 	b := img.Bounds()
-	out := image.NewRGBA(image.Rect(0, 0, size, size))
-	for y := range size {
-		for x := range size {
+	out := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
 			r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
-			h := Heat(f(m[y*size+x]))
+			c := Heat(f(m[y*w+x]))
 			mix := func(u uint32, v uint8) uint8 {
 				return uint8(math.Round((1-alpha)*float64(u>>8) + alpha*float64(v)))
 			}
-			out.SetRGBA(x, y, color.RGBA{mix(r, h.R), mix(g, h.G), mix(bl, h.B), 255})
+			out.SetRGBA(x, y, color.RGBA{mix(r, c.R), mix(g, c.G), mix(bl, c.B), 255})
 		}
 	}
 	return out
 }
 
-func checkImage(fn string, img image.Image, size int) {
-	if b := img.Bounds(); b.Dx() != size || b.Dy() != size {
-		panic(fmt.Sprintf("anomnet/report: %s: image is %d x %d, want %d x %d", fn, b.Dx(), b.Dy(), size, size))
+func checkImage(fn string, img image.Image, w, h int) {
+	if b := img.Bounds(); b.Dx() != w || b.Dy() != h {
+		panic(fmt.Sprintf("anomnet/report: %s: image is %d x %d, want %d x %d", fn, b.Dx(), b.Dy(), w, h))
 	}
 }
 
-// MaskImage renders mask, a size x size row-major binary mask, as a gray
+// MaskImage renders mask, a w x h row-major binary mask, as a gray
 // image: white where true, black elsewhere.
-func MaskImage(mask []bool, size int) *image.Gray {
-	checkMap("MaskImage", len(mask), size)
-	img := image.NewGray(image.Rect(0, 0, size, size))
+func MaskImage(mask []bool, w, h int) *image.Gray {
+	checkMap("MaskImage", len(mask), w, h)
+	img := image.NewGray(image.Rect(0, 0, w, h))
 	for i, in := range mask {
 		if in {
 			img.Pix[i] = 255
@@ -125,25 +125,25 @@ func MaskImage(mask []bool, size int) *image.Gray {
 	return img
 }
 
-// Contour returns a copy of img (size x size, any bounds' origin; the copy
+// Contour returns a copy of img (w x h, any bounds' origin; the copy
 // has origin (0, 0)) with the outline of mask drawn in c: the pixels of
 // the mask with a 4-neighbour outside it. Beyond the image edge counts as
 // outside, so a region touching the edge gets a closed outline.
-func Contour(img image.Image, mask []bool, size int, c color.RGBA) *image.RGBA {
-	checkMap("Contour", len(mask), size)
-	checkImage("Contour", img, size)
+func Contour(img image.Image, mask []bool, w, h int, c color.RGBA) *image.RGBA {
+	checkMap("Contour", len(mask), w, h)
+	checkImage("Contour", img, w, h)
 	b := img.Bounds()
-	out := image.NewRGBA(image.Rect(0, 0, size, size))
-	for y := range size {
-		for x := range size {
+	out := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
 			out.Set(x, y, img.At(b.Min.X+x, b.Min.Y+y))
 		}
 	}
 	in := func(x, y int) bool {
-		return x >= 0 && y >= 0 && x < size && y < size && mask[y*size+x]
+		return x >= 0 && y >= 0 && x < w && y < h && mask[y*w+x]
 	}
-	for y := range size {
-		for x := range size {
+	for y := range h {
+		for x := range w {
 			if in(x, y) && !(in(x-1, y) && in(x+1, y) && in(x, y-1) && in(x, y+1)) {
 				out.SetRGBA(x, y, c)
 			}

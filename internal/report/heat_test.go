@@ -46,7 +46,7 @@ func TestHeatmapImage(t *testing.T) {
 		3, 5, 7,
 		1, 9, 10,
 	}
-	img := HeatmapImage(m, 3, 2, 6)
+	img := HeatmapImage(m, 3, 3, 2, 6)
 	require.Equal(t, image.Rect(0, 0, 3, 3), img.Bounds())
 	require.Equal(t, Heat(0), img.RGBAAt(0, 0), "lo")
 	require.Equal(t, Heat(0.5), img.RGBAAt(1, 0), "midway")
@@ -57,11 +57,18 @@ func TestHeatmapImage(t *testing.T) {
 	require.Greater(t, hot.R, cold.R)
 	require.Greater(t, luminance(hot), luminance(cold))
 
-	flat := HeatmapImage(m, 3, 5, 5)
+	flat := HeatmapImage(m, 3, 3, 5, 5)
 	for i := range 9 {
 		require.Equal(t, Heat(0), flat.RGBAAt(i%3, i/3), "hi <= lo")
 	}
-	require.Panics(t, func() { HeatmapImage(m, 4, 0, 1) })
+	require.Panics(t, func() { HeatmapImage(m, 4, 4, 0, 1) })
+
+	// A map of any shape: 3 wide, 2 tall, row-major.
+	wide := HeatmapImage([]float32{0, 0, 1, 0, 0, 0}, 3, 2, 0, 1)
+	require.Equal(t, image.Rect(0, 0, 3, 2), wide.Bounds())
+	require.Equal(t, Heat(1), wide.RGBAAt(2, 0))
+	require.Equal(t, Heat(0), wide.RGBAAt(0, 1))
+	require.Panics(t, func() { HeatmapImage(m, 2, 3, 0, 1) })
 }
 
 func TestOverlay(t *testing.T) {
@@ -73,15 +80,15 @@ func TestOverlay(t *testing.T) {
 	img.Pix[3], img.Pix[7], img.Pix[11], img.Pix[15] = 255, 255, 255, 255
 	m := []float32{0, 1, 0.5, 0.25}
 
-	base := Overlay(img, m, 2, 0, 1, 0)
+	base := Overlay(img, m, 2, 2, 0, 1, 0)
 	require.Equal(t, image.Rect(0, 0, 2, 2), base.Bounds())
 	for i := range 4 {
 		require.Equal(t, color.RGBA{100, 100, 100, 255}, base.RGBAAt(i%2, i/2), "alpha 0 gives the image")
 	}
-	full := Overlay(img, m, 2, 0, 1, 1)
-	require.Equal(t, HeatmapImage(m, 2, 0, 1).Pix, full.Pix, "alpha 1 gives the heat map")
+	full := Overlay(img, m, 2, 2, 0, 1, 1)
+	require.Equal(t, HeatmapImage(m, 2, 2, 0, 1).Pix, full.Pix, "alpha 1 gives the heat map")
 
-	half := Overlay(img, m, 2, 0, 1, 0.5)
+	half := Overlay(img, m, 2, 2, 0, 1, 0.5)
 	h := Heat(1)
 	want := func(v uint8) uint8 { return uint8(math.Round((100 + float64(v)) / 2)) }
 	require.Equal(t, color.RGBA{want(h.R), want(h.G), want(h.B), 255}, half.RGBAAt(1, 0))
@@ -89,16 +96,20 @@ func TestOverlay(t *testing.T) {
 	require.Greater(t, hot.R, cold.R)
 	require.Greater(t, luminance(hot), luminance(cold))
 
-	require.Equal(t, full.Pix, Overlay(img, m, 2, 0, 1, 5).Pix, "alpha clamps")
-	require.Panics(t, func() { Overlay(img, m, 3, 0, 1, 0.5) })
-	require.Panics(t, func() { Overlay(image.NewRGBA(image.Rect(0, 0, 3, 3)), m, 2, 0, 1, 0.5) })
+	require.Equal(t, full.Pix, Overlay(img, m, 2, 2, 0, 1, 5).Pix, "alpha clamps")
+	require.Panics(t, func() { Overlay(img, m, 3, 3, 0, 1, 0.5) })
+	require.Panics(t, func() { Overlay(image.NewRGBA(image.Rect(0, 0, 3, 3)), m, 2, 2, 0, 1, 0.5) })
 }
 
 func TestMaskImage(t *testing.T) {
-	img := MaskImage([]bool{true, false, false, true}, 2)
+	img := MaskImage([]bool{true, false, false, true}, 2, 2)
 	require.Equal(t, image.Rect(0, 0, 2, 2), img.Bounds())
 	require.Equal(t, []uint8{255, 0, 0, 255}, img.Pix)
-	require.Panics(t, func() { MaskImage(make([]bool, 3), 2) })
+	require.Panics(t, func() { MaskImage(make([]bool, 3), 2, 2) })
+	tall := MaskImage([]bool{false, true, false, false, true, false}, 2, 3)
+	require.Equal(t, image.Rect(0, 0, 2, 3), tall.Bounds())
+	require.Equal(t, uint8(255), tall.GrayAt(1, 0).Y)
+	require.Equal(t, uint8(255), tall.GrayAt(0, 2).Y)
 }
 
 // drawn lists the pixels of img that equal c, as "x,y" pairs.
@@ -125,7 +136,7 @@ func TestContourDrawsOnlyTheBoundary(t *testing.T) {
 			mask[y*size+x] = true
 		}
 	}
-	out := Contour(gray, mask, size, red)
+	out := Contour(gray, mask, size, size, red)
 	require.Equal(t, image.Rect(0, 0, size, size), out.Bounds())
 	// The 4 x 3 block's ring; its two inner pixels (2,3) and (3,3) stay.
 	want := [][2]int{
@@ -141,8 +152,20 @@ func TestContourDrawsOnlyTheBoundary(t *testing.T) {
 	for i := range mask {
 		mask[i] = true
 	}
-	out = Contour(gray, mask, size, red)
+	out = Contour(gray, mask, size, size, red)
 	require.Len(t, drawn(out, red), 4*(size-1))
 	require.Equal(t, color.RGBA{0, 0, 0, 255}, out.RGBAAt(1, 1))
 	require.Equal(t, red, out.RGBAAt(0, 3))
+
+	// A tall image: the outline follows its own width and height.
+	tall := image.NewGray(image.Rect(0, 0, 3, 5))
+	block := make([]bool, 15)
+	for y := range 5 {
+		for x := range 3 {
+			block[y*3+x] = y >= 1
+		}
+	}
+	out = Contour(tall, block, 3, 5, red)
+	require.Equal(t, image.Rect(0, 0, 3, 5), out.Bounds())
+	require.Equal(t, [][2]int{{0, 1}, {1, 1}, {2, 1}, {0, 2}, {2, 2}, {0, 3}, {2, 3}, {0, 4}, {1, 4}, {2, 4}}, drawn(out, red))
 }

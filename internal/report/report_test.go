@@ -37,7 +37,7 @@ func names(t *testing.T, dir string) []string {
 func TestWritePNG(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "heat.png")
-	img := HeatmapImage([]float32{0, 0.3, 0.6, 1}, 2, 0, 1)
+	img := HeatmapImage([]float32{0, 0.3, 0.6, 1}, 2, 2, 0, 1)
 	require.NoError(t, WritePNG(path, img))
 	require.NoError(t, WritePNG(path, img), "replaces an existing file")
 	require.Equal(t, []string{"heat.png"}, names(t, dir), "no temporary file left")
@@ -51,7 +51,7 @@ func TestWritePNG(t *testing.T) {
 
 func TestWritePNGErrorsNameThePath(t *testing.T) {
 	dir := t.TempDir()
-	img := MaskImage(make([]bool, 4), 2)
+	img := MaskImage(make([]bool, 4), 2, 2)
 
 	// A parent that is a file fails even for root.
 	file := filepath.Join(dir, "file")
@@ -80,7 +80,7 @@ func TestWritePNGUnwritableDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ro")
 	require.NoError(t, os.Mkdir(dir, 0o500))
 	path := filepath.Join(dir, "out.png")
-	err := WritePNG(path, MaskImage(make([]bool, 4), 2))
+	err := WritePNG(path, MaskImage(make([]bool, 4), 2, 2))
 	require.ErrorContains(t, err, path)
 	require.Empty(t, names(t, dir))
 }

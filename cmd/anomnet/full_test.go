@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/org/anomnet"
+)
+
+// writeTall writes a w x h noisy gray PNG (and, with mask, its mask: a
+// bright square near the top) to path.
+func writeTall(t *testing.T, path string, w, h int, seed uint64, mask bool) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(seed, 9))
+	g := image.NewGray(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			switch {
+			case mask:
+				if x >= w/3 && x < w/2 && y >= 4 && y < 16 {
+					g.SetGray(x, y, color.Gray{255})
+				}
+			default:
+				g.SetGray(x, y, color.Gray{uint8(100 + r.IntN(40))})
+			}
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFullInputCLI fits a model with -input full on tall images, checks
+// that eval compares with the whole masks and says so, that predict
+// writes maps, overlays and masks at each image's own size, and that a
+// model refuses an eval or predict that asks for the other input.
+func TestFullInputCLI(t *testing.T) {
+	needWeights(t)
+	var bb anomnet.Backbone
+	saved := loadBackbone
+	loadBackbone = func(ctx context.Context, cache string, stderr io.Writer) (anomnet.Backbone, error) {
+		if bb == nil {
+			var err error
+			if bb, err = saved(ctx, cache, stderr); err != nil {
+				return nil, err
+			}
+		}
+		return bb, nil
+	}
+	t.Cleanup(func() { loadBackbone = saved })
+
+	root := t.TempDir()
+	cat := filepath.Join(root, "tall")
+	const w, h = 70, 170
+	for i, p := range []string{"train/good/0.png", "train/good/1.png", "train/good/2.png", "train/good/3.png", "test/good/0.png", "test/dent/0.png"} {
+		writeTall(t, filepath.Join(cat, p), w, h, uint64(i), false)
+	}
+	writeTall(t, filepath.Join(cat, "ground_truth/dent/0_mask.png"), w, h, 0, true)
+
+	model := filepath.Join(root, "full.anm")
+	code, _, errOut := runCLI(t, "fit", "-o", model, "-input", "full", "-full-side", "64", "-full-max", "160", "-k", "8", cat)
+	if code != exitOK {
+		t.Fatalf("fit: exit %d: %s", code, errOut)
+	}
+	evalDir := filepath.Join(root, "eval")
+	code, _, errOut = runCLI(t, "eval", "-input", "full", "-out", evalDir, model, cat)
+	if code != exitOK {
+		t.Fatalf("eval: exit %d: %s", code, errOut)
+	}
+	b, err := os.ReadFile(filepath.Join(evalDir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep evalReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	// 70 x 170 with the shorter side at 64: 64 x 155, the longer side
+	// rounded to 160.
+	if rep.Input != anomnet.InputFull || rep.Width != 64 || rep.Height != 160 || rep.Crop != 0 || rep.Rows[0].AUPRO == nil {
+		t.Errorf("report.json: %s", b)
+	}
+	md, err := os.ReadFile(filepath.Join(evalDir, "report.md"))
+	if err != nil || !strings.Contains(string(md), "the whole image and mask resized to 64 x 160 (input full)") {
+		t.Errorf("report.md does not state the protocol: %v\n%s", err, md)
+	}
+
+	pred := filepath.Join(root, "pred")
+	code, out, errOut := runCLI(t, "predict", "-input", "full", "-save-maps", "-out", pred, model, filepath.Join(cat, "test", "dent", "0.png"))
+	if code != exitOK {
+		t.Fatalf("predict: exit %d: %s", code, errOut)
+	}
+	var line prediction
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &line); err != nil {
+		t.Fatalf("predict: %q: %v", out, err)
+	}
+	nb, err := os.ReadFile(line.Map)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, rows, cols, err := readNPY(nb); err != nil || rows != h || cols != w {
+		t.Errorf("map %s: %d x %d (%v), want the image's own %d rows of %d", line.Map, rows, cols, err, h, w)
+	}
+	for _, p := range []string{line.Overlay, line.Mask} {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := png.DecodeConfig(f)
+		f.Close()
+		if err != nil || cfg.Width != w || cfg.Height != h {
+			t.Errorf("%s: %dx%d (%v), want %dx%d", p, cfg.Width, cfg.Height, err, w, h)
+		}
+	}
+
+	// The other input is refused, naming the model and the flag.
+	code, _, errOut = runCLI(t, "eval", "-input", "crop", "-out", evalDir, model, cat)
+	if code == exitOK || !strings.Contains(errOut, model+" was fitted with -input full, not crop") {
+		t.Errorf("eval -input crop of a full model: exit %d: %s", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "predict", "-input", "crop", "-out", pred, model, cat)
+	if code == exitOK || !strings.Contains(errOut, "was fitted with -input full, not crop") {
+		t.Errorf("predict -input crop of a full model: exit %d: %s", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "eval", "-input", "tiles", "-out", evalDir, model, cat)
+	if code == exitOK || !strings.Contains(errOut, `-input "tiles": want crop or full`) {
+		t.Errorf("eval -input tiles: exit %d: %s", code, errOut)
+	}
+}

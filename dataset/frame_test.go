@@ -1,0 +1,70 @@
+package dataset
+
+import (
+	"image"
+	"image/color"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestFrame(t *testing.T) {
+	for _, tc := range []struct {
+		w, h, side, most int
+		fw, fh           int
+	}{
+		{201, 512, 224, 512, 208, 512},   // a kolektor part: the cap rules, its own size
+		{512, 201, 224, 512, 512, 208},   // the same part lying down
+		{100, 100, 224, 512, 224, 224},   // square, enlarged to the side
+		{4000, 6000, 224, 512, 224, 336}, // a photo: the shorter side rules
+		{6000, 4000, 224, 512, 336, 224},
+		{30, 3000, 224, 512, 16, 512},  // a sliver keeps at least one block
+		{300, 400, 224, 100, 176, 224}, // a cap below the side is the side
+	} {
+		fw, fh := Frame(tc.w, tc.h, tc.side, tc.most)
+		require.Equal(t, [2]int{tc.fw, tc.fh}, [2]int{fw, fh}, "%dx%d", tc.w, tc.h)
+		require.Zero(t, fw%FrameAlign)
+		require.Zero(t, fh%FrameAlign)
+		// Tall stays tall and wide stays wide, the ratio within rounding.
+		require.Equal(t, tc.w < tc.h, fw < fh)
+		if fw > FrameAlign && fh > FrameAlign {
+			got, want := float64(fw)/float64(fh), float64(tc.w)/float64(tc.h)
+			require.InEpsilon(t, want, got, float64(FrameAlign)/float64(min(fw, fh)), "%dx%d", tc.w, tc.h)
+		}
+	}
+	require.Panics(t, func() { Frame(0, 10, 224, 512) })
+}
+
+func TestPreprocessFull(t *testing.T) {
+	// A 40 x 100 image, white in its top 10 rows: nothing is cut, so the
+	// white band stays at the top of the 16 x 48 frame, a tenth high.
+	img := image.NewGray(image.Rect(0, 0, 40, 100))
+	mask := image.NewGray(image.Rect(0, 0, 40, 100))
+	for y := range 10 {
+		for x := range 40 {
+			img.SetGray(x, y, color.Gray{255})
+			mask.SetGray(x, y, color.Gray{255})
+		}
+	}
+	p := Preprocess{Width: 16, Height: 48}
+	w, h := p.Size()
+	require.Equal(t, [2]int{16, 48}, [2]int{w, h})
+	out := p.Image(img)
+	require.Equal(t, image.Rect(0, 0, 16, 48), out.Bounds())
+	require.Equal(t, uint8(255), out.RGBAAt(8, 1).R, "the top band is kept")
+	require.Equal(t, uint8(0), out.RGBAAt(8, 30).R)
+	m := p.Mask(mask, 127)
+	require.Len(t, m, 16*48)
+	for y := range 48 {
+		// Row y takes source row floor((2y+1)*100/96).
+		want := (2*y+1)*100/96 < 10
+		require.Equal(t, want, m[y*16+5], "row %d", y)
+	}
+	// The crop cuts the band away.
+	c := Preprocess{Resize: 60, Crop: 40}.Mask(mask, 127)
+	require.NotContains(t, c, true)
+
+	require.Panics(t, func() { Preprocess{Width: 16}.Image(img) })
+	cw, ch := Preprocess{}.Size()
+	require.Equal(t, [2]int{224, 224}, [2]int{cw, ch})
+}
