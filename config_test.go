@@ -1,6 +1,7 @@
 package anomnet
 
 import (
+	"image"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -64,4 +65,23 @@ func TestGrid(t *testing.T) {
 	c = DefaultConfig()
 	c.Grid, c.Adapter.Grid = "", 4
 	require.ErrorContains(t, c.Validate(), "adapter grid of tap 4 of 2")
+}
+
+func TestInputConfig(t *testing.T) {
+	c, err := Config{}.withDefaults()
+	require.NoError(t, err)
+	require.Equal(t, InputCrop, c.Input, "an old model file's empty input is the crop")
+	require.Equal(t, 224, c.Preprocess().Crop)
+	require.ErrorContains(t, Config{Input: "tiles"}.Validate(), `input "tiles" (want crop or full)`)
+	require.ErrorContains(t, Config{Input: InputFull, Width: 64}.Validate(), "frame 64x0")
+	require.ErrorContains(t, Config{Input: InputFull, FullMax: -3}.Validate(), "at most -3")
+
+	full := DefaultConfig()
+	full.Input = InputFull
+	// The frame comes from the median size: one stray image moves nothing.
+	f := full.Frame([]image.Point{{201, 512}, {203, 512}, {205, 512}, {1000, 100}, {202, 512}})
+	require.Equal(t, [2]int{208, 512}, [2]int{f.Width, f.Height})
+	require.Equal(t, 208, f.Preprocess().Width)
+	require.Equal(t, f, f.Frame([]image.Point{{100, 100}}), "a set frame stays")
+	require.Equal(t, DefaultConfig(), DefaultConfig().Frame([]image.Point{{201, 512}}), "the crop input has no frame")
 }

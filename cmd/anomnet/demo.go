@@ -29,12 +29,17 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"evaluates it, and writes the report with its pictures and the training plots to DIR.\n"+
 			"The ResNet-50 weights are fetched on first use.")
 	out := fs.String("out", "anomnet-demo", "output folder DIR")
+	input := fs.String("input", anomnet.InputCrop, "input: crop (resize, then the centred crop) or full (the whole image, its aspect ratio kept)")
 	cache := fs.cacheFlag()
 	if _, err := fs.parse(args, 0, stdout); err != nil {
 		return err
 	}
 	start := time.Now()
 	cfg := demoConfig()
+	cfg.Input = *input
+	if err := cfg.Validate(); err != nil {
+		return usageError{msg: err.Error()}
+	}
 	cat := demoSynth.Categories[0]
 	defects, err := dataset.SynthDefects(cat)
 	if err != nil {
@@ -43,8 +48,12 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "demo: synthetic %q (defects %s): %d training images, %d normal and %d defective test images, %dx%d px, data seed %d\n",
 		cat, strings.Join(defects, ", "), demoSynth.Train, demoSynth.TestGood, demoSynth.TestDefect, dataset.SynthDefaultSize, dataset.SynthDefaultSize, demoSynth.Seed)
 	seeding := cfg.Init
-	fmt.Fprintf(stdout, "demo: ResNet-50 taps %s, K %d seeded by %s, %d+%d epochs (METHOD.md: 10+10), batch %d, lr %g, resize %d crop %d, seed %d\n",
-		strings.Join(cfg.Taps, "+"), cfg.K, seeding, cfg.Epochs1, cfg.Epochs2, cfg.BatchSize, cfg.LR, cfg.Resize, cfg.Crop, cfg.Seed)
+	pre := fmt.Sprintf("resize %d crop %d", cfg.Resize, cfg.Crop)
+	if cfg.Input == anomnet.InputFull {
+		pre = fmt.Sprintf("full frame, shorter side %d, longer side at most %d", cfg.FullSide, cfg.FullMax)
+	}
+	fmt.Fprintf(stdout, "demo: ResNet-50 taps %s, K %d seeded by %s, %d+%d epochs (METHOD.md: 10+10), batch %d, lr %g, %s, seed %d\n",
+		strings.Join(cfg.Taps, "+"), cfg.K, seeding, cfg.Epochs1, cfg.Epochs2, cfg.BatchSize, cfg.LR, pre, cfg.Seed)
 	if err := outputDir(*out); err != nil {
 		return err
 	}
