@@ -160,6 +160,17 @@ def aupro_direct(maps, masks, max_fpr=0.3):
     return trapezoid_to(np.array(fpr), np.array(pro), max_fpr) / max_fpr
 
 
+def read_scores(path):
+    """The image scores of predict's JSON lines, by absolute image path."""
+    given = {}
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                given[os.path.abspath(r["path"])] = float(r["score"])
+    return given
+
+
 def image_score(path, m, given):
     """The map's maximum, or the score predict printed for path."""
     return given[os.path.abspath(path)] if given else float(m.max())
@@ -224,14 +235,7 @@ def main():
     samples, has_masks = load_samples(a.data, a.maps, resize, crop)
     print(f"{len(samples)} test images, maps {crop}x{crop}, masks resized to {resize} and cropped; tolerance {a.tol:g}")
 
-    given = None
-    if a.scores:
-        given = {}
-        with open(a.scores) as f:
-            for line in f:
-                if line.strip():
-                    r = json.loads(line)
-                    given[os.path.abspath(r["path"])] = float(r["score"])
+    given = read_scores(a.scores) if a.scores else None
     bad = 0
     # Per-image scores first: a difference there explains any below.
     scores = {s["path"]: s["score"] for s in rep.get("scores", [])}

@@ -31,12 +31,9 @@ func needWeights(t *testing.T) {
 	}
 }
 
-// TestEndToEnd fits a tiny model on a small synthetic set, evaluates it
-// and predicts its test folder with -save-maps, then checks the files of
-// each step and that predict's maps, scores and eval's report agree.
-func TestEndToEnd(t *testing.T) {
-	needWeights(t)
-	// One backbone for the three commands: loading it takes seconds.
+// shareBackbone makes the commands of one test load the backbone once
+// (loading it takes seconds) and returns where it is kept once loaded.
+func shareBackbone(t *testing.T) *anomnet.Backbone {
 	var bb anomnet.Backbone
 	saved := loadBackbone
 	loadBackbone = func(ctx context.Context, cache string, stderr io.Writer) (anomnet.Backbone, error) {
@@ -49,6 +46,15 @@ func TestEndToEnd(t *testing.T) {
 		return bb, nil
 	}
 	t.Cleanup(func() { loadBackbone = saved })
+	return &bb
+}
+
+// TestEndToEnd fits a tiny model on a small synthetic set, evaluates it
+// and predicts its test folder with -save-maps, then checks the files of
+// each step and that predict's maps, scores and eval's report agree.
+func TestEndToEnd(t *testing.T) {
+	needWeights(t)
+	bb := shareBackbone(t)
 
 	root := t.TempDir()
 	synth := dataset.SynthOptions{Size: 128, Train: 4, TestGood: 2, TestDefect: 3, Categories: []string{"washer"}}
@@ -151,7 +157,7 @@ func TestEndToEnd(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("predict -false-alarms: exit %d: %s", code, errOut)
 	}
-	m, err := anomnet.LoadFile(model, bb)
+	m, err := anomnet.LoadFile(model, *bb)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"image"
 	"image/color"
 	"image/png"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -53,18 +51,7 @@ func writeTall(t *testing.T, path string, w, h int, seed uint64, mask bool) {
 // model refuses an eval or predict that asks for the other input.
 func TestFullInputCLI(t *testing.T) {
 	needWeights(t)
-	var bb anomnet.Backbone
-	saved := loadBackbone
-	loadBackbone = func(ctx context.Context, cache string, stderr io.Writer) (anomnet.Backbone, error) {
-		if bb == nil {
-			var err error
-			if bb, err = saved(ctx, cache, stderr); err != nil {
-				return nil, err
-			}
-		}
-		return bb, nil
-	}
-	t.Cleanup(func() { loadBackbone = saved })
+	shareBackbone(t)
 
 	root := t.TempDir()
 	cat := filepath.Join(root, "tall")

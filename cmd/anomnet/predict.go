@@ -28,7 +28,8 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			"pixels above the pixel threshold) to -out, mirroring the folders under DIR, and prints a JSON\n"+
 			"line: {\"path\", \"score\", \"anomalous\", \"overlay\", \"mask\", \"map\"}. -save-maps also writes\n"+
 			"STEM.npy, the raw float32 score map (crop x crop) for numpy.load. Run on DATA/CAT/test it\n"+
-			"writes OUT/<defect>/<stem>.npy, the layout scripts/check_metrics.py reads.")
+			"writes OUT/<defect>/<stem>.npy, the layout scripts/check_metrics.py reads. With a model\n"+
+			"fitted with -input full, the overlay, mask and map have each image's own width and height.")
 	out := fs.String("out", "predictions", "output folder")
 	saveMaps := fs.Bool("save-maps", false, "also write each raw score map as a NumPy .npy file")
 	chunk := fs.Int("chunk", 32, "images decoded and scored at a time (bounds memory)")
