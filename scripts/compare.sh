@@ -52,16 +52,26 @@ for c in "${cats[@]}"; do
 	end=$(date +%s.%N)
 	echo "$start $end" >"$work/$c.fit"
 	"$work/anomnet" eval -json "$work/$c.json" -out "$work/$c.eval" "$work/$c.anm" "$data/$c" >&2
+	if grep -q '"input": "full"' "$work/$c.json"; then
+		# A full-image model: its maps are also put on the crop protocol's
+		# pixels, the peer's, by scripts/crop_view.py.
+		"$work/anomnet" predict -save-maps -out "$work/$c.maps" "$work/$c.anm" "$data/$c/test" >"$work/$c.pred.jsonl"
+		/usr/bin/python3 scripts/crop_view.py --maps "$work/$c.maps" --data "$data/$c" --scores "$work/$c.pred.jsonl" >"$work/$c.crop.json"
+	fi
 done
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 table=$(/usr/bin/python3 - "$work" "$(date -u +%Y-%m-%d)" "$cpu" "$(nproc)" "$flags" "${cats[@]}" <<'EOF'
-import json, sys
+import json, os, sys
 work, day, cpu, cores, flags, cats = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
 fmt = lambda v: "-" if v is None else "%.4f" % v
 cmd = "scripts/compare.sh" + (" (ANOMNET_FIT_FLAGS=%r)" % flags if flags else "")
 print("Measured %s with `%s` on %s (%s cores): for each category the PatchCore peer, then `anomnet fit%s` and `anomnet eval`." % (day, cmd, cpu, cores, " " + flags if flags else ""))
 print()
+full = [c for c in cats if os.path.exists("%s/%s.crop.json" % (work, c))]
+if full:
+    print("A model fitted with `-input full` scores the whole image; its row gives its figures on the crop protocol's pixels, the peer's (`scripts/crop_view.py`), and the row below it those of `anomnet eval` on the whole, uncropped masks.")
+    print()
 print("| category | tool | I-AUROC | P-AUROC | AUPRO | fit s | predict img/s |")
 print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
 wins = []
@@ -71,9 +81,15 @@ for c in cats:
     row = [r for r in a["rows"] if r["defect"] == "all"][0]
     start, end = map(float, open("%s/%s.fit" % (work, c)).read().split())
     mine = [row["image_auroc"], row["pixel_auroc"], row["aupro"]]
+    whole = None
+    if c in full:
+        v = json.load(open("%s/%s.crop.json" % (work, c)))
+        whole, mine = mine, [v["image_auroc"], v["pixel_auroc"], v["aupro"]]
     theirs = [p["I-AUROC"], p["P-AUROC"], p["AUPRO"]]
     print("| %s | PatchCore (peer) | %s | %s | %s | %.1f | %.2f |" % (c, *map(fmt, theirs), p["fit_s"], p["infer_img_per_s"]))
-    print("| %s | anomnet | %s | %s | %s | %.1f | %.2f |" % (c, *map(fmt, mine), end - start, a["images"] / a["predict_seconds"]))
+    print("| %s | anomnet%s | %s | %s | %s | %.1f | %.2f |" % (c, " (full, crop's pixels)" if whole else "", *map(fmt, mine), end - start, a["images"] / a["predict_seconds"]))
+    if whole:
+        print("| %s | anomnet (full, whole masks) | %s | %s | %s | | |" % (c, *map(fmt, whole)))
     wins.append("%s: %s" % (c, ", ".join("%s %+.4f" % (n, m - t) for n, m, t in zip(("I", "P", "PRO"), mine, theirs))))
 print()
 print("anomnet minus the peer: " + "; ".join(wins) + ".")
