@@ -151,6 +151,9 @@ func (l leaveOut) Nearest(d Device, idx, dist, x *Tensor) {
 // farthest-point seeding every centroid is a training feature vector, and
 // each image is scored without the centroids taken from it: as an image
 // the model never saw, so that the thresholds hold on new normal images.
+// In the tiled input each tile is scored without the centroids of any
+// tile of its image, and an image's score is the highest of its tiles'
+// (its pixels are the tiles', not blended).
 func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
 	sc := configScorer(t.cfg)
 	var caps []float32
@@ -166,14 +169,14 @@ func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
 	cal := Calibration{Min: math.Inf(1), Max: math.Inf(-1)}
 	var ix *centroid.Index
 	var source []int32
-	if t.chosen != nil && t.cache.Len() > 1 {
+	if t.chosen != nil && t.image(t.cache.Len()-1) > 0 { // two images at least
 		var ok bool
 		if ix, ok = t.search.(*centroid.Index); !ok {
 			ix = centroid.NewIndex(t.d, t.set, rand.New(rand.NewPCG(t.cfg.Seed, 0x63616c)))
 		}
 		source = make([]int32, len(t.chosen))
 		for j, v := range t.chosen {
-			source[j] = int32(v / t.locs)
+			source[j] = t.image(v / t.locs)
 		}
 		cal.HeldOut = true
 	}
@@ -189,14 +192,27 @@ func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
 		}
 		set := t.search
 		if ix != nil {
-			set = leaveOut{Index: ix, source: source, images: idx, locs: t.locs}
+			rows := make([]int, len(idx))
+			for i, k := range idx {
+				rows[i] = int(t.image(k))
+			}
+			set = leaveOut{Index: ix, source: source, images: rows, locs: t.locs}
 		}
-		w, h := t.cfg.Preprocess().Size()
+		w, h := t.cfg.inputSize()
 		pix, scores := pixelMaps(ctx, t.d, t.ad, set, sc, w, h, maps)
 		for i, pix := range pix {
 			lo, hi := slices.Min(pix), slices.Max(pix)
 			cal.Min, cal.Max = min(cal.Min, float64(lo)), max(cal.Max, float64(hi))
-			cal.Scores = append(cal.Scores, scores[i])
+			if t.groups == nil {
+				cal.Scores = append(cal.Scores, scores[i])
+			} else {
+				// A tile: its image's score is the highest of its tiles'.
+				g := t.groups[idx[i]]
+				if len(cal.Scores) <= g {
+					cal.Scores = append(cal.Scores, math.Inf(-1))
+				}
+				cal.Scores[g] = max(cal.Scores[g], scores[i])
+			}
 			for i := 0; i < len(pix); i += stride {
 				pixels = append(pixels, float64(pix[i]))
 			}

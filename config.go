@@ -36,12 +36,19 @@ type Config struct {
 	// frame from the training images (dataset.Frame of their median size:
 	// the aspect ratio kept, the shorter side FullSide pixels unless the
 	// longer one would pass FullMax). An image of another shape is resized
-	// to the frame all the same.
-	Input    string `json:"input,omitempty"`
-	FullSide int    `json:"full_side,omitempty"`
-	FullMax  int    `json:"full_max,omitempty"`
-	Width    int    `json:"width,omitempty"`
-	Height   int    `json:"height,omitempty"`
+	// to the frame all the same. InputTile keeps each image at its own
+	// resolution and cuts it into TileSize x TileSize tiles that overlap
+	// by the share TileOverlap (dataset.Tiles; an image smaller than a
+	// tile is first enlarged to its size): Fit trains on the tiles of the
+	// good images, and Predict scores an image tile by tile, a batch at a
+	// time, and blends the tiles' maps into one map of the image's size.
+	Input       string  `json:"input,omitempty"`
+	FullSide    int     `json:"full_side,omitempty"`
+	FullMax     int     `json:"full_max,omitempty"`
+	Width       int     `json:"width,omitempty"`
+	Height      int     `json:"height,omitempty"`
+	TileSize    int     `json:"tile_size,omitempty"`
+	TileOverlap float64 `json:"tile_overlap,omitempty"`
 
 	// Adapter configures the feature adapter (METHOD.md 3).
 	Adapter adapter.Options `json:"adapter"`
@@ -223,6 +230,8 @@ func DefaultConfig() Config {
 		Input:         InputCrop,
 		FullSide:      224,
 		FullMax:       512,
+		TileSize:      224,
+		TileOverlap:   0.25,
 		K:             0,
 		KFraction:     0.1,
 		KMin:          256,
@@ -313,7 +322,7 @@ func (c Config) withDefaults() (Config, error) {
 		{&c.Resize, def.Resize}, {&c.Crop, def.Crop}, {&c.K, def.K}, {&c.BatchSize, def.BatchSize},
 		{&c.Sample, def.Sample}, {&c.BackboneBatch, def.BackboneBatch}, {&c.MaxPixels, def.MaxPixels},
 		{&c.KMin, def.KMin}, {&c.KMax, def.KMax}, {&c.TrainK, def.TrainK},
-		{&c.FullSide, def.FullSide}, {&c.FullMax, def.FullMax},
+		{&c.FullSide, def.FullSide}, {&c.FullMax, def.FullMax}, {&c.TileSize, def.TileSize},
 	}
 	for _, f := range ints {
 		if *f.v == 0 {
@@ -328,7 +337,7 @@ func (c Config) withDefaults() (Config, error) {
 		{&c.LambdaAtt, def.LambdaAtt}, {&c.LambdaSep, def.LambdaSep}, {&c.LambdaEnt, def.LambdaEnt},
 		{&c.LambdaCon, def.LambdaCon}, {&c.Margin, def.Margin}, {&c.Sigma, def.Sigma},
 		{&c.MapPower, def.MapPower}, {&c.FalseAlarms, def.FalseAlarms},
-		{&c.KFraction, def.KFraction},
+		{&c.KFraction, def.KFraction}, {&c.TileOverlap, def.TileOverlap},
 	}
 	for _, f := range floats {
 		if *f.v == 0 {
@@ -362,8 +371,10 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.Crop < 1 || c.Crop > c.Resize:
 		return c, fmt.Errorf("anomnet: config: crop %d of a %d image", c.Crop, c.Resize)
-	case c.Input != InputCrop && c.Input != InputFull:
-		return c, fmt.Errorf("anomnet: config: input %q (want %s or %s)", c.Input, InputCrop, InputFull)
+	case c.Input != InputCrop && c.Input != InputFull && c.Input != InputTile:
+		return c, fmt.Errorf("anomnet: config: input %q (want %s, %s or %s)", c.Input, InputCrop, InputFull, InputTile)
+	case c.TileSize < 32 || c.TileSize%dataset.FrameAlign != 0 || !(c.TileOverlap >= 0 && c.TileOverlap <= 0.75):
+		return c, fmt.Errorf("anomnet: config: tiles of %d pixels (want a multiple of %d, at least 32) overlapping by %g (want 0 to 0.75)", c.TileSize, dataset.FrameAlign, c.TileOverlap)
 	case c.FullSide < 1 || c.FullMax < 1 || c.Width < 0 || c.Height < 0 || (c.Width == 0) != (c.Height == 0):
 		return c, fmt.Errorf("anomnet: config: full frame: side %d, at most %d, frame %dx%d", c.FullSide, c.FullMax, c.Width, c.Height)
 	case c.K < 0:
@@ -415,6 +426,7 @@ func (c Config) withDefaults() (Config, error) {
 const (
 	InputCrop = "crop"
 	InputFull = "full"
+	InputTile = "tile"
 
 	DecayZero   = "zero"
 	DecayStart  = "start"
@@ -458,8 +470,11 @@ type Losses struct {
 // Preprocess returns the preprocessing of c: its crop, or in the full
 // input its frame (Width x Height, which must be set: see Frame).
 func (c Config) Preprocess() dataset.Preprocess {
-	if c.Input == InputFull {
+	switch c.Input {
+	case InputFull:
 		return dataset.Preprocess{Width: c.Width, Height: c.Height}
+	case InputTile:
+		return dataset.Preprocess{Native: true}
 	}
 	return dataset.Preprocess{Resize: c.Resize, Crop: c.Crop}
 }

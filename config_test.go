@@ -72,9 +72,16 @@ func TestInputConfig(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, InputCrop, c.Input, "an old model file's empty input is the crop")
 	require.Equal(t, 224, c.Preprocess().Crop)
-	require.ErrorContains(t, Config{Input: "tiles"}.Validate(), `input "tiles" (want crop or full)`)
+	require.ErrorContains(t, Config{Input: "tiles"}.Validate(), `input "tiles" (want crop, full or tile)`)
 	require.ErrorContains(t, Config{Input: InputFull, Width: 64}.Validate(), "frame 64x0")
 	require.ErrorContains(t, Config{Input: InputFull, FullMax: -3}.Validate(), "at most -3")
+	require.ErrorContains(t, Config{Input: InputTile, TileSize: 100}.Validate(), "tiles of 100 pixels")
+	require.ErrorContains(t, Config{Input: InputTile, TileOverlap: 0.9}.Validate(), "overlapping by 0.9")
+	tile, err := Config{Input: InputTile}.withDefaults()
+	require.NoError(t, err)
+	require.True(t, tile.Preprocess().Native)
+	w, h := tile.inputSize()
+	require.Equal(t, [2]int{224, 224}, [2]int{w, h})
 
 	full := DefaultConfig()
 	full.Input = InputFull

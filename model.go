@@ -116,11 +116,23 @@ func (m *Model) Delta() float64 {
 // it is instead of preprocessing it again.
 type Prepared struct{ *image.RGBA }
 
+// inputSize is the size of what the backbone sees of an image: the crop,
+// the frame or a tile.
+func (c Config) inputSize() (w, h int) {
+	if c.Input == InputTile {
+		return c.TileSize, c.TileSize
+	}
+	return c.Preprocess().Size()
+}
+
+// inputSize is the model's Config.inputSize.
+func (m *Model) inputSize() (w, h int) { return m.cfg.inputSize() }
+
 // preprocess resizes and crops images as cfg says; errors number the
-// images from first.
+// images from first. In the tiled input images are tiles already.
 func preprocess(cfg Config, imgs []image.Image, first int) ([]image.Image, error) {
 	pre := cfg.Preprocess()
-	w, h := pre.Size()
+	w, h := cfg.inputSize()
 	out := make([]image.Image, len(imgs))
 	for i, img := range imgs {
 		if img == nil {
@@ -215,9 +227,12 @@ func configScorer(cfg Config) Scorer {
 		return cfg.Scorer
 	}
 	sc := &NearestScorer{Sigma: cfg.Sigma, Grid: cfg.ImageScore == ScoreGrid, Power: cfg.MapPower}
-	if cfg.Input == InputFull {
+	switch cfg.Input {
+	case InputFull:
 		sc.Width, sc.Height = cfg.Width, cfg.Height
-	} else {
+	case InputTile:
+		sc.Size = cfg.TileSize
+	default:
 		sc.Size = cfg.Crop
 	}
 	if cfg.MapBaseline == BaselineMedian || cfg.MapBaseline == BaselineCapped {
@@ -235,7 +250,8 @@ func (m *Model) Predict(img image.Image) (Result, error) {
 	return rs[0], nil
 }
 
-// PredictBatch scores images, BackboneBatch at a time.
+// PredictBatch scores images, BackboneBatch at a time (in the tiled
+// input, one image at a time, BackboneBatch tiles at a time).
 func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -243,6 +259,17 @@ func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result,
 		return nil, ErrNotFitted
 	}
 	out := make([]Result, 0, len(imgs))
+	if m.cfg.Input == InputTile {
+		for i, img := range imgs {
+			r, err := m.predictTiled(ctx, img, i)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
+		return out, nil
+	}
+	w, h := m.cfg.Preprocess().Size()
 	for lo := 0; lo < len(imgs); lo += m.cfg.BackboneBatch {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -255,7 +282,7 @@ func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result,
 		pix, scores := m.pixelMaps(ctx, maps)
 		pprof.Do(ctx, pprof.Labels("stage", "masks"), func(context.Context) {
 			for i := range hi - lo {
-				out = append(out, m.result(pix[i], scores[i]))
+				out = append(out, m.result(pix[i], w, h, scores[i]))
 			}
 		})
 	}
@@ -265,7 +292,7 @@ func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result,
 // pixelMaps adapts and scores backbone maps, freeing them, and returns
 // one host pixel map and one score per image.
 func (m *Model) pixelMaps(ctx context.Context, maps []*Tensor) ([][]float32, []float64) {
-	w, h := m.cfg.Preprocess().Size()
+	w, h := m.inputSize()
 	return pixelMaps(ctx, m.dev, m.ad, m.set, m.scorer(), w, h, maps)
 }
 
@@ -304,8 +331,7 @@ func pixelMaps(ctx context.Context, d Device, ad Adapter, set CentroidSet, sc Sc
 
 // result turns a pixel map and an image score into a Result with the
 // model's thresholds.
-func (m *Model) result(pix []float32, score float64) Result {
-	w, h := m.cfg.Preprocess().Size()
+func (m *Model) result(pix []float32, w, h int, score float64) Result {
 	r := Result{Map: pix, Width: w, Height: h, Mask: make([]bool, len(pix)), Score: score}
 	if w == h {
 		r.Size = w

@@ -47,7 +47,15 @@ func (m *Model) Fit(ctx context.Context, images []image.Image) error {
 		pprof.Do(ctx, pprof.Labels("fit", name), func(ctx context.Context) { err = f(ctx) })
 		return err
 	}
-	if err := step("features", func(ctx context.Context) error { return t.extract(ctx, images) }); err != nil {
+	n, get := len(images), func(lo, hi int) []image.Image { return images[lo:hi] }
+	if cfg.Input == InputTile {
+		src, groups, err := newTileSource(cfg, images)
+		if err != nil {
+			return err
+		}
+		n, get, t.groups = src.Len(), src.get, groups
+	}
+	if err := step("features", func(ctx context.Context) error { return t.extract(ctx, n, get) }); err != nil {
 		return err
 	}
 	if err := step("init", t.init); err != nil {
@@ -82,6 +90,7 @@ type trainer struct {
 	rng *rand.Rand
 
 	cache    *featureCache
+	groups   []int // in the tiled input, the image of each cached tile
 	channels []int
 	sizes    [][2]int
 	offsets  []int // per tap, within a cache record
@@ -110,15 +119,25 @@ func (t *trainer) progress(p Progress) {
 	}
 }
 
-// extract runs the backbone over the images once and caches the maps.
-func (t *trainer) extract(ctx context.Context, images []image.Image) error {
+// image returns the training image of cached record k: k itself, or in
+// the tiled input the image the tile was cut from.
+func (t *trainer) image(k int) int32 {
+	if t.groups != nil {
+		return int32(t.groups[k])
+	}
+	return int32(k)
+}
+
+// extract runs the backbone over the n images (in the tiled input,
+// tiles) that get returns, a batch at a time, once, and caches the maps.
+func (t *trainer) extract(ctx context.Context, n int, get func(lo, hi int) []image.Image) error {
 	bs := t.cfg.BackboneBatch
-	for lo := 0; lo < len(images); lo += bs {
+	for lo := 0; lo < n; lo += bs {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		hi := min(lo+bs, len(images))
-		maps, err := t.m.backboneMaps(ctx, t.cfg, images[lo:hi], lo)
+		hi := min(lo+bs, n)
+		maps, err := t.m.backboneMaps(ctx, t.cfg, get(lo, hi), lo)
 		if err != nil {
 			return fmt.Errorf("anomnet: training images %d to %d: %w", lo, hi-1, err)
 		}
@@ -147,7 +166,7 @@ func (t *trainer) extract(ctx context.Context, images []image.Image) error {
 				return err
 			}
 		}
-		t.progress(Progress{Stage: StageFeatures, Epoch: 1, Epochs: 1, Step: hi, Steps: len(images)})
+		t.progress(Progress{Stage: StageFeatures, Epoch: 1, Epochs: 1, Step: hi, Steps: n})
 	}
 	return nil
 }

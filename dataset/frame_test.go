@@ -68,3 +68,65 @@ func TestPreprocessFull(t *testing.T) {
 	cw, ch := Preprocess{}.Size()
 	require.Equal(t, [2]int{224, 224}, [2]int{cw, ch})
 }
+
+func TestTiles(t *testing.T) {
+	for _, tc := range []struct {
+		w, h, size int
+		overlap    float64
+	}{
+		{6000, 4000, 224, 0.25}, {224, 224, 224, 0.25}, {300, 224, 224, 0}, {1000, 230, 64, 0.5}, {100, 50, 64, 0.25},
+	} {
+		rs := Tiles(tc.w, tc.h, tc.size, tc.overlap)
+		cover := make([]int, tc.w*tc.h)
+		for _, r := range rs {
+			require.Equal(t, tc.size, r.Dx())
+			require.Equal(t, tc.size, r.Dy())
+			for y := r.Min.Y; y < min(r.Max.Y, tc.h); y++ {
+				for x := r.Min.X; x < min(r.Max.X, tc.w); x++ {
+					cover[y*tc.w+x]++
+				}
+			}
+		}
+		require.NotContains(t, cover, 0, "%v: every pixel is in a tile", tc)
+		// Neighbours along x overlap by at least the share asked, and the
+		// last tile is flush with the far edge.
+		var xs []int
+		for _, r := range rs {
+			if r.Min.Y == 0 {
+				xs = append(xs, r.Min.X)
+			}
+		}
+		if tc.w >= tc.size {
+			require.Equal(t, tc.w-tc.size, xs[len(xs)-1], "%v", tc)
+		}
+		for i := 1; i < len(xs); i++ {
+			require.LessOrEqual(t, xs[i]-xs[i-1], int(float64(tc.size)*(1-tc.overlap)), "%v", tc)
+		}
+	}
+	require.Len(t, Tiles(6000, 4000, 224, 0.25), 36*24)
+	require.Panics(t, func() { Tiles(10, 10, 0, 0) })
+	require.Panics(t, func() { Tiles(10, 10, 8, 1) })
+}
+
+func TestPreprocessNative(t *testing.T) {
+	img := image.NewGray(image.Rect(5, 7, 45, 107)) // bounds off the origin
+	img.SetGray(5, 7, color.Gray{200})
+	p := Preprocess{Native: true}
+	out := p.Image(img)
+	require.Equal(t, image.Rect(0, 0, 40, 100), out.Bounds())
+	require.Equal(t, color.RGBA{200, 200, 200, 255}, out.RGBAAt(0, 0))
+	m := p.Mask(img, 127)
+	require.Len(t, m, 40*100)
+	require.True(t, m[0])
+	require.Equal(t, 1, countTrue(m))
+}
+
+func countTrue(b []bool) int {
+	n := 0
+	for _, v := range b {
+		if v {
+			n++
+		}
+	}
+	return n
+}

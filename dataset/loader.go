@@ -201,7 +201,9 @@ func (l *Loader) loadOne(ctx context.Context, pre Preprocess, s Sample, cache *p
 	}
 	// The full-size resize and the crop that ResizeCrop allocates, or the
 	// frame.
-	if w, h := pre.Size(); pre.Width > 0 {
+	if pre.Native {
+		need += int64(img.cfg.Width*img.cfg.Height) * 4
+	} else if w, h := pre.Size(); pre.Width > 0 {
 		need += int64(w*h) * 4
 	} else {
 		need += int64(pre.Resize*pre.Resize+pre.Crop*pre.Crop) * 4

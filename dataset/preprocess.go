@@ -17,14 +17,20 @@ import (
 //
 // With Width and Height set (both, at least 1) the whole image is resized
 // to Width x Height and nothing is cut: the full frame (see Frame, which
-// keeps an image's aspect ratio); Resize and Crop are then unused.
+// keeps an image's aspect ratio); Resize and Crop are then unused. With
+// Native set an image keeps its own size (the tiled input cuts it later).
 type Preprocess struct {
 	Resize, Crop  int
 	Width, Height int
+	Native        bool
 }
 
-// Size returns the width and height of what p makes of an image.
+// Size returns the width and height of what p makes of an image (0, 0
+// with Native: each keeps its own).
 func (p Preprocess) Size() (w, h int) {
+	if p.Native {
+		return 0, 0
+	}
 	p = p.resolved()
 	if p.full() {
 		return p.Width, p.Height
@@ -66,6 +72,9 @@ var DefaultPreprocess = Preprocess{Resize: 256, Crop: 224}
 // resolved returns p with the zero value replaced by DefaultPreprocess,
 // panicking on sizes that no caller can mean.
 func (p Preprocess) resolved() Preprocess {
+	if p.Native {
+		return p
+	}
 	if p.full() {
 		if p.Width < 1 || p.Height < 1 {
 			panic(fmt.Sprintf("anomnet/dataset: preprocessing to a %dx%d frame", p.Width, p.Height))
@@ -89,7 +98,11 @@ func (p Preprocess) resolved() Preprocess {
 func (p Preprocess) Image(img image.Image) *image.RGBA {
 	p = p.resolved()
 	var out *image.RGBA
-	if p.full() {
+	if p.Native {
+		b := img.Bounds()
+		out = image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+		draw.Draw(out, out.Bounds(), img, b.Min, draw.Src)
+	} else if p.full() {
 		out = image.NewRGBA(image.Rect(0, 0, p.Width, p.Height))
 		draw.BiLinear.Scale(out, out.Bounds(), img, img.Bounds(), draw.Src, nil)
 	} else {
@@ -121,7 +134,9 @@ func (p Preprocess) Mask(m image.Image, threshold uint8) []bool {
 		panic(fmt.Sprintf("anomnet/dataset: empty %dx%d mask", w, h))
 	}
 	var sx, sy []int
-	if p.full() {
+	if p.Native {
+		sx, sy = nearestIndex(w, w, 0, w), nearestIndex(h, h, 0, h)
+	} else if p.full() {
 		sx, sy = nearestIndex(w, p.Width, 0, p.Width), nearestIndex(h, p.Height, 0, p.Height)
 	} else {
 		off := (p.Resize - p.Crop) / 2
@@ -156,4 +171,38 @@ func nearestIndex(src, dst, off, n int) []int {
 		idx[i] = (2*(i+off) + 1) * src / (2 * dst)
 	}
 	return idx
+}
+
+// Tiles returns the size x size tiles that cover a w x h image, row by
+// row: along each axis as few as keep neighbours overlapping by at least
+// the share overlap of a tile (0 to under 1), spread evenly from one edge
+// to the other, the last flush with the far edge. An axis shorter than
+// size gets one tile at 0 that runs past it (the caller enlarges such
+// images first). It panics on a size below 1.
+func Tiles(w, h, size int, overlap float64) []image.Rectangle {
+	if size < 1 || !(overlap >= 0 && overlap < 1) {
+		panic(fmt.Sprintf("anomnet/dataset: tiles of %d with overlap %g", size, overlap))
+	}
+	xs, ys := tileStarts(w, size, overlap), tileStarts(h, size, overlap)
+	out := make([]image.Rectangle, 0, len(xs)*len(ys))
+	for _, y := range ys {
+		for _, x := range xs {
+			out = append(out, image.Rect(x, y, x+size, y+size))
+		}
+	}
+	return out
+}
+
+// tileStarts spreads the starts of tiles along an n-long axis.
+func tileStarts(n, size int, overlap float64) []int {
+	if n <= size {
+		return []int{0}
+	}
+	step := max(1, int(float64(size)*(1-overlap)))
+	k := (n-size+step-1)/step + 1 // tiles, the gaps at most step
+	starts := make([]int, k)
+	for i := range starts {
+		starts[i] = int(float64(i)*float64(n-size)/float64(k-1) + 0.5)
+	}
+	return starts
 }

@@ -29,7 +29,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"evaluates it, and writes the report with its pictures and the training plots to DIR.\n"+
 			"The ResNet-50 weights are fetched on first use.")
 	out := fs.String("out", "anomnet-demo", "output folder DIR")
-	input := fs.String("input", anomnet.InputCrop, "input: crop (resize, then the centred crop) or full (the whole image, its aspect ratio kept)")
+	input := fs.String("input", anomnet.InputCrop, "input: crop (resize, then the centred crop), full (the whole image, its aspect ratio kept) or tile (the image at its own resolution, in tiles)")
 	cache := fs.cacheFlag()
 	if _, err := fs.parse(args, 0, stdout); err != nil {
 		return err
@@ -49,8 +49,11 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cat, strings.Join(defects, ", "), demoSynth.Train, demoSynth.TestGood, demoSynth.TestDefect, dataset.SynthDefaultSize, dataset.SynthDefaultSize, demoSynth.Seed)
 	seeding := cfg.Init
 	pre := fmt.Sprintf("resize %d crop %d", cfg.Resize, cfg.Crop)
-	if cfg.Input == anomnet.InputFull {
+	switch cfg.Input {
+	case anomnet.InputFull:
 		pre = fmt.Sprintf("full frame, shorter side %d, longer side at most %d", cfg.FullSide, cfg.FullMax)
+	case anomnet.InputTile:
+		pre = fmt.Sprintf("tiles of %d px overlapping by %g", cfg.TileSize, cfg.TileOverlap)
 	}
 	fmt.Fprintf(stdout, "demo: ResNet-50 taps %s, K %d seeded by %s, %d+%d epochs (METHOD.md: 10+10), batch %d, lr %g, %s, seed %d\n",
 		strings.Join(cfg.Taps, "+"), cfg.K, seeding, cfg.Epochs1, cfg.Epochs2, cfg.BatchSize, cfg.LR, pre, cfg.Seed)

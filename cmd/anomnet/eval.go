@@ -30,7 +30,7 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"(input, ground truth, anomaly map and predicted mask of a sample of test images) to -out.")
 	out := fs.String("out", "", "report folder (default: next to MODEL, its name with .eval for the extension)")
 	jsonOut := fs.String("json", "", "also write the JSON report to this file")
-	mode := fs.String("input", "", "the input the model must have been fitted with, crop or full (\"\": the model's own); full compares with the whole, uncropped masks")
+	mode := fs.String("input", "", "the input the model must have been fitted with, crop, full or tile (\"\": the model's own); full and tile compare with the whole, uncropped masks")
 	cache := fs.cacheFlag()
 	pos, err := fs.parse(args, 2, stdout)
 	if err != nil {
@@ -91,8 +91,10 @@ type evalReport struct {
 	Data     string `json:"data"`
 	Category string `json:"category"`
 	// Input is the protocol: "crop" (images and masks resized to Resize,
-	// then the centred Crop square: MVTec AD's) or "full" (whole images
-	// and masks resized to the Width x Height frame, nothing cut).
+	// then the centred Crop square: MVTec AD's), "full" (whole images
+	// and masks resized to the Width x Height frame, nothing cut) or
+	// "tile" (whole images and masks at their own size; Width x Height is
+	// the tile).
 	Input       string              `json:"input"`
 	Resize      int                 `json:"resize,omitempty"`
 	Crop        int                 `json:"crop,omitempty"`
@@ -198,6 +200,9 @@ func evaluateModel(ctx context.Context, m *anomnet.Model, cat *dataset.Category,
 	}
 	ev := &evaluation{cal: m.Calibration(), items: items, results: results}
 	w, h := cfg.Preprocess().Size()
+	if cfg.Input == anomnet.InputTile {
+		w, h = cfg.TileSize, cfg.TileSize
+	}
 	ev.rep = evalReport{Category: cat.Name, Input: cfg.Input, Width: w, Height: h, Calibration: ev.cal,
 		Images: len(imgs), PredictSec: time.Since(start).Seconds()}
 	if cfg.Input != anomnet.InputFull {
@@ -496,8 +501,13 @@ func (ev *evaluation) markdown(w io.Writer, dir string, pictures []string) error
 	rep := ev.rep
 	var b strings.Builder
 	fmt.Fprintf(&b, "# anomnet evaluation: %s\n\n", rep.Category)
-	protocol := fmt.Sprintf("the whole image and mask resized to %d x %d (input full)", rep.Width, rep.Height)
-	if rep.Input != anomnet.InputFull {
+	var protocol string
+	switch rep.Input {
+	case anomnet.InputFull:
+		protocol = fmt.Sprintf("the whole image and mask resized to %d x %d (input full)", rep.Width, rep.Height)
+	case anomnet.InputTile:
+		protocol = fmt.Sprintf("the whole image and mask at their own size, scored in tiles of %d x %d (input tile)", rep.Width, rep.Height)
+	default:
 		protocol = fmt.Sprintf("resized to %d, the centred %d x %d kept (input crop)", rep.Resize, rep.Crop, rep.Crop)
 	}
 	fmt.Fprintf(&b, "Model `%s` on `%s`: %d test images, %s, scored in %.1f s.\n\n",

@@ -33,9 +33,9 @@ var loadBackbone = func(ctx context.Context, cache string, stderr io.Writer) (an
 // accepts any).
 func checkInputMode(mode string, m *anomnet.Model, path string) error {
 	switch mode {
-	case "", anomnet.InputCrop, anomnet.InputFull:
+	case "", anomnet.InputCrop, anomnet.InputFull, anomnet.InputTile:
 	default:
-		return usageError{msg: fmt.Sprintf("-input %q: want %s or %s", mode, anomnet.InputCrop, anomnet.InputFull)}
+		return usageError{msg: fmt.Sprintf("-input %q: want %s, %s or %s", mode, anomnet.InputCrop, anomnet.InputFull, anomnet.InputTile)}
 	}
 	if got := m.Config().Input; mode != "" && got != mode {
 		return fmt.Errorf("%s was fitted with -input %s, not %s: fit a model with -input %s for this", path, got, mode, mode)

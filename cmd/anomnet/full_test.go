@@ -117,6 +117,42 @@ func TestFullInputCLI(t *testing.T) {
 		}
 	}
 
+	// The tiled input: the same images at their own resolution, in tiles.
+	tiled := filepath.Join(root, "tile.anm")
+	code, _, errOut = runCLI(t, "fit", "-o", tiled, "-input", "tile", "-tile-size", "64", "-k", "8", cat)
+	if code != exitOK {
+		t.Fatalf("fit -input tile: exit %d: %s", code, errOut)
+	}
+	tileEval := filepath.Join(root, "tile.eval")
+	code, _, errOut = runCLI(t, "eval", "-input", "tile", "-json", filepath.Join(root, "tile.json"), "-out", tileEval, tiled, cat)
+	if code != exitOK {
+		t.Fatalf("eval -input tile: exit %d: %s", code, errOut)
+	}
+	b, err = os.ReadFile(filepath.Join(root, "tile.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep = evalReport{}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Input != anomnet.InputTile || rep.Width != 64 || rep.Rows[0].AUPRO == nil {
+		t.Errorf("tile report.json: %s", b)
+	}
+	code, out, errOut = runCLI(t, "predict", "-save-maps", "-out", filepath.Join(root, "tpred"), tiled, filepath.Join(cat, "test", "dent", "0.png"))
+	if code != exitOK {
+		t.Fatalf("predict (tile): exit %d: %s", code, errOut)
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &line); err != nil {
+		t.Fatalf("predict (tile): %q: %v", out, err)
+	}
+	if nb, err = os.ReadFile(line.Map); err != nil {
+		t.Fatal(err)
+	}
+	if _, rows, cols, err := readNPY(nb); err != nil || rows != h || cols != w {
+		t.Errorf("tile map %s: %d x %d (%v), want %d x %d", line.Map, rows, cols, err, h, w)
+	}
+
 	// The other input is refused, naming the model and the flag.
 	code, _, errOut = runCLI(t, "eval", "-input", "crop", "-out", evalDir, model, cat)
 	if code == exitOK || !strings.Contains(errOut, model+" was fitted with -input full, not crop") {
@@ -126,8 +162,12 @@ func TestFullInputCLI(t *testing.T) {
 	if code == exitOK || !strings.Contains(errOut, "was fitted with -input full, not crop") {
 		t.Errorf("predict -input crop of a full model: exit %d: %s", code, errOut)
 	}
+	code, _, errOut = runCLI(t, "eval", "-input", "full", "-out", tileEval, tiled, cat)
+	if code == exitOK || !strings.Contains(errOut, "was fitted with -input tile, not full") {
+		t.Errorf("eval -input full of a tiled model: exit %d: %s", code, errOut)
+	}
 	code, _, errOut = runCLI(t, "eval", "-input", "tiles", "-out", evalDir, model, cat)
-	if code == exitOK || !strings.Contains(errOut, `-input "tiles": want crop or full`) {
+	if code == exitOK || !strings.Contains(errOut, `-input "tiles": want crop, full or tile`) {
 		t.Errorf("eval -input tiles: exit %d: %s", code, errOut)
 	}
 }

@@ -92,8 +92,9 @@ func TestUsage(t *testing.T) {
 		{[]string{"predict", "-chunk", "0", "m", "x"}, exitUsage, "-chunk"},
 		{[]string{"version", "extra"}, exitUsage, "version wants no arguments"},
 		{[]string{"demo", "extra"}, exitUsage, "demo wants no arguments"},
-		{[]string{"demo", "-input", "tiles"}, exitUsage, `input "tiles" (want crop or full)`},
-		{[]string{"fit", "-input", "tiles", "data/cat"}, exitUsage, `input "tiles" (want crop or full)`},
+		{[]string{"demo", "-input", "tiles"}, exitUsage, `input "tiles" (want crop, full or tile)`},
+		{[]string{"fit", "-input", "tiles", "data/cat"}, exitUsage, `input "tiles" (want crop, full or tile)`},
+		{[]string{"fit", "-input", "tile", "-tile-size", "100", "data/cat"}, exitUsage, "tiles of 100 pixels"},
 		{[]string{"fit", "-input", "full", "-full-side", "-1", "data/cat"}, exitUsage, "full frame: side -1"},
 	} {
 		code, out, errOut := runCLI(t, tc.args...)

@@ -34,7 +34,7 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	saveMaps := fs.Bool("save-maps", false, "also write each raw score map as a NumPy .npy file")
 	chunk := fs.Int("chunk", 32, "images decoded and scored at a time (bounds memory)")
 	rate := fs.Float64("false-alarms", 0, "re-threshold for this false-alarm rate from the model's kept scores of normal images (0: the model's thresholds)")
-	mode := fs.String("input", "", "the input the model must have been fitted with, crop or full (\"\": the model's own); with full the outputs have each image's own size")
+	mode := fs.String("input", "", "the input the model must have been fitted with, crop, full or tile (\"\": the model's own); with full and tile the outputs have each image's own size")
 	cache := fs.cacheFlag()
 	pos, err := fs.parse(args, 2, stdout)
 	if err != nil {
