@@ -37,11 +37,13 @@ func newTiling(cfg Config, img image.Image, overlap float64) tiling {
 // tiledSize is the size a w x h image is tiled at: its own, or enlarged
 // (its aspect ratio kept) until both sides reach size.
 func tiledSize(size, w, h int) (int, int) {
-	if w >= size && h >= size {
+	switch {
+	case w >= size && h >= size:
 		return w, h
+	case w <= h:
+		return size, max(size, (h*size+w/2)/w)
 	}
-	s := float64(size) / float64(min(w, h))
-	return max(size, int(math.Ceil(float64(w)*s))), max(size, int(math.Ceil(float64(h)*s)))
+	return max(size, (w*size+h/2)/h), size
 }
 
 // size returns the size of the tiled (perhaps enlarged) image.

@@ -166,3 +166,16 @@ func TestTileMemory(t *testing.T) {
 	t.Logf("peak RSS of the child: %d MiB (bound %d MiB; the image alone is %d MiB)", rss>>20, bound>>20, 6000*4000*4>>20)
 	require.Less(t, rss, int64(bound))
 }
+
+func TestTiledSize(t *testing.T) {
+	for _, tc := range [][4]int{
+		{203, 512, 224, 565}, // the shorter side exactly the tile's: 203 * (224/203) is not 224 in floats
+		{512, 203, 565, 224},
+		{40, 40, 224, 224},
+		{300, 100, 672, 224},
+		{300, 400, 300, 400}, // large enough: kept
+	} {
+		w, h := tiledSize(224, tc[0], tc[1])
+		require.Equal(t, [2]int{tc[2], tc[3]}, [2]int{w, h}, "%dx%d", tc[0], tc[1])
+	}
+}
