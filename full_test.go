@@ -153,3 +153,49 @@ func TestResultResized(t *testing.T) {
 	require.Nil(t, sq.Mask)
 	require.Panics(t, func() { r.Resized(0, 3) })
 }
+
+// TestInputMap puts results back on their input's pixels: inside the
+// crop's region with the crop input (NaN, not inspected, outside it), the
+// whole image with the full input.
+func TestInputMap(t *testing.T) {
+	cfg := testConfig()
+	cfg.Resize, cfg.Crop = 80, 64
+	m, err := New(newTinyNet(3), cfg)
+	require.NoError(t, err)
+	// A map whose value is its column, a mask on its left half.
+	r := Result{Width: 64, Height: 64, Map: make([]float32, 64*64), Mask: make([]bool, 64*64), Score: 2}
+	for i := range r.Map {
+		r.Map[i], r.Mask[i] = float32(i%64), i%64 < 32
+	}
+	in, err := m.InputMap(r, 160, 120)
+	require.NoError(t, err)
+	require.Equal(t, [2]int{160, 120}, [2]int{in.Width, in.Height})
+	require.Equal(t, 2.0, in.Score)
+	// The crop keeps resized columns 8 to 72 of 80: input columns 16 to 144
+	// of 160, and rows 12 to 108 of 120.
+	for _, x := range []int{0, 15, 144, 159} {
+		require.True(t, math.IsNaN(float64(in.Map[60*160+x])), "column %d is outside the crop", x)
+		require.False(t, in.Mask[60*160+x])
+	}
+	require.True(t, math.IsNaN(float64(in.Map[5*160+80])), "row 5 is outside the crop")
+	for _, x := range []int{16, 80, 143} {
+		// Input column x's centre is crop column (x+0.5)/2 - 8; the map's
+		// value at a crop position p (pixel centres at p+0.5) is p-0.5.
+		want := max(0, min(63, (float64(x)+0.5)/2-8-0.5))
+		require.InDelta(t, want, float64(in.Map[60*160+x]), 1e-5, "column %d", x)
+		require.Equal(t, (float64(x)+0.5)/2-8 < 32, in.Mask[60*160+x], "column %d", x)
+	}
+	_, err = m.InputMap(Result{Width: 32, Height: 32, Map: make([]float32, 32*32)}, 10, 10)
+	require.ErrorContains(t, err, "crops 64x64")
+	_, err = m.InputMap(r, 0, 10)
+	require.Error(t, err)
+
+	full := cfg
+	full.Input, full.Width, full.Height = InputFull, 32, 80
+	mf, err := New(newTinyNet(3), full)
+	require.NoError(t, err)
+	rf := Result{Width: 32, Height: 80, Map: make([]float32, 32*80)}
+	got, err := mf.InputMap(rf, 30, 75)
+	require.NoError(t, err)
+	require.Equal(t, rf.Resized(30, 75), got)
+}

@@ -3,6 +3,7 @@ package anomnet
 import (
 	"fmt"
 	"image"
+	"math"
 
 	"github.com/org/anomnet/internal/report"
 )
@@ -84,4 +85,69 @@ func (r Result) sized() Result {
 		r.Width, r.Height = r.Size, r.Size
 	}
 	return r
+}
+
+// InputMap returns r in the coordinates of the w x h image it was
+// predicted from, each value on the input pixel it belongs to. With the
+// full and tiled inputs that is r resampled to w x h (Result.Resized).
+// With the crop input the map covers only the centred region that the crop
+// kept, (Resize - Crop) / 2 to (Resize + Crop) / 2 of Resize along each
+// side: there the map is resampled bilinearly (pixel centres aligned) and
+// the mask by nearest neighbour; elsewhere Map is NaN, not inspected, and
+// Mask false. Score and Anomalous are kept.
+func (m *Model) InputMap(r Result, w, h int) (Result, error) {
+	r = r.sized()
+	if err := checkResult(r); err != nil {
+		return Result{}, err
+	}
+	if w < 1 || h < 1 {
+		return Result{}, fmt.Errorf("anomnet: InputMap to a %dx%d image", w, h)
+	}
+	cfg := m.Config()
+	if cfg.Input != InputCrop {
+		return r.Resized(w, h), nil
+	}
+	if r.Width != cfg.Crop || r.Height != cfg.Crop {
+		return Result{}, fmt.Errorf("anomnet: InputMap: a %dx%d map from a model that crops %dx%d", r.Width, r.Height, cfg.Crop, cfg.Crop)
+	}
+	out := Result{Score: r.Score, Anomalous: r.Anomalous, Width: w, Height: h, Map: make([]float32, w*h)}
+	if w == h {
+		out.Size = w
+	}
+	if len(r.Mask) == len(r.Map) {
+		out.Mask = make([]bool, w*h)
+	}
+	off := float64(cfg.Resize-cfg.Crop) / 2
+	n := cfg.Crop
+	// crop returns the crop coordinate of input pixel i of an l-long side,
+	// its centre carried through the resize.
+	crop := func(i, l int) float64 { return (float64(i)+0.5)*float64(cfg.Resize)/float64(l) - off }
+	for y := range h {
+		cy := crop(y, h)
+		for x := range w {
+			cx := crop(x, w)
+			k := y*w + x
+			if cx < 0 || cy < 0 || cx >= float64(n) || cy >= float64(n) {
+				out.Map[k] = float32(math.NaN())
+				continue
+			}
+			out.Map[k] = bilinearAt(r.Map, n, n, cx-0.5, cy-0.5)
+			if out.Mask != nil {
+				out.Mask[k] = r.Mask[int(cy)*n+int(cx)]
+			}
+		}
+	}
+	return out, nil
+}
+
+// bilinearAt samples the w x h map m at (x, y) in pixel-centre units,
+// clamped to the edge.
+func bilinearAt(m []float32, w, h int, x, y float64) float32 {
+	x, y = max(0, min(x, float64(w-1))), max(0, min(y, float64(h-1)))
+	x0, y0 := int(x), int(y)
+	x1, y1 := min(x0+1, w-1), min(y0+1, h-1)
+	fx, fy := float32(x-float64(x0)), float32(y-float64(y0))
+	top := m[y0*w+x0]*(1-fx) + m[y0*w+x1]*fx
+	bottom := m[y1*w+x0]*(1-fx) + m[y1*w+x1]*fx
+	return top*(1-fy) + bottom*fy
 }

@@ -153,6 +153,34 @@ func TestFullInputCLI(t *testing.T) {
 		t.Errorf("tile map %s: %d x %d (%v), want %d x %d", line.Map, rows, cols, err, h, w)
 	}
 
+	// A crop model's outputs at the image's own size: NaN where the crop
+	// did not look (rows 0 to 10 of 170: the crop keeps 16 to 240 of 256).
+	cropModel := filepath.Join(root, "crop.anm")
+	code, _, errOut = runCLI(t, "fit", "-o", cropModel, "-k", "8", cat)
+	if code != exitOK {
+		t.Fatalf("fit (crop): exit %d: %s", code, errOut)
+	}
+	code, out, errOut = runCLI(t, "predict", "-own-size", "-save-maps", "-out", filepath.Join(root, "cpred"), cropModel, filepath.Join(cat, "test", "dent", "0.png"))
+	if code != exitOK {
+		t.Fatalf("predict -own-size (crop): exit %d: %s", code, errOut)
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &line); err != nil {
+		t.Fatalf("predict -own-size: %q: %v", out, err)
+	}
+	if nb, err = os.ReadFile(line.Map); err != nil {
+		t.Fatal(err)
+	}
+	data, rows, cols, err := readNPY(nb)
+	if err != nil || rows != h || cols != w {
+		t.Fatalf("crop map at own size %s: %d x %d (%v), want %d x %d", line.Map, rows, cols, err, h, w)
+	}
+	if v := data[5*w+35]; v == v {
+		t.Errorf("row 5, outside the crop: %v, want NaN", v)
+	}
+	if v := data[85*w+35]; v != v {
+		t.Error("row 85, inside the crop: NaN")
+	}
+
 	// The other input is refused, naming the model and the flag.
 	code, _, errOut = runCLI(t, "eval", "-input", "crop", "-out", evalDir, model, cat)
 	if code == exitOK || !strings.Contains(errOut, model+" was fitted with -input full, not crop") {

@@ -34,6 +34,7 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	saveMaps := fs.Bool("save-maps", false, "also write each raw score map as a NumPy .npy file")
 	chunk := fs.Int("chunk", 32, "images decoded and scored at a time (bounds memory)")
 	rate := fs.Float64("false-alarms", 0, "re-threshold for this false-alarm rate from the model's kept scores of normal images (0: the model's thresholds)")
+	ownSize := fs.Bool("own-size", false, "with a crop model too, write the overlay, mask and map at each image's own size (the map NaN where the crop did not look)")
 	mode := fs.String("input", "", "the input the model must have been fitted with, crop, full or tile (\"\": the model's own); with full and tile the outputs have each image's own size")
 	cache := fs.cacheFlag()
 	pos, err := fs.parse(args, 2, stdout)
@@ -75,7 +76,7 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := checkInputMode(*mode, m, modelPath); err != nil {
 		return err
 	}
-	if m.Config().Input != anomnet.InputFull {
+	if m.Config().Input == anomnet.InputCrop && !*ownSize {
 		// The crop input's outputs stay over the crop.
 		for i := range inputs {
 			inputs[i].size = image.Point{}
@@ -101,7 +102,7 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer p.end()
 	enc := json.NewEncoder(stdout)
 	write := func(c predictChunk) error {
-		lines, err := writePredictions(*out, c, lo, hi, *saveMaps)
+		lines, err := writePredictions(m, *out, c, lo, hi, *saveMaps)
 		if err != nil {
 			return err
 		}
@@ -207,12 +208,12 @@ func pipeline(ctx context.Context, inputs []input, chunk int, loader *dataset.Lo
 
 // writePredictions writes the outputs of a scored chunk, images in
 // parallel, and returns their JSON lines in order.
-func writePredictions(out string, c predictChunk, lo, hi float64, saveMaps bool) ([]prediction, error) {
+func writePredictions(m *anomnet.Model, out string, c predictChunk, lo, hi float64, saveMaps bool) ([]prediction, error) {
 	lines := make([]prediction, len(c.results))
 	errs := make([]error, len(c.results))
 	parallel.For(runtime.GOMAXPROCS(0), len(c.results), func(_, lo0, hi0 int) {
 		for i := lo0; i < hi0; i++ {
-			lines[i], errs[i] = writePrediction(out, c.inputs[i], c.items[i].Image, c.results[i], lo, hi, saveMaps)
+			lines[i], errs[i] = writePrediction(m, out, c.inputs[i], c.items[i].Image, c.results[i], lo, hi, saveMaps)
 		}
 	})
 	return lines, errors.Join(errs...)
@@ -323,11 +324,23 @@ type prediction struct {
 
 // writePrediction writes one image's overlay, mask and (saveMap) score
 // map under out.
-func writePrediction(out string, in input, img *image.RGBA, r anomnet.Result, lo, hi float64, saveMap bool) (prediction, error) {
+func writePrediction(m *anomnet.Model, out string, in input, img *image.RGBA, r anomnet.Result, lo, hi float64, saveMap bool) (prediction, error) {
 	if in.size.X > 0 && (r.Width != in.size.X || r.Height != in.size.Y) {
-		r = r.Resized(in.size.X, in.size.Y)
+		var err error
+		if r, err = m.InputMap(r, in.size.X, in.size.Y); err != nil {
+			return prediction{}, fmt.Errorf("%s: %w", in.path, err)
+		}
 		big := image.NewRGBA(image.Rect(0, 0, in.size.X, in.size.Y))
-		draw.BiLinear.Scale(big, big.Bounds(), img, img.Bounds(), draw.Src, nil)
+		if m.Config().Input == anomnet.InputCrop {
+			// The crop saw part of the image: the overlay shows all of it.
+			src, err := dataset.Open(in.path)
+			if err != nil {
+				return prediction{}, err
+			}
+			draw.Draw(big, big.Bounds(), src, src.Bounds().Min, draw.Src)
+		} else {
+			draw.BiLinear.Scale(big, big.Bounds(), img, img.Bounds(), draw.Src, nil)
+		}
 		img = big
 	}
 	base := filepath.Join(out, in.stem)

@@ -65,12 +65,16 @@ func checkMap(fn string, n, w, h int) {
 
 // HeatmapImage renders m, a w x h row-major score map, as an image
 // of Heat colours of the normalised scores (v - lo) / (hi - lo), clamped
-// to [0, 1]. When hi <= lo every pixel gets Heat(0).
+// to [0, 1]. When hi <= lo every pixel gets Heat(0). A NaN score (a pixel
+// not inspected) is left transparent.
 func HeatmapImage(m []float32, w, h int, lo, hi float64) *image.RGBA {
 	checkMap("HeatmapImage", len(m), w, h)
 	f := norm(lo, hi)
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	for i, v := range m {
+		if v != v {
+			continue
+		}
 		c := Heat(f(v))
 		p := img.Pix[4*i : 4*i+4 : 4*i+4]
 		p[0], p[1], p[2], p[3] = c.R, c.G, c.B, c.A
@@ -82,7 +86,7 @@ func HeatmapImage(m []float32, w, h int, lo, hi float64) *image.RGBA {
 // img with opacity alpha (clamped to [0, 1]; 0 gives img, 1 the heat map).
 // img is any w x h image, whatever its bounds' origin; the result is
 // opaque, with origin (0, 0). Translucent pixels of img count as drawn over
-// black.
+// black. Where m is NaN (not inspected) the image shows alone.
 func Overlay(img image.Image, m []float32, w, h int, lo, hi, alpha float64) *image.RGBA {
 	checkMap("Overlay", len(m), w, h)
 	checkImage("Overlay", img, w, h)
@@ -96,7 +100,12 @@ func Overlay(img image.Image, m []float32, w, h int, lo, hi, alpha float64) *ima
 	for y := range h {
 		for x := range w {
 			r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
-			c := Heat(f(m[y*w+x]))
+			v := m[y*w+x]
+			if v != v { // not inspected: the image alone
+				out.SetRGBA(x, y, color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(bl >> 8), 255})
+				continue
+			}
+			c := Heat(f(v))
 			mix := func(u uint32, v uint8) uint8 {
 				return uint8(math.Round((1-alpha)*float64(u>>8) + alpha*float64(v)))
 			}

@@ -69,6 +69,11 @@ func TestHeatmapImage(t *testing.T) {
 	require.Equal(t, Heat(1), wide.RGBAAt(2, 0))
 	require.Equal(t, Heat(0), wide.RGBAAt(0, 1))
 	require.Panics(t, func() { HeatmapImage(m, 2, 3, 0, 1) })
+
+	nan := float32(math.NaN())
+	holes := HeatmapImage([]float32{nan, 1}, 2, 1, 0, 1)
+	require.Equal(t, color.RGBA{}, holes.RGBAAt(0, 0), "not inspected: transparent")
+	require.Equal(t, Heat(1), holes.RGBAAt(1, 0))
 }
 
 func TestOverlay(t *testing.T) {
@@ -97,6 +102,9 @@ func TestOverlay(t *testing.T) {
 	require.Greater(t, luminance(hot), luminance(cold))
 
 	require.Equal(t, full.Pix, Overlay(img, m, 2, 2, 0, 1, 5).Pix, "alpha clamps")
+	holes := Overlay(img, []float32{float32(math.NaN()), 1, 0.5, 0.25}, 2, 2, 0, 1, 1)
+	require.Equal(t, color.RGBA{100, 100, 100, 255}, holes.RGBAAt(0, 0), "not inspected: the image alone")
+	require.Equal(t, full.RGBAAt(1, 0), holes.RGBAAt(1, 0))
 	require.Panics(t, func() { Overlay(img, m, 3, 3, 0, 1, 0.5) })
 	require.Panics(t, func() { Overlay(image.NewRGBA(image.Rect(0, 0, 3, 3)), m, 2, 2, 0, 1, 0.5) })
 }
