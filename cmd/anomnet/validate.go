@@ -29,6 +29,7 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			"No test image is read: this is how settings are compared without looking at the test set.")
 	holdout := fs.Float64("holdout", 0.2, "share of train/good held back")
 	copies := fs.Int("copies", 2, "defective copies of each held-back image")
+	paint := fs.String("paint", paintInput, "where the synthetic defects are painted: input (on the preprocessed image, the model's view) or original (on the image as its file holds it, then preprocessed with its mask: the same defects whatever the input, to compare inputs)")
 	defects := fs.String("defects", defectsPhotometric, "kinds of synthetic defect: photometric (a pasted patch, a scar or a blob), structural (a region turned, mirrored or exchanged), large (20 - 60% of the image darker or brighter), logical (a part missing or turned, 10 - 30% of the image), both (photometric and structural, the copies alternate) or all (the three in turn)")
 	jsonOut := fs.String("json", "", "also write the figures as JSON to this file")
 	sigmas := fs.String("sweep-sigma", "", "also score the held-back set, from the same fit, with each of these blurs (comma-separated pixels)")
@@ -41,6 +42,9 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *holdout <= 0 || *holdout >= 1 || *copies < 1 {
 		return usageError{msg: "need 0 < -holdout < 1 and -copies >= 1"}
+	}
+	if *paint != paintInput && *paint != paintOriginal {
+		return usageError{msg: fmt.Sprintf("-paint %q: want %s or %s", *paint, paintInput, paintOriginal)}
 	}
 	corrupt, ok := corrupters[*defects]
 	if !ok {
@@ -89,7 +93,17 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	took := time.Since(start)
 
-	val, valImgs := corruptedSet(items, valIdx, *copies, cfg.Seed, corrupt)
+	var original func(k int) (image.Image, dataset.Preprocess, error)
+	if *paint == paintOriginal {
+		original = func(k int) (image.Image, dataset.Preprocess, error) {
+			img, err := dataset.OpenLimit(items[k].Path, cfg.MaxPixels)
+			return img, cfg.Preprocess(), err
+		}
+	}
+	val, valImgs, err := corruptedSet(items, valIdx, *copies, cfg.Seed, corrupt, original)
+	if err != nil {
+		return err
+	}
 	score := func(stage string) (evalRow, error) {
 		p.begin(stage, "img", len(valImgs))
 		rs, err := m.PredictBatch(ctx, valImgs)
@@ -104,9 +118,13 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	res := validation{Category: cat.Name, Fit: len(fitIdx), HeldBack: len(valIdx), Copies: *copies,
-		Defects: *defects, FitSec: took.Seconds(), Metrics: row}
+		Defects: *defects, Paint: *paint, FitSec: took.Seconds(), Metrics: row}
+	kind := res.Defects
+	if *paint == paintOriginal {
+		kind += ", painted on the original"
+	}
 	fmt.Fprintf(stdout, "%s: fitted on %d images in %s; %d held back, %d defective copies (%s): I-AUROC %s, P-AUROC %s, AUPRO %s\n",
-		cat.Name, res.Fit, fmtDuration(took), res.HeldBack, len(valImgs)-res.HeldBack, res.Defects,
+		cat.Name, res.Fit, fmtDuration(took), res.HeldBack, len(valImgs)-res.HeldBack, kind,
 		fmtMetric(row.IAUROC), fmtMetric(row.PAUROC), fmtMetric(row.AUPRO))
 	var scorers []*anomnet.NearestScorer
 	if base, ok := m.Scorer().(*anomnet.NearestScorer); ok {
@@ -139,6 +157,7 @@ type validation struct {
 	HeldBack int     `json:"held_back"`
 	Copies   int     `json:"copies"`
 	Defects  string  `json:"defects"`
+	Paint    string  `json:"paint"`
 	FitSec   float64 `json:"fit_s"`
 	// Metrics are eval's over the held-back images and their copies.
 	Metrics evalRow `json:"metrics"`
@@ -270,10 +289,20 @@ var corrupters = map[string]corrupter{
 	},
 }
 
+// The choices of validate -paint.
+const (
+	paintInput    = "input"
+	paintOriginal = "original"
+)
+
 // corruptedSet returns the held-back images as normal items, then copies
 // defective copies of each with their masks (painted by corrupt), and the
-// images to predict.
-func corruptedSet(items []dataset.Item, held []int, copies int, seed uint64, corrupt corrupter) ([]dataset.Item, []image.Image) {
+// images to predict. With original set, each defect is painted on the
+// held-back image as its file holds it, and the image and the mask are
+// then preprocessed as original says (the same defect, whatever the
+// input); otherwise it is painted on the preprocessed image.
+func corruptedSet(items []dataset.Item, held []int, copies int, seed uint64, corrupt corrupter,
+	original func(k int) (image.Image, dataset.Preprocess, error)) ([]dataset.Item, []image.Image, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x636f7272))
 	var out []dataset.Item
 	var imgs []image.Image
@@ -285,15 +314,28 @@ func corruptedSet(items []dataset.Item, held []int, copies int, seed uint64, cor
 	}
 	for c := range copies {
 		for _, k := range held {
-			img, mask := corrupt(items[k].Image, c, rng)
+			var src image.Image = items[k].Image
+			var pre dataset.Preprocess
+			if original != nil {
+				var err error
+				if src, pre, err = original(k); err != nil {
+					return nil, nil, err
+				}
+			}
+			img, mask := corrupt(src, c, rng)
 			it := dataset.Item{Sample: dataset.Sample{Path: fmt.Sprintf("%s#defect%d", items[k].Path, c+1), Defect: "synthetic", Anomalous: true},
-				Image: img, Mask: make([]bool, len(mask.Pix))}
-			for i, v := range mask.Pix {
-				it.Mask[i] = v > 0
+				Image: img}
+			if original != nil {
+				it.Image, it.Mask = pre.Image(img), pre.Mask(mask, 127)
+			} else {
+				it.Mask = make([]bool, len(mask.Pix))
+				for i, v := range mask.Pix {
+					it.Mask[i] = v > 0
+				}
 			}
 			out = append(out, it)
-			imgs = append(imgs, anomnet.Prepared{RGBA: img})
+			imgs = append(imgs, anomnet.Prepared{RGBA: it.Image})
 		}
 	}
-	return out, imgs
+	return out, imgs, nil
 }

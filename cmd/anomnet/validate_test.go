@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"image"
+	"image/color"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -146,5 +147,73 @@ func TestCorrupters(t *testing.T) {
 	}
 	if len(corrupters) != 6 {
 		t.Errorf("%d kinds of -defects, the test knows 6", len(corrupters))
+	}
+}
+
+// TestCorruptedSetOriginal paints the defects on the original image and
+// preprocesses image and mask after: the copies have the model's input
+// size, the mask is the painted one carried through the crop, and the
+// pixels it marks changed.
+func TestCorruptedSetOriginal(t *testing.T) {
+	orig := image.NewRGBA(image.Rect(0, 0, 120, 300))
+	rng := rand.New(rand.NewPCG(3, 3))
+	for i := range orig.Pix {
+		orig.Pix[i] = uint8(100 + rng.IntN(20))
+	}
+	pre := dataset.Preprocess{Resize: 64, Crop: 56}
+	items := []dataset.Item{{Sample: dataset.Sample{Path: "a.png"}, Image: pre.Image(orig)}}
+	calls := 0
+	original := func(k int) (image.Image, dataset.Preprocess, error) {
+		calls++
+		return orig, pre, nil
+	}
+	// A corrupter whose defect is known: the top-left 60 x 150 quarter
+	// turned white.
+	quarter := func(img image.Image, _ int, _ *rand.Rand) (*image.RGBA, *image.Gray) {
+		b := img.Bounds()
+		out := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+		mask := image.NewGray(out.Bounds())
+		for y := range b.Dy() {
+			for x := range b.Dx() {
+				c := color.RGBAModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.RGBA)
+				if x < 60 && y < 150 {
+					c, mask.Pix[y*mask.Stride+x] = color.RGBA{255, 255, 255, 255}, 255
+				}
+				out.SetRGBA(x, y, c)
+			}
+		}
+		return out, mask
+	}
+	val, imgs, err := corruptedSet(items, []int{0}, 2, 1, quarter, original)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 || len(val) != 3 || len(imgs) != 3 {
+		t.Fatalf("%d originals read, %d items, %d images", calls, len(val), len(imgs))
+	}
+	d := val[1]
+	if d.Image.Bounds() != image.Rect(0, 0, 56, 56) || len(d.Mask) != 56*56 {
+		t.Fatalf("copy %v with %d mask values, want the 56 x 56 crop", d.Image.Bounds(), len(d.Mask))
+	}
+	want := pre.Mask(func() image.Image { _, m := quarter(orig, 0, nil); return m }(), 127)
+	if !slices.Equal(d.Mask, want) {
+		t.Error("the mask is not the painted one carried through the crop")
+	}
+	// Bilinear resizing blurs the edge by a pixel: compare the means.
+	var sum [2]float64
+	var n [2]int
+	for i, in := range d.Mask {
+		k := 0
+		if in {
+			k = 1
+		}
+		sum[k] += float64(d.Image.Pix[4*i])
+		n[k]++
+	}
+	if n[1] == 0 || sum[1]/float64(n[1]) < 240 || sum[0]/float64(n[0]) > 130 {
+		t.Errorf("mean grey %v over %v pixels outside and inside the mask: the mask is not on the painted part", sum, n)
+	}
+	if code, _, stderr := runCLI(t, "validate", "-paint", "walls", "x"); code != exitUsage || !strings.Contains(stderr, `-paint "walls"`) {
+		t.Errorf("-paint walls: exit %d, %s", code, stderr)
 	}
 }
