@@ -380,6 +380,10 @@ func benchPredict(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		origin = fmt.Sprintf("fitted on %d synthetic images", *train)
 	}
 	cfg := m.Config()
+	if cfg.Input == anomnet.InputTile {
+		return fmt.Errorf("bench predict times a model's stages on batches of same-sized images; a model fitted with -input tile scores each image in tiles: time it with anomnet predict")
+	}
+	inW, inH := cfg.Preprocess().Size()
 	n := *batch * (*iters + 1)
 	var imgs []*image.RGBA
 	source := "synthetic images"
@@ -447,7 +451,7 @@ func benchPredict(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}},
 	}
 	fmt.Fprintf(stdout, "anomnet bench predict: %s, model %s, %d taps %v, K %d, %dx%d, %s, batch %d, %s, GOMAXPROCS %d\n",
-		bb.Name(), origin, len(cfg.Taps), cfg.Taps, m.Centroids().K(), cfg.Crop, cfg.Crop, source, *batch, dev.Name(), runtime.GOMAXPROCS(0))
+		bb.Name(), origin, len(cfg.Taps), cfg.Taps, m.Centroids().K(), inW, inH, source, *batch, dev.Name(), runtime.GOMAXPROCS(0))
 	for i, s := range stages {
 		if i == 0 || s.name == "predict" {
 			next = 0 // the scoring stages see the backbone stage's images; Predict starts over
