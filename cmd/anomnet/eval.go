@@ -21,6 +21,7 @@ import (
 	"github.com/org/anomnet/dataset"
 	"github.com/org/anomnet/internal/report"
 	"github.com/org/anomnet/metrics"
+	xdraw "golang.org/x/image/draw"
 )
 
 func eval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -451,18 +452,36 @@ func (ev *evaluation) writeOverlays(path string) error {
 	lo, hi := ev.cal.HeatRange()
 	var rows [][]image.Image
 	var captions []string
+	var cell image.Rectangle
 	for _, i := range sampleItems(ev.items, overlaySample) {
 		it, r := ev.items[i], ev.results[i]
 		truth := it.Mask
 		if truth == nil {
 			truth = make([]bool, r.Width*r.Height)
 		}
-		rows = append(rows, []image.Image{
+		row := []image.Image{
 			it.Image,
 			report.Contour(it.Image, truth, r.Width, r.Height, truthColor),
 			report.Overlay(it.Image, r.Map, r.Width, r.Height, lo, hi, 0.6),
 			framed(report.MaskImage(r.Mask, r.Width, r.Height)),
-		})
+		}
+		if cell.Empty() {
+			cell = overlayCell(r.Width, r.Height)
+		}
+		if row[0].Bounds().Size() != cell.Size() {
+			// Images of their own sizes (the full and tiled inputs): each
+			// picture drawn into the first one's cell.
+			for j, img := range row {
+				fit := image.NewRGBA(cell)
+				var scaler xdraw.Interpolator = xdraw.BiLinear
+				if j%2 == 1 { // the outlines and the mask stay crisp
+					scaler = xdraw.NearestNeighbor
+				}
+				scaler.Scale(fit, cell, img, img.Bounds(), xdraw.Src, nil)
+				row[j] = fit
+			}
+		}
+		rows = append(rows, row)
 		verdict := "normal"
 		if r.Anomalous {
 			verdict = "ANOMALOUS"
@@ -475,6 +494,15 @@ func (ev *evaluation) writeOverlays(path string) error {
 	}
 	headers := []string{"input", "ground truth", fmt.Sprintf("map %.3g..%.3g", lo, hi), "predicted mask"}
 	return report.WritePNG(path, report.Grid(rows, captions, headers))
+}
+
+// overlayCell is the size of a picture on the overlay grid for a w x h
+// map: its own, shrunk to at most 512 pixels a side.
+func overlayCell(w, h int) image.Rectangle {
+	if s := 512 / float64(max(w, h)); s < 1 {
+		w, h = max(1, int(float64(w)*s+0.5)), max(1, int(float64(h)*s+0.5))
+	}
+	return image.Rect(0, 0, w, h)
 }
 
 // framed returns a copy of img with a one-pixel grey border, so that a

@@ -56,9 +56,13 @@ func TestFullInputCLI(t *testing.T) {
 	root := t.TempDir()
 	cat := filepath.Join(root, "tall")
 	const w, h = 70, 170
-	for i, p := range []string{"train/good/0.png", "train/good/1.png", "train/good/2.png", "train/good/3.png", "test/good/0.png", "test/dent/0.png"} {
+	for i, p := range []string{"train/good/0.png", "train/good/1.png", "train/good/2.png", "train/good/3.png", "test/dent/0.png"} {
 		writeTall(t, filepath.Join(cat, p), w, h, uint64(i), false)
 	}
+	// A normal part of another size: the full input resizes it to the
+	// frame; the tiled input scores it at its own, and eval's overlays
+	// grid draws it in the same cells as the others.
+	writeTall(t, filepath.Join(cat, "test/good/0.png"), 90, 150, 9, false)
 	writeTall(t, filepath.Join(cat, "ground_truth/dent/0_mask.png"), w, h, 0, true)
 
 	model := filepath.Join(root, "full.anm")
@@ -138,6 +142,9 @@ func TestFullInputCLI(t *testing.T) {
 	}
 	if rep.Input != anomnet.InputTile || rep.Width != 64 || rep.Rows[0].AUPRO == nil {
 		t.Errorf("tile report.json: %s", b)
+	}
+	if _, err := os.Stat(filepath.Join(tileEval, "overlays.png")); err != nil {
+		t.Errorf("tile eval: %v", err)
 	}
 	code, out, errOut = runCLI(t, "predict", "-save-maps", "-out", filepath.Join(root, "tpred"), tiled, filepath.Join(cat, "test", "dent", "0.png"))
 	if code != exitOK {
