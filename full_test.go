@@ -36,6 +36,15 @@ func tallStripes(rng *rand.Rand, w, h int, cx, cy, r float64) (*image.RGBA, []bo
 	return img, mask
 }
 
+// stripeSet returns n tall-stripe images of w x h without a blotch.
+func stripeSet(rng *rand.Rand, n, w, h int) []image.Image {
+	out := make([]image.Image, n)
+	for i := range out {
+		out[i], _ = tallStripes(rng, w, h, 0, 0, 0)
+	}
+	return out
+}
+
 // TestFullInput fits on tall images in the full input: the frame keeps
 // their shape, the map covers the whole image, and a blotch in the top
 // strip that the crop input cuts away is found, the heatmap's maximum on
@@ -43,15 +52,7 @@ func tallStripes(rng *rand.Rand, w, h int, cx, cy, r float64) (*image.RGBA, []bo
 func TestFullInput(t *testing.T) {
 	const w, h = 48, 128
 	rng := rand.New(rand.NewPCG(21, 1))
-	var train, good []image.Image
-	for range 24 {
-		img, _ := tallStripes(rng, w, h, 0, 0, 0)
-		train = append(train, img)
-	}
-	for range 6 {
-		img, _ := tallStripes(rng, w, h, 0, 0, 0)
-		good = append(good, img)
-	}
+	train, good := stripeSet(rng, 24, w, h), stripeSet(rng, 6, w, h)
 	// The blotch covers rows 1 to 9; the crop (resize 80, crop 64) keeps
 	// the rows from 12.8 of the 128 on.
 	seed := rng.Uint64()

@@ -145,17 +145,29 @@ func preprocess(cfg Config, imgs []image.Image, first int) ([]image.Image, error
 			out[i] = p.RGBA
 			continue
 		}
-		b := img.Bounds()
-		if b.Empty() {
-			return nil, fmt.Errorf("anomnet: image %d is empty", first+i)
-		}
-		if px := int64(b.Dx()) * int64(b.Dy()); px > int64(cfg.MaxPixels) {
-			return nil, fmt.Errorf("anomnet: image %d is %dx%d = %d pixels, over the cap of %d (Config.MaxPixels)",
-				first+i, b.Dx(), b.Dy(), px, cfg.MaxPixels)
+		if err := checkImage(cfg, img, first+i); err != nil {
+			return nil, err
 		}
 		out[i] = pre.Image(img)
 	}
 	return out, nil
+}
+
+// checkImage returns an error, naming image i, for an image that is nil,
+// empty or over cfg's pixel cap.
+func checkImage(cfg Config, img image.Image, i int) error {
+	if img == nil {
+		return fmt.Errorf("anomnet: image %d is nil", i)
+	}
+	b := img.Bounds()
+	if b.Empty() {
+		return fmt.Errorf("anomnet: image %d is empty", i)
+	}
+	if px := int64(b.Dx()) * int64(b.Dy()); px > int64(cfg.MaxPixels) {
+		return fmt.Errorf("anomnet: image %d is %dx%d = %d pixels, over the cap of %d (Config.MaxPixels)",
+			i, b.Dx(), b.Dy(), px, cfg.MaxPixels)
+	}
+	return nil
 }
 
 // backboneMaps preprocesses images as cfg says (numbered from first in

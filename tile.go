@@ -80,17 +80,10 @@ func newTileSource(cfg Config, images []image.Image) (*tileSource, []int, error)
 	s := &tileSource{cfg: cfg, images: images, cur: -1}
 	var groups []int
 	for i, img := range images {
-		if img == nil {
-			return nil, nil, fmt.Errorf("anomnet: image %d is nil", i)
+		if err := checkImage(cfg, img, i); err != nil {
+			return nil, nil, err
 		}
 		b := img.Bounds()
-		if b.Empty() {
-			return nil, nil, fmt.Errorf("anomnet: image %d is empty", i)
-		}
-		if px := int64(b.Dx()) * int64(b.Dy()); px > int64(cfg.MaxPixels) {
-			return nil, nil, fmt.Errorf("anomnet: image %d is %dx%d = %d pixels, over the cap of %d (Config.MaxPixels)",
-				i, b.Dx(), b.Dy(), px, cfg.MaxPixels)
-		}
 		tw, th := tiledSize(cfg.TileSize, b.Dx(), b.Dy())
 		for k := range len(dataset.Tiles(tw, th, cfg.TileSize, 0)) {
 			s.refs = append(s.refs, [2]int{i, k})
@@ -127,16 +120,8 @@ func tileWeight(x, size int) float32 {
 // batch at a time, then the tiles' maps blended into one map of the
 // image's own size.
 func (m *Model) predictTiled(ctx context.Context, img image.Image, index int) (Result, error) {
-	if img == nil {
-		return Result{}, fmt.Errorf("anomnet: image %d is nil", index)
-	}
-	b := img.Bounds()
-	if b.Empty() {
-		return Result{}, fmt.Errorf("anomnet: image %d is empty", index)
-	}
-	if px := int64(b.Dx()) * int64(b.Dy()); px > int64(m.cfg.MaxPixels) {
-		return Result{}, fmt.Errorf("anomnet: image %d is %dx%d = %d pixels, over the cap of %d (Config.MaxPixels)",
-			index, b.Dx(), b.Dy(), px, m.cfg.MaxPixels)
+	if err := checkImage(m.cfg, img, index); err != nil {
+		return Result{}, err
 	}
 	tl := newTiling(m.cfg, img, m.cfg.TileOverlap)
 	w, h := tl.size()

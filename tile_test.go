@@ -31,15 +31,7 @@ func tileConfig() Config {
 func TestTileInput(t *testing.T) {
 	const w, h = 96, 200
 	rng := rand.New(rand.NewPCG(31, 1))
-	var train, good []image.Image
-	for range 16 {
-		img, _ := tallStripes(rng, w, h, 0, 0, 0)
-		train = append(train, img)
-	}
-	for range 5 {
-		img, _ := tallStripes(rng, w, h, 0, 0, 0)
-		good = append(good, img)
-	}
+	train, good := stripeSet(rng, 16, w, h), stripeSet(rng, 5, w, h)
 	bad, mask := tallStripes(rng, w, h, 40, 6, 5)
 	m := fitTiny(t, tileConfig(), synthSet{train: train})
 	cal := m.Calibration()
@@ -83,11 +75,7 @@ func TestTileInput(t *testing.T) {
 func TestTileSeams(t *testing.T) {
 	const w, h = 160, 160
 	rng := rand.New(rand.NewPCG(32, 1))
-	var train []image.Image
-	for range 12 {
-		img, _ := tallStripes(rng, w, h, 0, 0, 0)
-		train = append(train, img)
-	}
+	train := stripeSet(rng, 12, w, h)
 	cfg := tileConfig()
 	cfg.Sigma = 1 // a light blur, which would not hide a seam
 	m := fitTiny(t, cfg, synthSet{train: train})
@@ -144,12 +132,7 @@ func TestTileMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 6000 x 4000 image takes seconds")
 	}
-	rng := rand.New(rand.NewPCG(33, 1))
-	var train []image.Image
-	for range 4 {
-		img, _ := tallStripes(rng, 448, 448, 0, 0, 0)
-		train = append(train, img)
-	}
+	train := stripeSet(rand.New(rand.NewPCG(33, 1)), 4, 448, 448)
 	cfg := tileConfig()
 	cfg.TileSize = 224
 	m := fitTiny(t, cfg, synthSet{train: train})

@@ -31,6 +31,20 @@ func needWeights(t *testing.T) {
 	}
 }
 
+// readReport reads eval's JSON report at path, and its bytes for messages.
+func readReport(t *testing.T, path string) (evalReport, []byte) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep evalReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep, b
+}
+
 // shareBackbone makes the commands of one test load the backbone once
 // (loading it takes seconds) and returns where it is kept once loaded.
 func shareBackbone(t *testing.T) *anomnet.Backbone {
@@ -88,14 +102,7 @@ func TestEndToEnd(t *testing.T) {
 	if !strings.Contains(out, "I-AUROC") || !strings.Contains(out, filepath.Join(evalDir, "report.md")) {
 		t.Errorf("eval printed %q", out)
 	}
-	b, err := os.ReadFile(filepath.Join(evalDir, "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep evalReport
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep, b := readReport(t, filepath.Join(evalDir, "report.json"))
 	if rep.Images != 5 || rep.Crop != 112 || len(rep.Rows) != 1+3 || rep.Rows[0].IAUROC == nil || rep.Rows[0].AUPRO == nil {
 		t.Errorf("report.json: %s", b)
 	}

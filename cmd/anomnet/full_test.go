@@ -75,14 +75,7 @@ func TestFullInputCLI(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("eval: exit %d: %s", code, errOut)
 	}
-	b, err := os.ReadFile(filepath.Join(evalDir, "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep evalReport
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep, b := readReport(t, filepath.Join(evalDir, "report.json"))
 	// 70 x 170 with the shorter side at 64: 64 x 155, the longer side
 	// rounded to 160.
 	if rep.Input != anomnet.InputFull || rep.Width != 64 || rep.Height != 160 || rep.Crop != 0 || rep.Rows[0].AUPRO == nil {
@@ -132,14 +125,7 @@ func TestFullInputCLI(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("eval -input tile: exit %d: %s", code, errOut)
 	}
-	b, err = os.ReadFile(filepath.Join(root, "tile.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep = evalReport{}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep, b = readReport(t, filepath.Join(root, "tile.json"))
 	if rep.Input != anomnet.InputTile || rep.Width != 64 || rep.Rows[0].AUPRO == nil {
 		t.Errorf("tile report.json: %s", b)
 	}
