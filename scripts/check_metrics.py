@@ -231,6 +231,9 @@ def main():
         ap.error("--maps, --data and --report are required")
     with open(a.report) as f:
         rep = json.load(f)
+    if rep.get("input", "crop") != "crop":
+        raise SystemExit(f"check_metrics: {a.report}: a model of input {rep['input']!r}; its maps are at each image's own size "
+                         "(compare them on the crop's pixels with scripts/crop_view.py)")
     resize, crop = a.resize or rep["resize"], a.crop or rep["crop"]
     samples, has_masks = load_samples(a.data, a.maps, resize, crop)
     print(f"{len(samples)} test images, maps {crop}x{crop}, masks resized to {resize} and cropped; tolerance {a.tol:g}")
