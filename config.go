@@ -39,9 +39,10 @@ type Config struct {
 	// to the frame all the same. InputTile keeps each image at its own
 	// resolution and cuts it into TileSize x TileSize tiles that overlap
 	// by the share TileOverlap (dataset.Tiles; an image smaller than a
-	// tile is first enlarged to its size): Fit trains on the tiles of the
-	// good images, and Predict scores an image tile by tile, a batch at a
-	// time, and blends the tiles' maps into one map of the image's size.
+	// tile is first enlarged to its size; 0 takes the defaults, 224 and
+	// 0.25): Fit trains on the tiles of the good images, without overlap,
+	// and Predict scores an image tile by tile, a batch at a time, and
+	// blends the tiles' maps into one map of the image's size.
 	Input       string  `json:"input,omitempty"`
 	FullSide    int     `json:"full_side,omitempty"`
 	FullMax     int     `json:"full_max,omitempty"`
