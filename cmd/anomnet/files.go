@@ -46,7 +46,8 @@ func checkInputMode(mode string, m *anomnet.Model, path string) error {
 // withFrame returns cfg with, for the full input, the frame of the
 // samples' median size (Config.Frame), read from their headers. Errors
 // name the file.
-func withFrame(cfg anomnet.Config, samples []dataset.Sample) (anomnet.Config, error) {
+// A note on stderr says how many images the frame distorts.
+func withFrame(cfg anomnet.Config, samples []dataset.Sample, stderr io.Writer) (anomnet.Config, error) {
 	if cfg.Input != anomnet.InputFull || cfg.Width > 0 {
 		return cfg, nil
 	}
@@ -58,7 +59,39 @@ func withFrame(cfg anomnet.Config, samples []dataset.Sample) (anomnet.Config, er
 		}
 		sizes[i] = image.Pt(w, h)
 	}
-	return cfg.Frame(sizes), nil
+	cfg = cfg.Frame(sizes)
+	noteOffFrame(stderr, cfg, sizes, "training images")
+	return cfg, nil
+}
+
+// offFrame reports whether an image of size p differs in aspect ratio
+// from the w x h frame by more than 5% (the frame's rounding to 16
+// pixels moves it by less).
+func offFrame(p image.Point, w, h int) bool {
+	r := float64(p.X) * float64(h) / (float64(p.Y) * float64(w))
+	return r < 1/1.05 || r > 1.05
+}
+
+// noteOffFrame writes a note when some of the images of sizes have
+// another shape than the full input's frame: they are resized to it, and
+// their aspect ratio is lost.
+func noteOffFrame(stderr io.Writer, cfg anomnet.Config, sizes []image.Point, what string) {
+	if cfg.Input != anomnet.InputFull || cfg.Width < 1 {
+		return
+	}
+	n, example := 0, image.Point{}
+	for _, p := range sizes {
+		if p.X > 0 && p.Y > 0 && offFrame(p, cfg.Width, cfg.Height) {
+			if n == 0 {
+				example = p
+			}
+			n++
+		}
+	}
+	if n > 0 {
+		fmt.Fprintf(stderr, "note: %d of %d %s (for example %dx%d) have another shape than the %dx%d frame: they are resized to it and lose their aspect ratio (-input tile keeps each image's own)\n",
+			n, len(sizes), what, example.X, example.Y, cfg.Width, cfg.Height)
+	}
 }
 
 // loadImages decodes and preprocesses samples as cfg says, in parallel,

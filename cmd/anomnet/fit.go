@@ -182,7 +182,7 @@ func (j fitJob) run(ctx context.Context, stdout, stderr io.Writer) (fitted, erro
 	if err != nil {
 		return res, err
 	}
-	if j.cfg, err = withFrame(j.cfg, cat.Train); err != nil {
+	if j.cfg, err = withFrame(j.cfg, cat.Train, stderr); err != nil {
 		return res, err
 	}
 	p := newProgress(stderr)

@@ -70,6 +70,14 @@ func TestFullInputCLI(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("fit: exit %d: %s", code, errOut)
 	}
+	if strings.Contains(errOut, "note:") {
+		t.Errorf("fit: a note about shapes, all training images having one: %s", errOut)
+	}
+	// An image of another shape is resized to the frame, and predict says so.
+	code, _, errOut = runCLI(t, "predict", "-out", filepath.Join(root, "gpred"), model, filepath.Join(cat, "test", "good", "0.png"))
+	if code != exitOK || !strings.Contains(errOut, "note: 1 of 1 images (for example 90x150) have another shape than the 64x160 frame") {
+		t.Errorf("predict of a 90 x 150 image with a 64 x 160 frame: exit %d: %s", code, errOut)
+	}
 	evalDir := filepath.Join(root, "eval")
 	code, _, errOut = runCLI(t, "eval", "-input", "full", "-out", evalDir, model, cat)
 	if code != exitOK {
@@ -190,5 +198,22 @@ func TestFullInputCLI(t *testing.T) {
 	code, _, errOut = runCLI(t, "eval", "-input", "tiles", "-out", evalDir, model, cat)
 	if code == exitOK || !strings.Contains(errOut, `-input "tiles": want crop, full or tile`) {
 		t.Errorf("eval -input tiles: exit %d: %s", code, errOut)
+	}
+}
+
+func TestNoteOffFrame(t *testing.T) {
+	cfg := anomnet.DefaultConfig()
+	cfg.Input, cfg.Width, cfg.Height = anomnet.InputFull, 64, 160
+	var b strings.Builder
+	noteOffFrame(&b, cfg, []image.Point{{70, 170}, {90, 150}, {66, 160}, {160, 64}}, "training images")
+	if want := "note: 2 of 4 training images (for example 90x150) have another shape than the 64x160 frame"; !strings.Contains(b.String(), want) {
+		t.Errorf("%q, want %q", b.String(), want)
+	}
+	b.Reset()
+	noteOffFrame(&b, cfg, []image.Point{{70, 170}, {64, 160}}, "images")
+	crop := anomnet.DefaultConfig()
+	noteOffFrame(&b, crop, []image.Point{{90, 150}}, "images")
+	if b.Len() != 0 {
+		t.Errorf("a note where every image fits, or for the crop input: %q", b.String())
 	}
 }

@@ -76,6 +76,11 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := checkInputMode(*mode, m, modelPath); err != nil {
 		return err
 	}
+	sizes := make([]image.Point, len(inputs))
+	for i, in := range inputs {
+		sizes[i] = in.size
+	}
+	noteOffFrame(stderr, m.Config(), sizes, "images")
 	if m.Config().Input == anomnet.InputCrop && !*ownSize {
 		// The crop input's outputs stay over the crop.
 		for i := range inputs {

@@ -58,7 +58,7 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if cfg, err = withFrame(cfg, cat.Train); err != nil {
+	if cfg, err = withFrame(cfg, cat.Train, stderr); err != nil {
 		return err
 	}
 	p := newProgress(stderr)
