@@ -229,6 +229,13 @@ func newFlags(name, synopsis, about string) *flagSet {
 // parse parses flags and exactly n positional arguments, which may come
 // before, between or after the flags. On -h it prints the help to stdout
 // and returns errHelp.
+// isSet reports whether the flag name was given on the command line.
+func (f *flagSet) isSet(name string) bool {
+	set := false
+	f.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
+}
+
 func (f *flagSet) parse(args []string, n int, stdout io.Writer) ([]string, error) {
 	var pos []string
 	for {

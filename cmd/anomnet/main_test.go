@@ -440,3 +440,15 @@ func TestGridFlag(t *testing.T) {
 		}
 	}
 }
+
+func TestFlagIsSet(t *testing.T) {
+	fs := newFlags("x", "", "")
+	fs.Int("chunk", 32, "")
+	fs.Int("other", 1, "")
+	if _, err := fs.parse([]string{"-chunk", "32"}, 0, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !fs.isSet("chunk") || fs.isSet("other") {
+		t.Errorf("isSet: chunk %v (given, at its default value), other %v (not given)", fs.isSet("chunk"), fs.isSet("other"))
+	}
+}

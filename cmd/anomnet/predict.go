@@ -32,7 +32,7 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			"fitted with -input full, the overlay, mask and map have each image's own width and height.")
 	out := fs.String("out", "predictions", "output folder")
 	saveMaps := fs.Bool("save-maps", false, "also write each raw score map as a NumPy .npy file")
-	chunk := fs.Int("chunk", 32, "images decoded and scored at a time (bounds memory)")
+	chunk := fs.Int("chunk", 32, "images decoded and scored at a time (bounds memory; a model fitted with -input tile takes one at a time unless set)")
 	rate := fs.Float64("false-alarms", 0, "re-threshold for this false-alarm rate from the model's kept scores of normal images (0: the model's thresholds)")
 	ownSize := fs.Bool("own-size", false, "with a crop model too, write the overlay, mask and map at each image's own size (the map NaN where the crop did not look)")
 	mode := fs.String("input", "", "the input the model must have been fitted with, crop, full or tile (\"\": the model's own); with full and tile the outputs have each image's own size")
@@ -118,6 +118,10 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			p.update(c.start+i+1, "")
 		}
 		return nil
+	}
+	if m.Config().Input == anomnet.InputTile && !fs.isSet("chunk") {
+		// Tiled images may be of any size: one decoded at a time.
+		*chunk = 1
 	}
 	return pipeline(ctx, inputs, *chunk, loader, m.PredictBatch, write)
 }
