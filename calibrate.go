@@ -198,7 +198,7 @@ func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
 			}
 			set = leaveOut{Index: ix, source: source, images: rows, locs: t.locs}
 		}
-		w, h := t.cfg.inputSize()
+		w, h := t.cfg.InputSize()
 		pix, scores := pixelMaps(ctx, t.d, t.ad, set, sc, w, h, maps)
 		for i, pix := range pix {
 			lo, hi := slices.Min(pix), slices.Max(pix)

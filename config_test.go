@@ -80,7 +80,7 @@ func TestInputConfig(t *testing.T) {
 	tile, err := Config{Input: InputTile}.withDefaults()
 	require.NoError(t, err)
 	require.True(t, tile.Preprocess().Native)
-	w, h := tile.inputSize()
+	w, h := tile.InputSize()
 	require.Equal(t, [2]int{224, 224}, [2]int{w, h})
 
 	full := DefaultConfig()

@@ -116,28 +116,22 @@ func (m *Model) Delta() float64 {
 // it is instead of preprocessing it again.
 type Prepared struct{ *image.RGBA }
 
-// inputSize is the size of what the backbone sees of an image: the crop,
-// the frame or a tile.
-func (c Config) inputSize() (w, h int) {
+// InputSize returns the size of what the backbone sees of an image, and
+// of its map: the crop, the full input's frame (once set) or a tile.
+func (c Config) InputSize() (w, h int) {
 	if c.Input == InputTile {
 		return c.TileSize, c.TileSize
 	}
 	return c.Preprocess().Size()
 }
 
-// inputSize is the model's Config.inputSize.
-func (m *Model) inputSize() (w, h int) { return m.cfg.inputSize() }
-
 // preprocess resizes and crops images as cfg says; errors number the
 // images from first. In the tiled input images are tiles already.
 func preprocess(cfg Config, imgs []image.Image, first int) ([]image.Image, error) {
 	pre := cfg.Preprocess()
-	w, h := cfg.inputSize()
+	w, h := cfg.InputSize()
 	out := make([]image.Image, len(imgs))
 	for i, img := range imgs {
-		if img == nil {
-			return nil, fmt.Errorf("anomnet: image %d is nil", first+i)
-		}
 		if p, ok := img.(Prepared); ok {
 			if b := p.Bounds(); b.Dx() != w || b.Dy() != h {
 				return nil, fmt.Errorf("anomnet: prepared image %d is %dx%d, the model's input is %dx%d", first+i, b.Dx(), b.Dy(), w, h)
@@ -281,7 +275,7 @@ func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result,
 		}
 		return out, nil
 	}
-	w, h := m.cfg.Preprocess().Size()
+	w, h := m.cfg.InputSize()
 	for lo := 0; lo < len(imgs); lo += m.cfg.BackboneBatch {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -304,7 +298,7 @@ func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result,
 // pixelMaps adapts and scores backbone maps, freeing them, and returns
 // one host pixel map and one score per image.
 func (m *Model) pixelMaps(ctx context.Context, maps []*Tensor) ([][]float32, []float64) {
-	w, h := m.inputSize()
+	w, h := m.cfg.InputSize()
 	return pixelMaps(ctx, m.dev, m.ad, m.set, m.scorer(), w, h, maps)
 }
 

@@ -52,16 +52,29 @@ func (tl tiling) size() (w, h int) {
 	return b.Dx(), b.Dy()
 }
 
-// tile returns tile k as an opaque image, ready for the backbone.
+// tile returns tile k as an opaque image, ready for the backbone: the
+// native preprocessing of that part of the image (a sub-image where the
+// image type has them, as the standard ones do, so that the copy takes
+// their fast path).
 func (tl tiling) tile(k int) Prepared {
-	r := tl.rects[k]
-	out := image.NewRGBA(image.Rect(0, 0, r.Dx(), r.Dy()))
-	draw.Draw(out, out.Bounds(), tl.img, tl.img.Bounds().Min.Add(r.Min), draw.Src)
-	for i := 3; i < len(out.Pix); i += 4 {
-		out.Pix[i] = 0xff
+	r := tl.rects[k].Add(tl.img.Bounds().Min)
+	var part image.Image = window{tl.img, r}
+	if s, ok := tl.img.(interface {
+		SubImage(image.Rectangle) image.Image
+	}); ok {
+		part = s.SubImage(r)
 	}
-	return Prepared{out}
+	return Prepared{dataset.Preprocess{Native: true}.Image(part)}
 }
+
+// window is the part r of an image: its bounds, the pixels read in place.
+type window struct {
+	image.Image
+	r image.Rectangle
+}
+
+// Bounds implements image.Image.
+func (w window) Bounds() image.Rectangle { return w.r }
 
 // tileSource lists the training tiles of images, tile by tile, image by
 // image: Fit's images in the tiled input. The tiles do not overlap (but
@@ -142,7 +155,7 @@ func (m *Model) predictTiled(ctx context.Context, img image.Image, index int) (R
 		if err != nil {
 			return Result{}, fmt.Errorf("anomnet: image %d, tiles %d to %d: %w", index, lo, hi-1, err)
 		}
-		pix, scores := pixelMaps(ctx, m.dev, m.ad, m.set, m.scorer(), size, size, maps)
+		pix, scores := m.pixelMaps(ctx, maps)
 		for j, p := range pix {
 			r := tl.rects[lo+j]
 			score = max(score, scores[j])

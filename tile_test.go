@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"image"
+	"image/color"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -161,4 +162,30 @@ func TestTiledSize(t *testing.T) {
 		w, h := tiledSize(224, tc[0], tc[1])
 		require.Equal(t, [2]int{tc[2], tc[3]}, [2]int{w, h}, "%dx%d", tc[0], tc[1])
 	}
+}
+
+// plainImage hides its image's methods but those of image.Image, SubImage
+// among them.
+type plainImage struct{ img image.Image }
+
+func (p plainImage) ColorModel() color.Model { return p.img.ColorModel() }
+func (p plainImage) Bounds() image.Rectangle { return p.img.Bounds() }
+func (p plainImage) At(x, y int) color.Color { return p.img.At(x, y) }
+
+// TestTileCopies checks the tiles of an image with sub-images (its fast
+// path) against those of one without (read pixel by pixel), and the
+// bounds' origin.
+func TestTileCopies(t *testing.T) {
+	img, _ := tallStripes(rand.New(rand.NewPCG(34, 1)), 300, 250, 0, 0, 0)
+	off := img.SubImage(image.Rect(10, 20, 300, 250)) // bounds off the origin
+	cfg := tileConfig()
+	fast, slow := newTiling(cfg, off, 0.25), newTiling(cfg, plainImage{off}, 0.25)
+	require.Equal(t, fast.rects, slow.rects)
+	for k := range fast.rects {
+		a, b := fast.tile(k), slow.tile(k)
+		require.Equal(t, image.Rect(0, 0, 64, 64), a.Bounds())
+		require.Equal(t, a.Pix, b.Pix, "tile %d", k)
+	}
+	r := fast.rects[len(fast.rects)-1]
+	require.Equal(t, img.RGBAAt(10+r.Min.X+5, 20+r.Min.Y+7), fast.tile(len(fast.rects)-1).RGBAAt(5, 7))
 }

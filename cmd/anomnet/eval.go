@@ -200,10 +200,7 @@ func evaluateModel(ctx context.Context, m *anomnet.Model, cat *dataset.Category,
 		p.update(len(results), "")
 	}
 	ev := &evaluation{cal: m.Calibration(), items: items, results: results}
-	w, h := cfg.Preprocess().Size()
-	if cfg.Input == anomnet.InputTile {
-		w, h = cfg.TileSize, cfg.TileSize
-	}
+	w, h := cfg.InputSize()
 	ev.rep = evalReport{Category: cat.Name, Input: cfg.Input, Width: w, Height: h, Calibration: ev.cal,
 		Images: len(imgs), PredictSec: time.Since(start).Seconds()}
 	if cfg.Input != anomnet.InputFull {
