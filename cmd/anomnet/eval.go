@@ -37,6 +37,9 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkInputFlag(*mode); err != nil {
+		return err
+	}
 	modelPath, data := pos[0], pos[1]
 	if *out == "" {
 		*out = strings.TrimSuffix(modelPath, filepath.Ext(modelPath)) + ".eval"

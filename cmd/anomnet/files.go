@@ -29,14 +29,19 @@ var loadBackbone = func(ctx context.Context, cache string, stderr io.Writer) (an
 	return backbone.LoadResNet50(ctx, backbone.FetchOptions{CacheDir: cache, Progress: stderr})
 }
 
-// checkInputMode refuses a model fitted with another input than mode (""
-// accepts any).
-func checkInputMode(mode string, m *anomnet.Model, path string) error {
+// checkInputFlag refuses an -input that names no input ("" is any), before
+// the slow work.
+func checkInputFlag(mode string) error {
 	switch mode {
 	case "", anomnet.InputCrop, anomnet.InputFull, anomnet.InputTile:
-	default:
-		return usageError{msg: fmt.Sprintf("-input %q: want %s, %s or %s", mode, anomnet.InputCrop, anomnet.InputFull, anomnet.InputTile)}
+		return nil
 	}
+	return usageError{msg: fmt.Sprintf("-input %q: want %s, %s or %s", mode, anomnet.InputCrop, anomnet.InputFull, anomnet.InputTile)}
+}
+
+// checkInputMode refuses a model fitted with another input than mode (""
+// accepts any; checkInputFlag has checked mode).
+func checkInputMode(mode string, m *anomnet.Model, path string) error {
 	if got := m.Config().Input; mode != "" && got != mode {
 		return fmt.Errorf("%s was fitted with -input %s, not %s: fit a model with -input %s for this", path, got, mode, mode)
 	}

@@ -90,6 +90,8 @@ func TestUsage(t *testing.T) {
 		{[]string{"fit", "-epochs1", "-1", "data/cat"}, exitUsage, "negative epochs"},
 		{[]string{"eval", "model.anm"}, exitUsage, "eval wants MODEL DATA/CATEGORY"},
 		{[]string{"predict", "-chunk", "0", "m", "x"}, exitUsage, "-chunk"},
+		{[]string{"predict", "-input", "tiles", "m", "x"}, exitUsage, `-input "tiles": want crop, full or tile`},
+		{[]string{"eval", "-input", "tiles", "m", "x"}, exitUsage, `-input "tiles": want crop, full or tile`},
 		{[]string{"version", "extra"}, exitUsage, "version wants no arguments"},
 		{[]string{"demo", "extra"}, exitUsage, "demo wants no arguments"},
 		{[]string{"demo", "-input", "tiles"}, exitUsage, `input "tiles" (want crop, full or tile)`},

@@ -47,6 +47,9 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *rate < 0 || *rate >= 1 {
 		return usageError{msg: "predict: -false-alarms must be in (0, 1)"}
 	}
+	if err := checkInputFlag(*mode); err != nil {
+		return err
+	}
 	modelPath, input := pos[0], pos[1]
 	f, err := os.Open(modelPath)
 	if err != nil {
