@@ -152,6 +152,8 @@ func TestOldModelFile(t *testing.T) {
 	}
 	cfg := h["config"].(map[string]any)
 	delete(cfg, "false_alarms")
+	require.Equal(t, InputCrop, cfg["input"])
+	delete(cfg, "input") // written before the input was a choice: the crop
 	cfg["image_quantile"], cfg["pixel_quantile"] = 0.99, 0.999
 	var err error
 	f.header, err = json.Marshal(h)
@@ -159,6 +161,7 @@ func TestOldModelFile(t *testing.T) {
 	f.version = 1
 	old, err := Load(bytes.NewReader(f.bytes()), newTinyNet(3))
 	require.NoError(t, err)
+	require.Equal(t, InputCrop, old.Config().Input)
 	require.Equal(t, m.Calibration().ImageThreshold, old.Calibration().ImageThreshold)
 	img := makeSynth(2, 0, 1, 0).test[0]
 	want, err := m.Predict(img)

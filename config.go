@@ -30,8 +30,9 @@ type Config struct {
 	// Crop square.
 	Resize int `json:"resize"`
 	Crop   int `json:"crop"`
-	// Input is how an image becomes the backbone's input: InputCrop
-	// (Resize, then Crop) or InputFull, the whole image resized to the
+	// Input is how an image becomes the backbone's input: InputAuto (the
+	// default), InputCrop (Resize, then Crop) or InputFull, the whole
+	// image resized to the
 	// model's frame, Width x Height, with nothing cut. Fit sets an unset
 	// frame from the training images (dataset.Frame of their median size:
 	// the aspect ratio kept, the shorter side FullSide pixels unless the
@@ -42,7 +43,11 @@ type Config struct {
 	// tile is first enlarged to its size; 0 takes the defaults, 224 and
 	// 0.25): Fit trains on the tiles of the good images, without overlap,
 	// and Predict scores an image tile by tile, a batch at a time, and
-	// blends the tiles' maps into one map of the image's size.
+	// blends the tiles' maps into one map of the image's size. InputAuto
+	// is resolved by Fit (Config.Frame) from the training images' median
+	// size: InputFull where its longer side exceeds the shorter by more
+	// than AutoAspect, else InputCrop; the fitted model keeps the one
+	// chosen.
 	Input       string  `json:"input,omitempty"`
 	FullSide    int     `json:"full_side,omitempty"`
 	FullMax     int     `json:"full_max,omitempty"`
@@ -228,7 +233,7 @@ func DefaultConfig() Config {
 		Taps:          []string{"stage2", "stage3"},
 		Resize:        256,
 		Crop:          224,
-		Input:         InputCrop,
+		Input:         InputAuto,
 		FullSide:      224,
 		FullMax:       512,
 		TileSize:      224,
@@ -372,8 +377,8 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.Crop < 1 || c.Crop > c.Resize:
 		return c, fmt.Errorf("anomnet: config: crop %d of a %d image", c.Crop, c.Resize)
-	case c.Input != InputCrop && c.Input != InputFull && c.Input != InputTile:
-		return c, fmt.Errorf("anomnet: config: input %q (want %s, %s or %s)", c.Input, InputCrop, InputFull, InputTile)
+	case c.Input != InputAuto && c.Input != InputCrop && c.Input != InputFull && c.Input != InputTile:
+		return c, fmt.Errorf("anomnet: config: input %q (want %s, %s, %s or %s)", c.Input, InputAuto, InputCrop, InputFull, InputTile)
 	case c.TileSize < 32 || c.TileSize%dataset.FrameAlign != 0 || !(c.TileOverlap >= 0 && c.TileOverlap <= 0.75):
 		return c, fmt.Errorf("anomnet: config: tiles of %d pixels (want a multiple of %d, at least 32) overlapping by %g (want 0 to 0.75)", c.TileSize, dataset.FrameAlign, c.TileOverlap)
 	case c.FullSide < 1 || c.FullMax < 1 || c.Width < 0 || c.Height < 0 || (c.Width == 0) != (c.Height == 0):
@@ -425,6 +430,7 @@ func (c Config) withDefaults() (Config, error) {
 // The choices of Config.TapBalance, Config.ImageScore, Config.MapBaseline,
 // Config.DecayTo and Config.Input.
 const (
+	InputAuto = "auto"
 	InputCrop = "crop"
 	InputFull = "full"
 	InputTile = "tile"
@@ -480,20 +486,40 @@ func (c Config) Preprocess() dataset.Preprocess {
 	return dataset.Preprocess{Resize: c.Resize, Crop: c.Crop}
 }
 
-// Frame returns c with, in the full input and where it is not set yet,
-// the frame for images of the given sizes: dataset.Frame of their median
-// width and height (the camera's shape, which a stray image does not
-// move), with FullSide and FullMax. The crop input returns c as it is.
+// AutoAspect is the aspect ratio (the longer side over the shorter) of
+// the training images' median size above which InputAuto takes the full
+// input: the crop input squashes an image to a square, and an ImageNet
+// backbone is trained with its images stretched by at most 4:3 either way
+// (the aspect range of the usual random-resized-crop augmentation). Up to
+// it the crop's MVTec AD protocol keeps its resolution and centre; beyond
+// it the squashed parts look unlike anything the features know.
+const AutoAspect = 4.0 / 3
+
+// Frame returns c with its input resolved for training images of the
+// given sizes: InputAuto becomes InputFull or InputCrop (see AutoAspect;
+// InputCrop without sizes), and in the full input an unset frame becomes
+// dataset.Frame of their median width and height (the camera's shape,
+// which a stray image does not move), with FullSide and FullMax. The crop
+// and tile inputs return c as it is.
 func (c Config) Frame(sizes []image.Point) Config {
-	if c.Input != InputFull || c.Width > 0 || len(sizes) == 0 {
-		return c
-	}
 	ws, hs := make([]int, len(sizes)), make([]int, len(sizes))
 	for i, p := range sizes {
-		ws[i], hs[i] = p.X, p.Y
+		ws[i], hs[i] = max(1, p.X), max(1, p.Y)
 	}
 	slices.Sort(ws)
 	slices.Sort(hs)
+	if c.Input == InputAuto {
+		c.Input = InputCrop
+		if len(sizes) > 0 {
+			w, h := float64(ws[len(ws)/2]), float64(hs[len(hs)/2])
+			if max(w, h) > AutoAspect*min(w, h) {
+				c.Input = InputFull
+			}
+		}
+	}
+	if c.Input != InputFull || c.Width > 0 || len(sizes) == 0 {
+		return c
+	}
 	side, most := c.FullSide, c.FullMax
 	if side == 0 {
 		side = DefaultConfig().FullSide
@@ -501,6 +527,6 @@ func (c Config) Frame(sizes []image.Point) Config {
 	if most == 0 {
 		most = DefaultConfig().FullMax
 	}
-	c.Width, c.Height = dataset.Frame(max(1, ws[len(ws)/2]), max(1, hs[len(hs)/2]), side, most)
+	c.Width, c.Height = dataset.Frame(ws[len(ws)/2], hs[len(hs)/2], side, most)
 	return c
 }

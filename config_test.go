@@ -70,9 +70,8 @@ func TestGrid(t *testing.T) {
 func TestInputConfig(t *testing.T) {
 	c, err := Config{}.withDefaults()
 	require.NoError(t, err)
-	require.Equal(t, InputCrop, c.Input, "an old model file's empty input is the crop")
-	require.Equal(t, 224, c.Preprocess().Crop)
-	require.ErrorContains(t, Config{Input: "tiles"}.Validate(), `input "tiles" (want crop, full or tile)`)
+	require.Equal(t, InputAuto, c.Input, "the default input") // an old model file's is the crop: TestOldModelFile
+	require.ErrorContains(t, Config{Input: "tiles"}.Validate(), `input "tiles" (want auto, crop, full or tile)`)
 	require.ErrorContains(t, Config{Input: InputFull, Width: 64}.Validate(), "frame 64x0")
 	require.ErrorContains(t, Config{Input: InputFull, FullMax: -3}.Validate(), "at most -3")
 	require.ErrorContains(t, Config{Input: InputTile, TileSize: 100}.Validate(), "tiles of 100 pixels")
@@ -90,5 +89,41 @@ func TestInputConfig(t *testing.T) {
 	require.Equal(t, [2]int{208, 512}, [2]int{f.Width, f.Height})
 	require.Equal(t, 208, f.Preprocess().Width)
 	require.Equal(t, f, f.Frame([]image.Point{{100, 100}}), "a set frame stays")
-	require.Equal(t, DefaultConfig(), DefaultConfig().Frame([]image.Point{{201, 512}}), "the crop input has no frame")
+	crop := DefaultConfig()
+	crop.Input = InputCrop
+	require.Equal(t, crop, crop.Frame([]image.Point{{201, 512}}), "the crop input has no frame")
+	require.Equal(t, 224, crop.Preprocess().Crop)
+}
+
+// TestAutoInput checks how InputAuto resolves: the crop up to an aspect
+// ratio of 4:3 of the median size, either way, the full input with its
+// frame beyond it; the crop without sizes.
+func TestAutoInput(t *testing.T) {
+	auto := DefaultConfig()
+	require.Equal(t, InputAuto, auto.Input)
+	require.NoError(t, auto.Validate())
+	for _, c := range []struct {
+		sizes []image.Point
+		input string
+		w, h  int
+	}{
+		{[]image.Point{{512, 512}}, InputCrop, 0, 0},
+		{[]image.Point{{400, 300}, {300, 400}, {400, 300}}, InputCrop, 0, 0},     // 4:3 exactly
+		{[]image.Point{{401, 300}, {401, 300}, {100, 400}}, InputFull, 304, 224}, // just past it
+		{[]image.Point{{272, 326}, {150, 400}, {400, 150}}, InputCrop, 0, 0},     // the median size, not each image's
+		{[]image.Point{{203, 512}, {201, 512}, {207, 512}}, InputFull, 208, 512},
+		{[]image.Point{{1920, 1080}}, InputFull, 400, 224},
+		{nil, InputCrop, 0, 0},
+	} {
+		f := auto.Frame(c.sizes)
+		require.Equal(t, c.input, f.Input, "%v", c.sizes)
+		require.Equal(t, [2]int{c.w, c.h}, [2]int{f.Width, f.Height}, "%v", c.sizes)
+		require.NoError(t, f.Validate())
+	}
+	// Only auto is resolved: the other inputs stay as they are.
+	for _, in := range []string{InputCrop, InputTile} {
+		c := auto
+		c.Input = in
+		require.Equal(t, in, c.Frame([]image.Point{{203, 512}}).Input)
+	}
 }

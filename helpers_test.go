@@ -115,6 +115,7 @@ func stripes(rng *rand.Rand, size int, defect bool) (*image.RGBA, []bool) {
 // testConfig is a small, fast configuration for the tiny backbone.
 func testConfig() Config {
 	c := DefaultConfig()
+	c.Input = InputCrop // the tests of other inputs say so; TestAutoInput covers auto
 	c.Resize, c.Crop = 64, 64
 	c.K = 4
 	c.Epochs1, c.Epochs2 = 3, 2

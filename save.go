@@ -234,9 +234,15 @@ func load(r io.Reader, bb Backbone, what string, size int64) (*Model, error) {
 		return nil, fmt.Errorf("%s: the model was trained with backbone %s (fingerprint %.12s), not %s (%.12s)", what,
 			h.Backbone, h.Fingerprint, bb.Name(), bb.Fingerprint())
 	}
+	if h.Config.Input == "" {
+		h.Config.Input = InputCrop // written before the input was a choice
+	}
 	cfg, err := h.Config.withDefaults()
 	if err != nil {
 		return nil, corrupt("%v", err)
+	}
+	if cfg.Input == InputAuto {
+		return nil, corrupt("input %s: a fitted model has its input resolved", InputAuto)
 	}
 	m, err := New(bb, cfg)
 	if err != nil {

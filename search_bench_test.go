@@ -51,7 +51,7 @@ func BenchmarkSearchReal(b *testing.B) {
 	for i := range samples {
 		samples[i] = dataset.Sample{Path: paths[i*len(paths)/n]} // spread over the folder
 	}
-	items, err := (&dataset.Loader{Pre: dataset.Preprocess{Resize: cfg.Resize, Crop: cfg.Crop}, CacheBytes: -1}).Load(ctx, samples)
+	items, err := (&dataset.Loader{Pre: cfg.Preprocess(), CacheBytes: -1}).Load(ctx, samples)
 	if err != nil {
 		b.Fatal(err)
 	}

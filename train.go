@@ -36,7 +36,8 @@ func (m *Model) Fit(ctx context.Context, images []image.Image) error {
 			sizes = append(sizes, img.Bounds().Size())
 		}
 	}
-	// The full input's frame, where none is set: from these images.
+	// The input, where it is auto, and the full input's frame, where none
+	// is set: from these images.
 	cfg := m.cfg.Frame(sizes)
 	t := &trainer{m: m, cfg: cfg, d: m.dev, rng: rand.New(rand.NewPCG(m.cfg.Seed, 0x616e6f6d6e6574))}
 	defer t.close()
@@ -75,7 +76,7 @@ func (m *Model) Fit(ctx context.Context, images []image.Image) error {
 		return err
 	}
 	m.mu.Lock()
-	m.cfg.Width, m.cfg.Height = cfg.Width, cfg.Height
+	m.cfg.Input, m.cfg.Width, m.cfg.Height = cfg.Input, cfg.Width, cfg.Height
 	m.fitted, m.channels, m.sizes = true, t.channels, t.sizes
 	m.ad, m.set, m.delta, m.cal = t.ad, t.search, t.delta, cal
 	m.mu.Unlock()

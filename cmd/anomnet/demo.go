@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"image"
 	"io"
 	"path/filepath"
 	"strings"
@@ -29,7 +30,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"evaluates it, and writes the report with its pictures and the training plots to DIR.\n"+
 			"The ResNet-50 weights are fetched on first use.")
 	out := fs.String("out", "anomnet-demo", "output folder DIR")
-	input := fs.String("input", anomnet.InputCrop, "input: crop (resize, then the centred crop), full (the whole image, its aspect ratio kept) or tile (the image at its own resolution, in tiles)")
+	input := fs.String("input", anomnet.DefaultConfig().Input, "input: auto (full for images wider or taller than 4:3, else crop), crop (resize, then the centred crop), full (the whole image, its aspect ratio kept) or tile (the image at its own resolution, in tiles)")
 	cache := fs.cacheFlag()
 	if _, err := fs.parse(args, 0, stdout); err != nil {
 		return err
@@ -48,12 +49,20 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "demo: synthetic %q (defects %s): %d training images, %d normal and %d defective test images, %dx%d px, data seed %d\n",
 		cat, strings.Join(defects, ", "), demoSynth.Train, demoSynth.TestGood, demoSynth.TestDefect, dataset.SynthDefaultSize, dataset.SynthDefaultSize, demoSynth.Seed)
 	seeding := cfg.Init
-	pre := fmt.Sprintf("resize %d crop %d", cfg.Resize, cfg.Crop)
+	var pre string
+	if cfg.Input == anomnet.InputAuto {
+		// The synthetic images are square: the crop.
+		size := dataset.SynthDefaultSize
+		cfg = cfg.Frame([]image.Point{image.Pt(size, size)})
+		pre = "input auto: "
+	}
 	switch cfg.Input {
 	case anomnet.InputFull:
-		pre = fmt.Sprintf("full frame, shorter side %d, longer side at most %d", cfg.FullSide, cfg.FullMax)
+		pre += fmt.Sprintf("full frame, shorter side %d, longer side at most %d", cfg.FullSide, cfg.FullMax)
 	case anomnet.InputTile:
-		pre = fmt.Sprintf("tiles of %d px overlapping by %g", cfg.TileSize, cfg.TileOverlap)
+		pre += fmt.Sprintf("tiles of %d px overlapping by %g", cfg.TileSize, cfg.TileOverlap)
+	default:
+		pre += fmt.Sprintf("resize %d crop %d", cfg.Resize, cfg.Crop)
 	}
 	fmt.Fprintf(stdout, "demo: ResNet-50 taps %s, K %d seeded by %s, %d+%d epochs (METHOD.md: 10+10), batch %d, lr %g, %s, seed %d\n",
 		strings.Join(cfg.Taps, "+"), cfg.K, seeding, cfg.Epochs1, cfg.Epochs2, cfg.BatchSize, cfg.LR, pre, cfg.Seed)

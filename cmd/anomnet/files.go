@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 
 	"github.com/org/anomnet"
 	"github.com/org/anomnet/backbone"
@@ -48,12 +49,13 @@ func checkInputMode(mode string, m *anomnet.Model, path string) error {
 	return nil
 }
 
-// withFrame returns cfg with, for the full input, the frame of the
-// samples' median size (Config.Frame), read from their headers. Errors
-// name the file.
-// A note on stderr says how many images the frame distorts.
+// withFrame returns cfg with the input auto resolved and, for the full
+// input, the frame of the samples' median size (Config.Frame), read from
+// their headers. Errors name the file. A note on stderr says when auto
+// chose the full input, and how many images the frame distorts.
 func withFrame(cfg anomnet.Config, samples []dataset.Sample, stderr io.Writer) (anomnet.Config, error) {
-	if cfg.Input != anomnet.InputFull || cfg.Width > 0 {
+	auto := cfg.Input == anomnet.InputAuto
+	if !auto && (cfg.Input != anomnet.InputFull || cfg.Width > 0) {
 		return cfg, nil
 	}
 	sizes := make([]image.Point, len(samples))
@@ -65,8 +67,26 @@ func withFrame(cfg anomnet.Config, samples []dataset.Sample, stderr io.Writer) (
 		sizes[i] = image.Pt(w, h)
 	}
 	cfg = cfg.Frame(sizes)
+	if auto && cfg.Input == anomnet.InputFull {
+		w, h := medianSize(sizes)
+		fmt.Fprintf(stderr, "input auto: full, frame %dx%d (the training images' median size, %dx%d, is more elongated than 4:3)\n", cfg.Width, cfg.Height, w, h)
+	}
 	noteOffFrame(stderr, cfg, sizes, "training images")
 	return cfg, nil
+}
+
+// medianSize is the median width and the median height of sizes.
+func medianSize(sizes []image.Point) (w, h int) {
+	if len(sizes) == 0 {
+		return 0, 0
+	}
+	ws, hs := make([]int, len(sizes)), make([]int, len(sizes))
+	for i, p := range sizes {
+		ws[i], hs[i] = p.X, p.Y
+	}
+	slices.Sort(ws)
+	slices.Sort(hs)
+	return ws[len(ws)/2], hs[len(hs)/2]
 }
 
 // offFrame reports whether an image of size p differs in aspect ratio

@@ -157,9 +157,17 @@ func TestFullInputCLI(t *testing.T) {
 	// A crop model's outputs at the image's own size: NaN where the crop
 	// did not look (rows 0 to 10 of 170: the crop keeps 16 to 240 of 256).
 	cropModel := filepath.Join(root, "crop.anm")
-	code, _, errOut = runCLI(t, "fit", "-o", cropModel, "-k", "8", cat)
+	code, _, errOut = runCLI(t, "fit", "-o", cropModel, "-input", "crop", "-k", "8", cat)
 	if code != exitOK {
 		t.Fatalf("fit (crop): exit %d: %s", code, errOut)
+	}
+	if strings.Contains(errOut, "input auto") {
+		t.Errorf("fit -input crop: %q", errOut)
+	}
+	// With no -input, these tall images take the full input.
+	code, _, errOut = runCLI(t, "fit", "-o", filepath.Join(root, "auto.anm"), "-full-side", "64", "-full-max", "160", "-k", "8", cat)
+	if code != exitOK || !strings.Contains(errOut, "input auto: full, frame 64x160 (the training images' median size, 70x170, is more elongated than 4:3)") {
+		t.Errorf("fit (auto): exit %d: %s", code, errOut)
 	}
 	code, out, errOut = runCLI(t, "predict", "-own-size", "-save-maps", "-out", filepath.Join(root, "cpred"), cropModel, filepath.Join(cat, "test", "dent", "0.png"))
 	if code != exitOK {

@@ -94,8 +94,8 @@ func TestUsage(t *testing.T) {
 		{[]string{"eval", "-input", "tiles", "m", "x"}, exitUsage, `-input "tiles": want crop, full or tile`},
 		{[]string{"version", "extra"}, exitUsage, "version wants no arguments"},
 		{[]string{"demo", "extra"}, exitUsage, "demo wants no arguments"},
-		{[]string{"demo", "-input", "tiles"}, exitUsage, `input "tiles" (want crop, full or tile)`},
-		{[]string{"fit", "-input", "tiles", "data/cat"}, exitUsage, `input "tiles" (want crop, full or tile)`},
+		{[]string{"demo", "-input", "tiles"}, exitUsage, `input "tiles" (want auto, crop, full or tile)`},
+		{[]string{"fit", "-input", "tiles", "data/cat"}, exitUsage, `input "tiles" (want auto, crop, full or tile)`},
 		{[]string{"fit", "-input", "tile", "-tile-size", "100", "data/cat"}, exitUsage, "tiles of 100 pixels"},
 		{[]string{"fit", "-input", "full", "-full-side", "-1", "data/cat"}, exitUsage, "full frame: side -1"},
 	} {
