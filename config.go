@@ -44,10 +44,10 @@ type Config struct {
 	// 0.25): Fit trains on the tiles of the good images, without overlap,
 	// and Predict scores an image tile by tile, a batch at a time, and
 	// blends the tiles' maps into one map of the image's size. InputAuto
-	// is resolved by Fit (Config.Frame) from the training images' median
-	// size: InputFull where its longer side exceeds the shorter by more
-	// than AutoAspect, else InputCrop; the fitted model keeps the one
-	// chosen.
+	// is resolved by Fit (Config.Frame) from the training images' sizes:
+	// InputFull where their median elongation (the longer side over the
+	// shorter) exceeds AutoAspect, else InputCrop; the fitted model keeps
+	// the one chosen.
 	Input       string  `json:"input,omitempty"`
 	FullSide    int     `json:"full_side,omitempty"`
 	FullMax     int     `json:"full_max,omitempty"`
@@ -486,14 +486,30 @@ func (c Config) Preprocess() dataset.Preprocess {
 	return dataset.Preprocess{Resize: c.Resize, Crop: c.Crop}
 }
 
-// AutoAspect is the aspect ratio (the longer side over the shorter) of
-// the training images' median size above which InputAuto takes the full
-// input: the crop input squashes an image to a square, and an ImageNet
-// backbone is trained with its images stretched by at most 4:3 either way
-// (the aspect range of the usual random-resized-crop augmentation). Up to
-// it the crop's MVTec AD protocol keeps its resolution and centre; beyond
-// it the squashed parts look unlike anything the features know.
+// AutoAspect is the training images' median elongation (Elongation)
+// above which InputAuto takes the full input: the crop input squashes
+// each image to a square, and an ImageNet backbone is trained with its
+// images stretched by at most 4:3 either way (the aspect range of the
+// usual random-resized-crop augmentation). Up to it the crop's MVTec AD
+// protocol keeps its resolution and centre; beyond it the crop stretches
+// most images into shapes the features were not trained on.
 const AutoAspect = 4.0 / 3
+
+// Elongation is the median over sizes of each one's longer side over its
+// shorter: how much the crop input stretches the median image (1 for an
+// empty sizes).
+func Elongation(sizes []image.Point) float64 {
+	if len(sizes) == 0 {
+		return 1
+	}
+	e := make([]float64, len(sizes))
+	for i, p := range sizes {
+		w, h := float64(max(1, p.X)), float64(max(1, p.Y))
+		e[i] = max(w, h) / min(w, h)
+	}
+	slices.Sort(e)
+	return e[len(e)/2]
+}
 
 // Frame returns c with its input resolved for training images of the
 // given sizes: InputAuto becomes InputFull or InputCrop (see AutoAspect;
@@ -510,11 +526,8 @@ func (c Config) Frame(sizes []image.Point) Config {
 	slices.Sort(hs)
 	if c.Input == InputAuto {
 		c.Input = InputCrop
-		if len(sizes) > 0 {
-			w, h := float64(ws[len(ws)/2]), float64(hs[len(hs)/2])
-			if max(w, h) > AutoAspect*min(w, h) {
-				c.Input = InputFull
-			}
+		if len(sizes) > 0 && Elongation(sizes) > AutoAspect {
+			c.Input = InputFull
 		}
 	}
 	if c.Input != InputFull || c.Width > 0 || len(sizes) == 0 {

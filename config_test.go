@@ -95,9 +95,9 @@ func TestInputConfig(t *testing.T) {
 	require.Equal(t, 224, crop.Preprocess().Crop)
 }
 
-// TestAutoInput checks how InputAuto resolves: the crop up to an aspect
-// ratio of 4:3 of the median size, either way, the full input with its
-// frame beyond it; the crop without sizes.
+// TestAutoInput checks how InputAuto resolves: the crop up to a median
+// elongation of 4:3, the full input with its frame beyond it, tall images
+// or wide or both; the crop without sizes.
 func TestAutoInput(t *testing.T) {
 	auto := DefaultConfig()
 	require.Equal(t, InputAuto, auto.Input)
@@ -110,11 +110,13 @@ func TestAutoInput(t *testing.T) {
 		{[]image.Point{{512, 512}}, InputCrop, 0, 0},
 		{[]image.Point{{400, 300}, {300, 400}, {400, 300}}, InputCrop, 0, 0},     // 4:3 exactly
 		{[]image.Point{{401, 300}, {401, 300}, {100, 400}}, InputFull, 304, 224}, // just past it
-		{[]image.Point{{272, 326}, {150, 400}, {400, 150}}, InputCrop, 0, 0},     // the median size, not each image's
+		{[]image.Point{{300, 300}, {150, 400}, {400, 150}}, InputFull, 224, 224}, // elongated each, square in their median size
+		{[]image.Point{{300, 300}, {150, 400}, {300, 310}}, InputCrop, 0, 0},
 		{[]image.Point{{203, 512}, {201, 512}, {207, 512}}, InputFull, 208, 512},
 		{[]image.Point{{1920, 1080}}, InputFull, 400, 224},
 		{nil, InputCrop, 0, 0},
 	} {
+		require.Equal(t, c.input == InputFull, Elongation(c.sizes) > AutoAspect)
 		f := auto.Frame(c.sizes)
 		require.Equal(t, c.input, f.Input, "%v", c.sizes)
 		require.Equal(t, [2]int{c.w, c.h}, [2]int{f.Width, f.Height}, "%v", c.sizes)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"slices"
 
 	"github.com/org/anomnet"
 	"github.com/org/anomnet/backbone"
@@ -68,25 +67,11 @@ func withFrame(cfg anomnet.Config, samples []dataset.Sample, stderr io.Writer) (
 	}
 	cfg = cfg.Frame(sizes)
 	if auto && cfg.Input == anomnet.InputFull {
-		w, h := medianSize(sizes)
-		fmt.Fprintf(stderr, "input auto: full, frame %dx%d (the training images' median size, %dx%d, is more elongated than 4:3)\n", cfg.Width, cfg.Height, w, h)
+		fmt.Fprintf(stderr, "input auto: full, frame %dx%d (the training images' median elongation, %.2f, is beyond 4:3; -input crop squashes them to squares)\n",
+			cfg.Width, cfg.Height, anomnet.Elongation(sizes))
 	}
 	noteOffFrame(stderr, cfg, sizes, "training images")
 	return cfg, nil
-}
-
-// medianSize is the median width and the median height of sizes.
-func medianSize(sizes []image.Point) (w, h int) {
-	if len(sizes) == 0 {
-		return 0, 0
-	}
-	ws, hs := make([]int, len(sizes)), make([]int, len(sizes))
-	for i, p := range sizes {
-		ws[i], hs[i] = p.X, p.Y
-	}
-	slices.Sort(ws)
-	slices.Sort(hs)
-	return ws[len(ws)/2], hs[len(hs)/2]
 }
 
 // offFrame reports whether an image of size p differs in aspect ratio

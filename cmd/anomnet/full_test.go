@@ -166,7 +166,7 @@ func TestFullInputCLI(t *testing.T) {
 	}
 	// With no -input, these tall images take the full input.
 	code, _, errOut = runCLI(t, "fit", "-o", filepath.Join(root, "auto.anm"), "-full-side", "64", "-full-max", "160", "-k", "8", cat)
-	if code != exitOK || !strings.Contains(errOut, "input auto: full, frame 64x160 (the training images' median size, 70x170, is more elongated than 4:3)") {
+	if code != exitOK || !strings.Contains(errOut, "input auto: full, frame 64x160 (the training images' median elongation, 2.43, is beyond 4:3; -input crop squashes them to squares)") {
 		t.Errorf("fit (auto): exit %d: %s", code, errOut)
 	}
 	code, out, errOut = runCLI(t, "predict", "-own-size", "-save-maps", "-out", filepath.Join(root, "cpred"), cropModel, filepath.Join(cat, "test", "dent", "0.png"))
