@@ -70,7 +70,7 @@ print("Measured %s with `%s` on %s (%s cores): for each category the PatchCore p
 print()
 full = [c for c in cats if os.path.exists("%s/%s.crop.json" % (work, c))]
 if full:
-    print("A model with the full input (`-input auto`, the default, takes it where the training images' median size is more elongated than 4:3; or `-input full`) scores the whole image; its row gives its figures on the crop protocol's pixels, the peer's (`scripts/crop_view.py`), and the row below it those of `anomnet eval` on the whole, uncropped masks.")
+    print("A model with the full input (`-input auto`, the default, takes it where the training images' median elongation is beyond 4:3; or `-input full`) scores the whole image; its row gives its figures on the crop protocol's pixels, the peer's (`scripts/crop_view.py`), and the row below it those of `anomnet eval` on the whole, uncropped masks.")
     print()
 print("| category | tool | I-AUROC | P-AUROC | AUPRO | fit s | predict img/s |")
 print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
