@@ -122,6 +122,6 @@ func testConfig() Config {
 	c.BatchSize = 8
 	c.LR = 1e-3
 	c.Sample = 256
-	c.Sigma = 2
+	c.Sigma, c.ImageSigma = 2, 2
 	return c
 }

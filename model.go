@@ -232,7 +232,7 @@ func configScorer(cfg Config) Scorer {
 	if cfg.Scorer != nil {
 		return cfg.Scorer
 	}
-	sc := &NearestScorer{Sigma: cfg.Sigma, Grid: cfg.ImageScore == ScoreGrid, Power: cfg.MapPower}
+	sc := &NearestScorer{Sigma: cfg.Sigma, ImageSigma: cfg.ImageSigma, Grid: cfg.ImageScore == ScoreGrid, Power: cfg.MapPower}
 	switch cfg.Input {
 	case InputFull:
 		sc.Width, sc.Height = cfg.Width, cfg.Height

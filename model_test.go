@@ -462,6 +462,56 @@ func TestMapPower(t *testing.T) {
 	require.Equal(t, BaselineNone, l.Config().MapBaseline)
 }
 
+// TestImageSigma checks NearestScorer.ImageSigma: the pixel map is that
+// of Sigma and the image score the maximum of the map blurred with
+// ImageSigma; Config.ImageSigma is what a fitted and a loaded model score
+// with, and a file written before it existed takes the image score from
+// the pixel map.
+func TestImageSigma(t *testing.T) {
+	s := makeSynth(29, 16, 2, 2)
+	cfg := testConfig()
+	cfg.Epochs1, cfg.Epochs2 = 0, 0
+	cfg.Sigma, cfg.ImageSigma = 2, 6
+	m := fitTiny(t, cfg, s)
+	require.Equal(t, 6.0, m.Config().ImageSigma)
+	got := predictEach(t, m, s.test)
+	m.SetScorer(&NearestScorer{Size: cfg.Crop, Sigma: 2, Power: cfg.MapPower})
+	pix := predictEach(t, m, s.test)
+	m.SetScorer(&NearestScorer{Size: cfg.Crop, Sigma: 6, Power: cfg.MapPower})
+	wide := predictEach(t, m, s.test)
+	differ := false
+	for i := range got {
+		require.Equal(t, pix[i].Map, got[i].Map, "image %d: the pixel map blurs with Sigma", i)
+		require.Equal(t, wide[i].Score, got[i].Score, "image %d: the image score with ImageSigma", i)
+		differ = differ || pix[i].Score != got[i].Score
+	}
+	require.True(t, differ, "the two blurs give other image scores")
+	// The grid score ignores it.
+	m.SetScorer(&NearestScorer{Size: cfg.Crop, Sigma: 2, ImageSigma: 6, Grid: true, Power: cfg.MapPower})
+	gridA := predictEach(t, m, s.test)
+	m.SetScorer(&NearestScorer{Size: cfg.Crop, Sigma: 2, Grid: true, Power: cfg.MapPower})
+	gridB := predictEach(t, m, s.test)
+	require.Equal(t, gridB, gridA)
+	require.Equal(t, 8.0, DefaultConfig().ImageSigma, "the default")
+	require.Equal(t, PaperConfig().Sigma, PaperConfig().ImageSigma, "METHOD.md blurs both alike")
+
+	m.SetScorer(nil)
+	var buf bytes.Buffer
+	require.NoError(t, m.Save(&buf))
+	f := parseModelFile(t, buf.Bytes())
+	l, err := Load(bytes.NewReader(f.bytes()), newTinyNet(3))
+	require.NoError(t, err)
+	require.Equal(t, got[0], predictEach(t, l, s.test[:1])[0])
+	// Without the key (an older file): the image score of the pixel map.
+	old := bytes.Replace(f.header, []byte(`"image_sigma":6,`), nil, 1)
+	require.Len(t, old, len(f.header)-len(`"image_sigma":6,`), "the header names it")
+	f.header = old
+	l, err = Load(bytes.NewReader(f.bytes()), newTinyNet(3))
+	require.NoError(t, err)
+	require.Equal(t, 2.0, l.Config().ImageSigma)
+	require.Equal(t, pix[0].Score, predictEach(t, l, s.test[:1])[0].Score)
+}
+
 // TestBaselined pins the order statistic that NearestScorer.Baseline
 // subtracts, image by image.
 func TestBaselined(t *testing.T) {

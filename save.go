@@ -179,12 +179,17 @@ func load(r io.Reader, bb Backbone, what string, size int64) (*Model, error) {
 	}
 	var h fileHeader
 	// A file written before Config.MapPower and MapBaseline existed
-	// scored plain distances, whatever the defaults are now.
-	h.Config.MapPower, h.Config.MapBaseline = 1, BaselineNone
+	// scored plain distances, whatever the defaults are now; one written
+	// before Config.ImageSigma existed took the image score from the
+	// pixel map (-1: not in the file).
+	h.Config.MapPower, h.Config.MapBaseline, h.Config.ImageSigma = 1, BaselineNone, -1
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&h); err != nil {
 		return nil, corrupt("header: %v", err)
+	}
+	if h.Config.ImageSigma == -1 {
+		h.Config.ImageSigma = h.Config.Sigma
 	}
 	if err := h.check(); err != nil {
 		return nil, corrupt("header: %v", err)

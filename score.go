@@ -13,8 +13,9 @@ import (
 // upsampled bilinearly to Size x Size (or Width x Height where set) and
 // blurred with a Gaussian of
 // standard deviation Sigma pixels (radius floor(4 Sigma + 0.5)); an
-// image's score is the maximum of its map, or with Grid the maximum of its
-// location scores before upsampling and blur.
+// image's score is the maximum of its map, or of the upsampled map blurred
+// with ImageSigma instead where that is above 0 and not Sigma, or with
+// Grid the maximum of its location scores before upsampling and blur.
 //
 // Power, when not 0 or 1, raises each location's distance to that power
 // before the upsampling (2: the squared distance, the map of PatchCore's
@@ -27,6 +28,7 @@ type NearestScorer struct {
 	Size          int
 	Width, Height int
 	Sigma         float64
+	ImageSigma    float64
 	Grid          bool
 	Power         float64
 	// Baseline, when in (0, 1], subtracts from each image's location
@@ -84,6 +86,13 @@ func (s *NearestScorer) Score(d Device, set CentroidSet, f *Tensor) (*Tensor, []
 	up := d.Zeros(n, 1, mh, mw)
 	d.ResizeBilinear(up, dist.Reshape(n, 1, h, w))
 	d.Free(dist)
+	if !s.Grid && s.ImageSigma > 0 && s.ImageSigma != s.Sigma {
+		// The image score from its own blur of the same upsampled map.
+		img := d.Zeros(n, 1, mh, mw)
+		d.GaussianBlur(img, up, s.ImageSigma, tensor.GaussianRadius(s.ImageSigma))
+		grid = MapMax(d, img)
+		d.Free(img)
+	}
 	out := d.Zeros(n, 1, mh, mw)
 	if s.Sigma > 0 {
 		d.GaussianBlur(out, up, s.Sigma, tensor.GaussianRadius(s.Sigma))
@@ -91,7 +100,7 @@ func (s *NearestScorer) Score(d Device, set CentroidSet, f *Tensor) (*Tensor, []
 	} else {
 		out = up
 	}
-	if s.Grid {
+	if grid != nil {
 		return out, grid
 	}
 	return out, MapMax(d, out)

@@ -149,9 +149,11 @@ func TestEndToEnd(t *testing.T) {
 		if rows != 112 || cols != 112 {
 			t.Errorf("%s: %d x %d", p.Map, rows, cols)
 		}
-		// The default image score is the maximum of the location grid,
-		// which bounds the map's (upsampling and blur average it).
-		if max := float64(slices.Max(m)); max > p.Score*(1+1e-6) || max < p.Score/2 {
+		// The default image score is the maximum of the map blurred
+		// more widely (ImageSigma 8 against Sigma 5): a wider Gaussian is
+		// the narrower one blurred again, so its maximum is at most the
+		// map's, up to the borders' handling.
+		if max := float64(slices.Max(m)); p.Score > max*1.02 || p.Score < max/2 {
 			t.Errorf("%s: score %v, map max %v", p.Path, p.Score, max)
 		}
 		if s, ok := evalScore[p.Path]; !ok || math.Abs(s-p.Score) > 1e-6*math.Abs(s) {

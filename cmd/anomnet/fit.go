@@ -69,6 +69,7 @@ func configFlags(fs *flagSet, args []string) func() (anomnet.Config, error) {
 	fs.BoolVar(&c.SingleStage, "single-stage", c.SingleStage, "ablation: all losses jointly for -epochs1 epochs")
 	fs.BoolVar(&c.NoCon, "no-con", c.NoCon, "ablation: single stage without the contrastive loss")
 	fs.Float64Var(&c.Sigma, "sigma", c.Sigma, "Gaussian blur of the anomaly map, pixels")
+	fs.Float64Var(&c.ImageSigma, "image-sigma", c.ImageSigma, "Gaussian blur of the map whose maximum is the image score (-image-score map), pixels")
 	fs.Float64Var(&c.MapPower, "map-power", c.MapPower, "power of the location distances before upsampling and blur (1: METHOD.md's distances, 2: squared distances)")
 	fs.StringVar(&c.MapBaseline, "map-baseline", c.MapBaseline, "subtracted from each image's location scores: none (METHOD.md), median (of the image's own) or capped (the median, at most the highest of the normal training images')")
 	fs.Float64Var(&c.FalseAlarms, "false-alarms", c.FalseAlarms, "thresholds for this false-alarm rate on normal images (and pixels), each scored without its own centroids")

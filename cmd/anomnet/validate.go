@@ -32,7 +32,7 @@ func validate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	paint := fs.String("paint", paintInput, "where the synthetic defects are painted: input (on the preprocessed image, the model's view) or original (on the image as its file holds it, then preprocessed with its mask: the same defects whatever the input, to compare inputs)")
 	defects := fs.String("defects", defectsPhotometric, "kinds of synthetic defect: photometric (a pasted patch, a scar or a blob), structural (a region turned, mirrored or exchanged), large (20 - 60% of the image darker or brighter), logical (a part missing or turned, 10 - 30% of the image), both (photometric and structural, the copies alternate) or all (the three in turn)")
 	jsonOut := fs.String("json", "", "also write the figures as JSON to this file")
-	sigmas := fs.String("sweep-sigma", "", "also score the held-back set, from the same fit, with each of these blurs (comma-separated pixels)")
+	sigmas := fs.String("sweep-sigma", "", "also score the held-back set, from the same fit, with each of these blurs of the pixel map (comma-separated pixels; the image score keeps -image-sigma)")
 	baselines := fs.String("sweep-baseline", "", "also score it with each of these quantiles of each image's location scores subtracted (comma-separated; 0.5: the median, 0: none)")
 	powers := fs.String("sweep-power", "", "also score it with each of these powers of the location distances (comma-separated; 2: squared)")
 	cache := fs.cacheFlag()
