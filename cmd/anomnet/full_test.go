@@ -95,20 +95,9 @@ func TestFullInputCLI(t *testing.T) {
 	}
 
 	pred := filepath.Join(root, "pred")
-	code, out, errOut := runCLI(t, "predict", "-input", "full", "-save-maps", "-out", pred, model, filepath.Join(cat, "test", "dent", "0.png"))
-	if code != exitOK {
-		t.Fatalf("predict: exit %d: %s", code, errOut)
-	}
-	var line prediction
-	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &line); err != nil {
-		t.Fatalf("predict: %q: %v", out, err)
-	}
-	nb, err := os.ReadFile(line.Map)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, rows, cols, err := readNPY(nb); err != nil || rows != h || cols != w {
-		t.Errorf("map %s: %d x %d (%v), want the image's own %d rows of %d", line.Map, rows, cols, err, h, w)
+	line, _, rows, cols := predictOne(t, "-input", "full", "-save-maps", "-out", pred, model, filepath.Join(cat, "test", "dent", "0.png"))
+	if rows != h || cols != w {
+		t.Errorf("map %s: %d x %d, want the image's own %d rows of %d", line.Map, rows, cols, h, w)
 	}
 	for _, p := range []string{line.Overlay, line.Mask} {
 		f, err := os.Open(p)
@@ -140,18 +129,8 @@ func TestFullInputCLI(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(tileEval, "overlays.png")); err != nil {
 		t.Errorf("tile eval: %v", err)
 	}
-	code, out, errOut = runCLI(t, "predict", "-save-maps", "-out", filepath.Join(root, "tpred"), tiled, filepath.Join(cat, "test", "dent", "0.png"))
-	if code != exitOK {
-		t.Fatalf("predict (tile): exit %d: %s", code, errOut)
-	}
-	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &line); err != nil {
-		t.Fatalf("predict (tile): %q: %v", out, err)
-	}
-	if nb, err = os.ReadFile(line.Map); err != nil {
-		t.Fatal(err)
-	}
-	if _, rows, cols, err := readNPY(nb); err != nil || rows != h || cols != w {
-		t.Errorf("tile map %s: %d x %d (%v), want %d x %d", line.Map, rows, cols, err, h, w)
+	if line, _, rows, cols := predictOne(t, "-save-maps", "-out", filepath.Join(root, "tpred"), tiled, filepath.Join(cat, "test", "dent", "0.png")); rows != h || cols != w {
+		t.Errorf("tile map %s: %d x %d, want %d x %d", line.Map, rows, cols, h, w)
 	}
 
 	// A crop model's outputs at the image's own size: NaN where the crop
@@ -169,19 +148,9 @@ func TestFullInputCLI(t *testing.T) {
 	if code != exitOK || !strings.Contains(errOut, "input auto: full, frame 64x160 (the training images' median elongation, 2.43, is beyond 4:3; -input crop squashes them to squares)") {
 		t.Errorf("fit (auto): exit %d: %s", code, errOut)
 	}
-	code, out, errOut = runCLI(t, "predict", "-own-size", "-save-maps", "-out", filepath.Join(root, "cpred"), cropModel, filepath.Join(cat, "test", "dent", "0.png"))
-	if code != exitOK {
-		t.Fatalf("predict -own-size (crop): exit %d: %s", code, errOut)
-	}
-	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &line); err != nil {
-		t.Fatalf("predict -own-size: %q: %v", out, err)
-	}
-	if nb, err = os.ReadFile(line.Map); err != nil {
-		t.Fatal(err)
-	}
-	data, rows, cols, err := readNPY(nb)
-	if err != nil || rows != h || cols != w {
-		t.Fatalf("crop map at own size %s: %d x %d (%v), want %d x %d", line.Map, rows, cols, err, h, w)
+	line, data, rows, cols := predictOne(t, "-own-size", "-save-maps", "-out", filepath.Join(root, "cpred"), cropModel, filepath.Join(cat, "test", "dent", "0.png"))
+	if rows != h || cols != w {
+		t.Fatalf("crop map at own size %s: %d x %d, want %d x %d", line.Map, rows, cols, h, w)
 	}
 	if v := data[5*w+35]; v == v {
 		t.Errorf("row 5, outside the crop: %v, want NaN", v)
@@ -207,6 +176,27 @@ func TestFullInputCLI(t *testing.T) {
 	if code == exitOK || !strings.Contains(errOut, `-input "tiles": want crop, full or tile`) {
 		t.Errorf("eval -input tiles: exit %d: %s", code, errOut)
 	}
+}
+
+// predictOne runs predict with args on one image and returns its JSON line
+// and the map it saved (-save-maps) with its rows and columns.
+func predictOne(t *testing.T, args ...string) (line prediction, data []float32, rows, cols int) {
+	t.Helper()
+	code, out, errOut := runCLI(t, append([]string{"predict"}, args...)...)
+	if code != exitOK {
+		t.Fatalf("predict %v: exit %d: %s", args, code, errOut)
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &line); err != nil {
+		t.Fatalf("predict %v: %q: %v", args, out, err)
+	}
+	b, err := os.ReadFile(line.Map)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, rows, cols, err = readNPY(b); err != nil {
+		t.Fatalf("%s: %v", line.Map, err)
+	}
+	return line, data, rows, cols
 }
 
 func TestNoteOffFrame(t *testing.T) {

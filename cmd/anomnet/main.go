@@ -226,9 +226,6 @@ func newFlags(name, synopsis, about string) *flagSet {
 	return &flagSet{FlagSet: fs, synopsis: synopsis, about: about}
 }
 
-// parse parses flags and exactly n positional arguments, which may come
-// before, between or after the flags. On -h it prints the help to stdout
-// and returns errHelp.
 // isSet reports whether the flag name was given on the command line.
 func (f *flagSet) isSet(name string) bool {
 	set := false
@@ -236,6 +233,9 @@ func (f *flagSet) isSet(name string) bool {
 	return set
 }
 
+// parse parses flags and exactly n positional arguments, which may come
+// before, between or after the flags. On -h it prints the help to stdout
+// and returns errHelp.
 func (f *flagSet) parse(args []string, n int, stdout io.Writer) ([]string, error) {
 	var pos []string
 	for {
