@@ -32,8 +32,7 @@ type Config struct {
 	Crop   int `json:"crop"`
 	// Input is how an image becomes the backbone's input: InputAuto (the
 	// default), InputCrop (Resize, then Crop) or InputFull, the whole
-	// image resized to the
-	// model's frame, Width x Height, with nothing cut. Fit sets an unset
+	// image resized to the model's frame, Width x Height, with nothing cut. Fit sets an unset
 	// frame from the training images (dataset.Frame of their median size:
 	// the aspect ratio kept, the shorter side FullSide pixels unless the
 	// longer one would pass FullMax). An image of another shape is resized

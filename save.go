@@ -181,8 +181,9 @@ func load(r io.Reader, bb Backbone, what string, size int64) (*Model, error) {
 	// A file written before Config.MapPower and MapBaseline existed
 	// scored plain distances, whatever the defaults are now; one written
 	// before Config.ImageSigma existed took the image score from the
-	// pixel map (-1: not in the file).
-	h.Config.MapPower, h.Config.MapBaseline, h.Config.ImageSigma = 1, BaselineNone, -1
+	// pixel map (-1: not in the file); one written before the input was a
+	// choice took the crop.
+	h.Config.MapPower, h.Config.MapBaseline, h.Config.ImageSigma, h.Config.Input = 1, BaselineNone, -1, InputCrop
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&h); err != nil {
@@ -238,9 +239,6 @@ func load(r io.Reader, bb Backbone, what string, size int64) (*Model, error) {
 	if bb.Name() != h.Backbone || bb.Fingerprint() != h.Fingerprint {
 		return nil, fmt.Errorf("%s: the model was trained with backbone %s (fingerprint %.12s), not %s (%.12s)", what,
 			h.Backbone, h.Fingerprint, bb.Name(), bb.Fingerprint())
-	}
-	if h.Config.Input == "" {
-		h.Config.Input = InputCrop // written before the input was a choice
 	}
 	cfg, err := h.Config.withDefaults()
 	if err != nil {

@@ -75,9 +75,9 @@ func (s *NearestScorer) Score(d Device, set CentroidSet, f *Tensor) (*Tensor, []
 		}
 		dist = d.FromHost(host)
 	}
-	var grid []float64
+	var scores []float64 // the image scores, where the pixel map's maximum is not
 	if s.Grid {
-		grid = MapMax(d, dist.Reshape(n, 1, h, w))
+		scores = MapMax(d, dist.Reshape(n, 1, h, w))
 	}
 	mw, mh := s.Size, s.Size
 	if s.Width > 0 || s.Height > 0 {
@@ -90,18 +90,17 @@ func (s *NearestScorer) Score(d Device, set CentroidSet, f *Tensor) (*Tensor, []
 		// The image score from its own blur of the same upsampled map.
 		img := d.Zeros(n, 1, mh, mw)
 		d.GaussianBlur(img, up, s.ImageSigma, tensor.GaussianRadius(s.ImageSigma))
-		grid = MapMax(d, img)
+		scores = MapMax(d, img)
 		d.Free(img)
 	}
-	out := d.Zeros(n, 1, mh, mw)
+	out := up
 	if s.Sigma > 0 {
+		out = d.Zeros(n, 1, mh, mw)
 		d.GaussianBlur(out, up, s.Sigma, tensor.GaussianRadius(s.Sigma))
 		d.Free(up)
-	} else {
-		out = up
 	}
-	if grid != nil {
-		return out, grid
+	if scores != nil {
+		return out, scores
 	}
 	return out, MapMax(d, out)
 }

@@ -28,7 +28,7 @@ func configFlags(fs *flagSet, args []string) func() (anomnet.Config, error) {
 	grid := fs.String("grid", c.Grid, "the tap whose map size the feature grid takes (\"\": the largest tapped map)")
 	fs.IntVar(&c.Resize, "resize", c.Resize, "resize images to this square size")
 	fs.IntVar(&c.Crop, "crop", c.Crop, "then crop this centred square")
-	fs.StringVar(&c.Input, "input", c.Input, "input: auto (full where the training images' median size is wider or taller than 4:3, else crop), crop (resize to a square, crop its centre: the MVTec AD protocol), full (the whole image, its aspect ratio kept) or tile (the image at its own resolution, in overlapping tiles)")
+	fs.StringVar(&c.Input, "input", c.Input, "input: auto (full where the training images' median elongation, longer side over shorter, is beyond 4:3, else crop), crop (resize to a square, crop its centre: the MVTec AD protocol), full (the whole image, its aspect ratio kept) or tile (the image at its own resolution, in overlapping tiles)")
 	fs.IntVar(&c.TileSize, "tile-size", c.TileSize, "with -input tile: the side of a tile, pixels (a multiple of 16)")
 	fs.Float64Var(&c.TileOverlap, "tile-overlap", c.TileOverlap, "with -input tile: the share of a tile that neighbouring tiles share when predicting (0 to 0.75)")
 	fs.IntVar(&c.FullSide, "full-side", c.FullSide, "with -input full: the shorter side of the frame, pixels")
