@@ -54,7 +54,22 @@ type Index struct {
 	// that every block of rows multiplies them by.
 	coarse     []*gemm.PackedB
 	l, l1, dim int
+	// cells (with K at least probeMin) parts the centroids by the nearest,
+	// in S, of the first len(cells) of them, the cells' centres: a row's
+	// search first measures the centroid of the lowest bound in the cell
+	// whose centre has the lowest coarse bound, so that the best distance
+	// starts near the final one and the bounds prune from the first chunk.
+	cells   [][]int32
+	centres *gemm.PackedB // the centres' coarse rows
 }
+
+// probeCell is the mean number of centroids in a cell of an Index, and
+// probeMin the K from which it has cells: one cell's bounds cost a row
+// probeCell dot products, a small part of its search.
+const (
+	probeCell = 128
+	probeMin  = 4 * indexChunk
+)
 
 // boundSlack lowers each bound by this share of |Px|^2 + |Rx|^2 + |Pc|^2 +
 // |Rc|^2, which exceeds the float32 rounding of the bound's GEMM (L + 2
@@ -125,7 +140,44 @@ func newIndex(d tensor.Device, s *Set, l int, subspace func(centred []float32, k
 		kc := min(indexChunk, k-c0)
 		ix.coarse = append(ix.coarse, gemm.PackB(true, w1, kc, coarse[c0*w1:(c0+kc)*w1], w1))
 	}
+	if k >= probeMin {
+		var centres []int32
+		centres, ix.cells = cells(proj, k, l, min(indexChunk, (k+probeCell-1)/probeCell))
+		rows := make([]float32, len(centres)*w1)
+		for c, j := range centres {
+			copy(rows[c*w1:(c+1)*w1], coarse[int(j)*w1:(int(j)+1)*w1])
+		}
+		ix.centres = gemm.PackB(true, w1, len(centres), rows, w1)
+	}
 	return ix
+}
+
+// cells parts the k rows of proj (k x l) by the nearest of g centres,
+// rows spread evenly over the order (the lowest index among equals):
+// returns the centres and the members of each, ascending.
+func cells(proj []float32, k, l, g int) (centres []int32, members [][]int32) {
+	cp := make([]float32, g*l)
+	norm := make([]float32, g)
+	for c := range g {
+		j := c * k / g
+		centres = append(centres, int32(j))
+		copy(cp[c*l:(c+1)*l], proj[j*l:(j+1)*l])
+		norm[c] = vec.Dot(cp[c*l:(c+1)*l], cp[c*l:(c+1)*l])
+	}
+	dots := make([]float32, k*g)
+	tensor.CPU{}.Gemm(false, true, 1, tensor.FromFloat32s(proj, k, l), tensor.FromFloat32s(cp, g, l), 0,
+		tensor.FromFloat32s(dots, k, g))
+	members = make([][]int32, g)
+	for j := range k {
+		bc, bd := 0, float32(math.Inf(1))
+		for c, d := range dots[j*g : (j+1)*g] {
+			if e := norm[c] - 2*d; e < bd {
+				bc, bd = c, e
+			}
+		}
+		members[bc] = append(members[bc], int32(j))
+	}
+	return centres, members
 }
 
 // queryRow writes a row's side of the bound's GEMM, [-2 p, -2 |Rx|, 1],
@@ -348,6 +400,7 @@ func (ix *Index) nearest(d tensor.Device, idx, dist, x *tensor.Tensor, source, r
 // scratch is one worker's buffers.
 type scratch struct {
 	xc, xp, xa, x1, lb []float32
+	ck                 []float32 // per row, the cells' centres' coarse keys
 	low, low1, best    []float32 // per row
 	own                []int     // per row: how many of its left-out centroids are behind
 	pass               []int32   // the centroids whose coarse bound passes
@@ -394,15 +447,19 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 	// less the row term, the same for every centroid of the row. The
 	// coarse keys come from one GEMM per chunk of centroids.
 	//
-	// A row's first centroid measured is the one of the lowest coarse
-	// bound in the first chunk where it has one: its distance is the first
-	// best. Then in each chunk, the centroids whose coarse bound passes the
+	// A row's first centroid measured is its probe's (with cells), or the
+	// one of the lowest coarse bound in the first chunk where it has one:
+	// its distance is the first best. Then in each chunk, the centroids whose coarse bound passes the
 	// best found so far get their bound in S; those that pass again are
 	// measured, lowest bound first, until the bounds exceed the best.
 	// Distances are measured in float32 here; those within rounding of the
 	// best are measured again in float64 at the end, as the brute-force
 	// search does, so that the two agree on near ties.
 	inf := float32(math.Inf(1))
+	if ix.cells != nil {
+		s.ck = slices.Grow(s.ck[:0], rows*len(ix.cells))[:rows*len(ix.cells)]
+		gemm.SgemmPackedB(false, rows, 1, x1, w1, ix.centres, 0, s.ck, len(ix.cells))
+	}
 	for c0 := 0; c0 < k; c0 += indexChunk {
 		kc := min(indexChunk, k-c0)
 		lb := s.lb[:rows*kc]
@@ -418,6 +475,15 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 				}
 			}
 			cand := s.cand[i]
+			if c0 == 0 && ix.cells != nil {
+				if j := ix.probe(s.ck[i*len(ix.cells):(i+1)*len(ix.cells)], xa[i*w:(i+1)*w], source, rowSrc, i); j >= 0 {
+					best[i] = vec.SqDist(xi, ix.host[j*dim:(j+1)*dim])
+					cand = append(cand, candidate{int32(j), best[i]})
+					if j < kc {
+						key[j] = inf // measured now, not again
+					}
+				}
+			}
 			if best[i] == inf {
 				lowest := vec.Min(key)
 				if lowest == inf {
@@ -477,6 +543,31 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 			ds[i] = float32(math.Inf(1))
 		}
 	}
+}
+
+// probe returns the centroid of the lowest bound in S (xa is the row's
+// side of the bound) in the cell whose centre has the lowest coarse bound
+// (key, a row's coarse keys of the centres), leaving out
+// those of source rowSrc[i]; -1 when every centroid of that cell is left
+// out.
+func (ix *Index) probe(key, xa []float32, source, rowSrc []int32, i int) int {
+	g, gk := 0, float32(math.Inf(1))
+	for c, v := range key[:len(ix.cells)] {
+		if v < gk {
+			g, gk = c, v
+		}
+	}
+	w := ix.l + 2
+	bj, bk := -1, float32(math.Inf(1))
+	for _, j := range ix.cells[g] {
+		if source != nil && source[j] == rowSrc[i] {
+			continue
+		}
+		if kj := vec.Dot(xa, ix.aug[int(j)*w:(int(j)+1)*w]); kj < bk || bj < 0 {
+			bj, bk = int(j), kj
+		}
+	}
+	return bj
 }
 
 // candidate is a centroid and a float32 key: its bound or its distance.

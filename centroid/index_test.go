@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/org/anomnet/internal/tensor"
@@ -26,6 +27,9 @@ func TestIndexNearest(t *testing.T) {
 	}{
 		{name: "clustered", k: 700, n: 500, dim: 160, spread: 3},
 		{name: "clustered, several chunks", k: 3*indexChunk + 37, n: 300, dim: 100, spread: 2},
+		// Enough centroids for cells: each row's first measure is a probe.
+		{name: "clustered, cells", k: probeMin + 77, n: 300, dim: 48, spread: 2},
+		{name: "far queries, cells", k: probeMin + 5, n: 100, dim: 48, spread: 1, away: 30},
 		{name: "few dims", k: 300, n: 300, dim: 12, spread: 1},
 		{name: "far queries", k: 400, n: 200, dim: 200, spread: 1, away: 30},
 		{name: "one centroid", k: 1, n: 50, dim: 20, spread: 1},
@@ -158,6 +162,8 @@ func TestIndexNearestExcept(t *testing.T) {
 		// Each source fills a chunk of the search: rows of source 0 find
 		// nothing in the first chunk and their first best in the second.
 		{"a source per chunk", 3*indexChunk + 100, true},
+		{"random sources, cells", probeMin + 100, false},
+		{"a source per chunk, cells", probeMin + 100, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			k := c.k
@@ -200,5 +206,64 @@ func TestIndexNearestExcept(t *testing.T) {
 			require.EqualValues(t, -1, i1.Int32s()[0])
 			require.True(t, math.IsInf(float64(d1.Float32s()[0]), 1))
 		})
+	}
+}
+
+// TestIndexCells checks the cells of an Index, whose probe gives each row
+// its first best: every centroid in exactly one, the centres spread over
+// the order, and a row whose probed cell is all left out (its own source)
+// still finds the brute-force nearest elsewhere.
+func TestIndexCells(t *testing.T) {
+	d := tensor.CPU{}
+	rng := rand.New(rand.NewPCG(7, 1))
+	const dim = 32
+	require.Nil(t, NewIndex(d, NewSet(tensor.FromFloat32s(featureLike(rng, probeMin-1, dim, 5), probeMin-1, dim)), rng).cells)
+	k := probeMin + 300
+	cs := featureLike(rng, k, dim, 5)
+	ix := NewIndex(d, NewSet(tensor.FromFloat32s(cs, k, dim)), rand.New(rand.NewPCG(1, 1)))
+	require.Len(t, ix.cells, (k+probeCell-1)/probeCell)
+	seen := make([]int, k)
+	for _, m := range ix.cells {
+		require.True(t, slices.IsSorted(m))
+		for _, j := range m {
+			seen[j]++
+		}
+	}
+	for j, v := range seen {
+		require.Equal(t, 1, v, "centroid %d in %d cells", j, v)
+	}
+	// Rows on the centroids of one cell, whose source is that cell: the
+	// probe finds every centroid of the cell left out.
+	var big []int32
+	for _, m := range ix.cells {
+		if len(m) > len(big) {
+			big = m
+		}
+	}
+	source := make([]int32, k)
+	for _, j := range big {
+		source[j] = 1
+	}
+	n := min(len(big), 40)
+	xs := make([]float32, n*dim)
+	rows := make([]int32, n)
+	for i := range n {
+		copy(xs[i*dim:(i+1)*dim], cs[int(big[i])*dim:(int(big[i])+1)*dim])
+		rows[i] = 1
+	}
+	gotI, gotD := tensor.NewInt32(n), tensor.New(n)
+	ix.NearestExcept(d, gotI, gotD, tensor.FromFloat32s(xs, n, dim), source, rows)
+	for i := range n {
+		bi, bd := -1, math.Inf(1)
+		for j := range k {
+			if source[j] == 1 {
+				continue
+			}
+			if e := tensor.SqDist(xs[i*dim:(i+1)*dim], cs[j*dim:(j+1)*dim]); e < bd {
+				bi, bd = j, e
+			}
+		}
+		require.EqualValues(t, bi, gotI.Int32s()[i], "row %d", i)
+		require.Equal(t, float32(math.Sqrt(bd)), gotD.Float32s()[i], "row %d", i)
 	}
 }
