@@ -3,6 +3,7 @@ package anomnet
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -173,4 +174,28 @@ func TestOldModelFile(t *testing.T) {
 	require.ErrorIs(t, err, ErrNoHeldScores)
 	_, err = old.Predict(img)
 	require.NoError(t, err)
+}
+
+// TestFinite checks the scan for NaN and infinite values that guards the
+// training features and a model file's tensors: every finite float32
+// passes (the largest, the smallest subnormal, -0), and a NaN or an
+// infinity is found wherever it lies, at its index.
+func TestFinite(t *testing.T) {
+	v := make([]float32, 3*4096+17)
+	for i := range v {
+		v[i] = float32(i%7-3) * 1e-3
+	}
+	v[1], v[2], v[3] = math.MaxFloat32, -math.MaxFloat32, math.Float32frombits(1)
+	v[4] = float32(math.Copysign(0, -1))
+	require.NoError(t, finite(v))
+	require.NoError(t, finite(nil))
+	for _, i := range []int{0, 4095, 4096, 2*4096 + 5, len(v) - 1} {
+		for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), math.Float32frombits(0x7fc00001), math.Float32frombits(0xff800001)} {
+			w := slices.Clone(v)
+			w[i] = bad
+			err := finite(w)
+			require.Error(t, err, "value %d = %g", i, bad)
+			require.Contains(t, err.Error(), fmt.Sprintf("value %d is", i))
+		}
+	}
 }

@@ -499,9 +499,24 @@ func freeAll(d Device, ts []*Tensor) {
 
 // finite returns an error for the first NaN or Inf in v.
 func finite(v []float32) error {
-	for i, x := range v {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return fmt.Errorf("value %d is %g", i, x)
+	// A float32 is NaN or infinite when its exponent bits are all ones:
+	// adding one to them carries into the sign bit only then. The scan
+	// has no branch per value; the value is looked for only in a block
+	// that holds one.
+	const exp, one, sign = 0x7f800000, 0x00800000, 0x80000000
+	const block = 4096
+	for lo := 0; lo < len(v); lo += block {
+		var acc uint32
+		for _, x := range v[lo:min(lo+block, len(v))] {
+			acc |= math.Float32bits(x)&exp + one
+		}
+		if acc&sign == 0 {
+			continue
+		}
+		for i, x := range v[lo:min(lo+block, len(v))] {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				return fmt.Errorf("value %d is %g", lo+i, x)
+			}
 		}
 	}
 	return nil
