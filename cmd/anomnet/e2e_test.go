@@ -150,9 +150,9 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("%s: %d x %d", p.Map, rows, cols)
 		}
 		// The default image score is the maximum of the map blurred
-		// more widely (ImageSigma 8 against Sigma 5): a wider Gaussian is
-		// the narrower one blurred again, so its maximum is at most the
-		// map's, up to the borders' handling.
+		// with ImageSigma, as wide as the map's Sigma or wider: a wider
+		// Gaussian is the narrower one blurred again, so its maximum is
+		// at most the map's, up to the borders' handling.
 		if max := float64(slices.Max(m)); p.Score > max*1.02 || p.Score < max/2 {
 			t.Errorf("%s: score %v, map max %v", p.Path, p.Score, max)
 		}
