@@ -54,13 +54,18 @@ type Index struct {
 	// that every block of rows multiplies them by.
 	coarse     []*gemm.PackedB
 	l, l1, dim int
-	// cells (with K at least probeMin) parts the centroids by the nearest,
-	// in S, of the first len(cells) of them, the cells' centres: a row's
-	// search first measures the centroid of the lowest bound in the cell
-	// whose centre has the lowest coarse bound, so that the best distance
-	// starts near the final one and the bounds prune from the first chunk.
-	cells   [][]int32
-	centres *gemm.PackedB // the centres' coarse rows
+	// With K at least probeMin the centroids are parted into cells, by the
+	// nearest in S of len(cellStart)-1 centres spread over their order: a
+	// row's search first measures the centroid of the lowest bound in the
+	// cell whose centre has the lowest coarse bound, so that the best
+	// distance starts near the final one and the bounds prune from the
+	// first chunk. host, aug and coarse then hold the centroids cell by
+	// cell: position q is centroid perm[q], and cell c is positions
+	// cellStart[c] to cellStart[c+1]. Without cells perm is nil and
+	// positions are centroids.
+	perm      []int32
+	cellStart []int32
+	centres   *gemm.PackedB // the centres' coarse rows
 }
 
 // probeCell is the mean number of centroids in a cell of an Index, and
@@ -134,22 +139,53 @@ func newIndex(d tensor.Device, s *Set, l int, subspace func(centred []float32, k
 	var proj []float32
 	ix.basis, proj = subspace(centred, k, dim, l)
 	ix.l1 = min(IndexCoarse, l)
+	var centres []int32
+	if k >= probeMin {
+		// The centroids are kept cell by cell, so that the candidates of
+		// a row, near each other, lie near each other in memory.
+		var members [][]int32
+		centres, members = cells(proj, k, l, min(indexChunk, (k+probeCell-1)/probeCell))
+		ix.perm = make([]int32, 0, k)
+		pos := make([]int32, k)
+		for _, m := range members {
+			ix.cellStart = append(ix.cellStart, int32(len(ix.perm)))
+			for _, j := range m {
+				pos[j] = int32(len(ix.perm))
+				ix.perm = append(ix.perm, j)
+			}
+		}
+		ix.cellStart = append(ix.cellStart, int32(k))
+		for c, j := range centres {
+			centres[c] = pos[j]
+		}
+		ix.host = permuteRows(host, ix.perm, dim)
+		centred = permuteRows(centred, ix.perm, dim)
+		proj = permuteRows(proj, ix.perm, l)
+	}
 	ix.aug = augment(proj, centred, k, l, dim, l)
 	coarse, w1 := augment(proj, centred, k, l, dim, ix.l1), ix.l1+2
 	for c0 := 0; c0 < k; c0 += indexChunk {
 		kc := min(indexChunk, k-c0)
 		ix.coarse = append(ix.coarse, gemm.PackB(true, w1, kc, coarse[c0*w1:(c0+kc)*w1], w1))
 	}
-	if k >= probeMin {
-		var centres []int32
-		centres, ix.cells = cells(proj, k, l, min(indexChunk, (k+probeCell-1)/probeCell))
+	if centres != nil {
 		rows := make([]float32, len(centres)*w1)
-		for c, j := range centres {
-			copy(rows[c*w1:(c+1)*w1], coarse[int(j)*w1:(int(j)+1)*w1])
+		for c, q := range centres {
+			copy(rows[c*w1:(c+1)*w1], coarse[int(q)*w1:(int(q)+1)*w1])
 		}
 		ix.centres = gemm.PackB(true, w1, len(centres), rows, w1)
 	}
 	return ix
+}
+
+// permuteRows returns the rows of a (width values each) in the order
+// perm.
+func permuteRows(a []float32, perm []int32, width int) []float32 {
+	out := make([]float32, len(a))
+	for q, j := range perm {
+		copy(out[q*width:(q+1)*width], a[int(j)*width:(int(j)+1)*width])
+	}
+	return out
 }
 
 // cells parts the k rows of proj (k x l) by the nearest of g centres,
@@ -349,6 +385,13 @@ func (ix *Index) nearest(d tensor.Device, idx, dist, x *tensor.Tensor, source, r
 	// without a pass over all K.
 	var bySource map[int32][]int32
 	if source != nil {
+		if ix.perm != nil { // in the cells' order
+			src := make([]int32, len(source))
+			for q, j := range ix.perm {
+				src[q] = source[j]
+			}
+			source = src
+		}
 		bySource = map[int32][]int32{}
 		for j, src := range source {
 			bySource[src] = append(bySource[src], int32(j))
@@ -456,9 +499,9 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 	// best are measured again in float64 at the end, as the brute-force
 	// search does, so that the two agree on near ties.
 	inf := float32(math.Inf(1))
-	if ix.cells != nil {
-		s.ck = slices.Grow(s.ck[:0], rows*len(ix.cells))[:rows*len(ix.cells)]
-		gemm.SgemmPackedB(false, rows, 1, x1, w1, ix.centres, 0, s.ck, len(ix.cells))
+	if g := len(ix.cellStart) - 1; g > 0 {
+		s.ck = slices.Grow(s.ck[:0], rows*g)[:rows*g]
+		gemm.SgemmPackedB(false, rows, 1, x1, w1, ix.centres, 0, s.ck, g)
 	}
 	for c0 := 0; c0 < k; c0 += indexChunk {
 		kc := min(indexChunk, k-c0)
@@ -475,8 +518,8 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 				}
 			}
 			cand := s.cand[i]
-			if c0 == 0 && ix.cells != nil {
-				if j := ix.probe(s.ck[i*len(ix.cells):(i+1)*len(ix.cells)], xa[i*w:(i+1)*w], source, rowSrc, i); j >= 0 {
+			if g := len(ix.cellStart) - 1; c0 == 0 && g > 0 {
+				if j := ix.probe(s.ck[i*g:(i+1)*g], xa[i*w:(i+1)*w], source, rowSrc, i); j >= 0 {
 					best[i] = vec.SqDist(xi, ix.host[j*dim:(j+1)*dim])
 					cand = append(cand, candidate{int32(j), best[i]})
 					if j < kc {
@@ -534,37 +577,45 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 				continue
 			}
 			j := int(c.j)
-			if e := tensor.SqDist(xi, ix.host[j*dim:(j+1)*dim]); e < bd || (e == bd && j < bi) {
+			if e := tensor.SqDist(xi, ix.host[j*dim:(j+1)*dim]); e < bd || (e == bd && ix.centroid(j) < ix.centroid(bi)) {
 				bi, bd = j, e
 			}
 		}
-		is[i], ds[i] = int32(bi), float32(math.Sqrt(max(bd, 0)))
+		is[i], ds[i] = int32(ix.centroid(bi)), float32(math.Sqrt(max(bd, 0)))
 		if bi < 0 {
 			ds[i] = float32(math.Inf(1))
 		}
 	}
 }
 
-// probe returns the centroid of the lowest bound in S (xa is the row's
-// side of the bound) in the cell whose centre has the lowest coarse bound
-// (key, a row's coarse keys of the centres), leaving out
-// those of source rowSrc[i]; -1 when every centroid of that cell is left
-// out.
+// centroid returns the number of the centroid at position q (-1 for -1).
+func (ix *Index) centroid(q int) int {
+	if ix.perm == nil || q < 0 {
+		return q
+	}
+	return int(ix.perm[q])
+}
+
+// probe returns the position of the centroid of the lowest bound in S
+// (xa is the row's side of the bound) in the cell whose centre has the
+// lowest coarse bound (key, a row's coarse keys of the centres), leaving
+// out those of source rowSrc[i] (source by position); -1 when every
+// centroid of that cell is left out.
 func (ix *Index) probe(key, xa []float32, source, rowSrc []int32, i int) int {
 	g, gk := 0, float32(math.Inf(1))
-	for c, v := range key[:len(ix.cells)] {
+	for c, v := range key[:len(ix.cellStart)-1] {
 		if v < gk {
 			g, gk = c, v
 		}
 	}
 	w := ix.l + 2
 	bj, bk := -1, float32(math.Inf(1))
-	for _, j := range ix.cells[g] {
+	for j := int(ix.cellStart[g]); j < int(ix.cellStart[g+1]); j++ {
 		if source != nil && source[j] == rowSrc[i] {
 			continue
 		}
-		if kj := vec.Dot(xa, ix.aug[int(j)*w:(int(j)+1)*w]); kj < bk || bj < 0 {
-			bj, bk = int(j), kj
+		if kj := vec.Dot(xa, ix.aug[j*w:(j+1)*w]); kj < bk || bj < 0 {
+			bj, bk = j, kj
 		}
 	}
 	return bj

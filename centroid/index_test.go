@@ -37,6 +37,9 @@ func TestIndexNearest(t *testing.T) {
 		// rarely among the lowest bounds.
 		{name: "isotropic", k: 500, n: 300, dim: 300, spread: 1},
 		{name: "grid ties", k: 64, n: 300, dim: 2, grid: true},
+		// Ties across cells: the lowest centroid number wins, whatever
+		// the order the cells keep the centroids in.
+		{name: "grid ties, cells", k: 8 * 288, n: 300, dim: 2, grid: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cs := make([]float32, c.k*c.dim)
@@ -217,29 +220,36 @@ func TestIndexCells(t *testing.T) {
 	d := tensor.CPU{}
 	rng := rand.New(rand.NewPCG(7, 1))
 	const dim = 32
-	require.Nil(t, NewIndex(d, NewSet(tensor.FromFloat32s(featureLike(rng, probeMin-1, dim, 5), probeMin-1, dim)), rng).cells)
+	require.Nil(t, NewIndex(d, NewSet(tensor.FromFloat32s(featureLike(rng, probeMin-1, dim, 5), probeMin-1, dim)), rng).perm)
 	k := probeMin + 300
 	cs := featureLike(rng, k, dim, 5)
 	ix := NewIndex(d, NewSet(tensor.FromFloat32s(cs, k, dim)), rand.New(rand.NewPCG(1, 1)))
-	require.Len(t, ix.cells, (k+probeCell-1)/probeCell)
+	g := (k + probeCell - 1) / probeCell
+	require.Len(t, ix.cellStart, g+1)
+	require.EqualValues(t, 0, ix.cellStart[0])
+	require.EqualValues(t, k, ix.cellStart[g])
+	// Every centroid at one position, cell by cell, ascending within a
+	// cell; the host rows follow the positions.
 	seen := make([]int, k)
-	for _, m := range ix.cells {
+	var big []int32
+	for c := range g {
+		m := ix.perm[ix.cellStart[c]:ix.cellStart[c+1]]
 		require.True(t, slices.IsSorted(m))
 		for _, j := range m {
 			seen[j]++
+		}
+		if len(m) > len(big) {
+			big = m
 		}
 	}
 	for j, v := range seen {
 		require.Equal(t, 1, v, "centroid %d in %d cells", j, v)
 	}
+	for q, j := range ix.perm {
+		require.Equal(t, cs[int(j)*dim:(int(j)+1)*dim], ix.host[q*dim:(q+1)*dim])
+	}
 	// Rows on the centroids of one cell, whose source is that cell: the
 	// probe finds every centroid of the cell left out.
-	var big []int32
-	for _, m := range ix.cells {
-		if len(m) > len(big) {
-			big = m
-		}
-	}
 	source := make([]int32, k)
 	for _, j := range big {
 		source[j] = 1
@@ -266,4 +276,35 @@ func TestIndexCells(t *testing.T) {
 		require.EqualValues(t, bi, gotI.Int32s()[i], "row %d", i)
 		require.Equal(t, float32(math.Sqrt(bd)), gotD.Float32s()[i], "row %d", i)
 	}
+}
+
+// TestIndexCellTies checks that a tie between centroids of different
+// cells goes to the lowest centroid number, though the cells keep the
+// centroids in another order: a grid whose rows are numbered in a shuffled
+// order, queried midway between grid points (ties of two or four).
+func TestIndexCellTies(t *testing.T) {
+	d := tensor.CPU{}
+	rng := rand.New(rand.NewPCG(3, 8))
+	const cols, rows = 8, 288
+	k := cols * rows
+	row := rng.Perm(rows)
+	cs := make([]float32, 2*k)
+	for i := range k {
+		cs[2*i], cs[2*i+1] = float32(i%cols), float32(row[i/cols])
+	}
+	n := 2000
+	xs := make([]float32, 2*n)
+	for i := range n {
+		xs[2*i], xs[2*i+1] = float32(rng.IntN(2*cols-1))/2, float32(rng.IntN(2*rows-1))/2
+	}
+	set := NewSet(tensor.FromFloat32s(cs, k, 2))
+	ix := NewIndex(d, set, rand.New(rand.NewPCG(1, 1)))
+	require.NotNil(t, ix.perm)
+	x := tensor.FromFloat32s(xs, n, 2)
+	wantI, wantD := tensor.NewInt32(n), tensor.New(n)
+	d.Nearest(wantI, wantD, x, set.C)
+	gotI, gotD := tensor.NewInt32(n), tensor.New(n)
+	ix.Nearest(d, gotI, gotD, x)
+	require.Equal(t, wantI.Int32s(), gotI.Int32s())
+	require.Equal(t, wantD.Float32s(), gotD.Float32s())
 }
