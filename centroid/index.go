@@ -492,9 +492,10 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 	//
 	// A row's first centroid measured is its probe's (with cells), or the
 	// one of the lowest coarse bound in the first chunk where it has one:
-	// its distance is the first best. Then in each chunk, the centroids whose coarse bound passes the
-	// best found so far get their bound in S; those that pass again are
-	// measured, lowest bound first, until the bounds exceed the best.
+	// its distance is the first best. Then in each chunk, the centroids
+	// whose coarse bound passes the best found so far get their bound in
+	// S; those that pass again are measured, lowest bound first, until the
+	// bounds exceed the best.
 	// Distances are measured in float32 here; those within rounding of the
 	// best are measured again in float64 at the end, as the brute-force
 	// search does, so that the two agree on near ties.
