@@ -158,9 +158,11 @@ func newIndex(d tensor.Device, s *Set, l int, subspace func(centred []float32, k
 		for c, j := range centres {
 			centres[c] = pos[j]
 		}
-		ix.host = permuteRows(host, ix.perm, dim)
-		centred = permuteRows(centred, ix.perm, dim)
-		proj = permuteRows(proj, ix.perm, l)
+		// In place: host (the device's host copy), centred and proj are
+		// this function's own.
+		permuteRows(host, ix.perm, dim)
+		permuteRows(centred, ix.perm, dim)
+		permuteRows(proj, ix.perm, l)
 	}
 	ix.aug = augment(proj, centred, k, l, dim, l)
 	coarse, w1 := augment(proj, centred, k, l, dim, ix.l1), ix.l1+2
@@ -178,14 +180,30 @@ func newIndex(d tensor.Device, s *Set, l int, subspace func(centred []float32, k
 	return ix
 }
 
-// permuteRows returns the rows of a (width values each) in the order
-// perm.
-func permuteRows(a []float32, perm []int32, width int) []float32 {
-	out := make([]float32, len(a))
-	for q, j := range perm {
-		copy(out[q*width:(q+1)*width], a[int(j)*width:(int(j)+1)*width])
+// permuteRows puts the rows of a (width values each) in the order perm,
+// in place: row q becomes the former row perm[q]. It follows each cycle
+// of the permutation with one spare row.
+func permuteRows(a []float32, perm []int32, width int) {
+	done := make([]bool, len(perm))
+	spare := make([]float32, width)
+	row := func(i int) []float32 { return a[i*width : (i+1)*width] }
+	for start := range perm {
+		if done[start] {
+			continue
+		}
+		copy(spare, row(start))
+		q := start
+		for {
+			done[q] = true
+			j := int(perm[q])
+			if j == start {
+				copy(row(q), spare)
+				break
+			}
+			copy(row(q), row(j))
+			q = j
+		}
 	}
-	return out
 }
 
 // cells parts the k rows of proj (k x l) by the nearest of g centres,

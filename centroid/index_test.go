@@ -308,3 +308,33 @@ func TestIndexCellTies(t *testing.T) {
 	require.Equal(t, wantI.Int32s(), gotI.Int32s())
 	require.Equal(t, wantD.Float32s(), gotD.Float32s())
 }
+
+// TestPermuteRows checks the in-place permutation of rows against a copy,
+// on permutations with long cycles, fixed points and the identity.
+func TestPermuteRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	for _, n := range []int{1, 2, 7, 100} {
+		for trial := range 3 {
+			perm := make([]int32, n)
+			for i, p := range rng.Perm(n) {
+				perm[i] = int32(p)
+			}
+			if trial == 0 {
+				for i := range perm {
+					perm[i] = int32(i)
+				}
+			}
+			const width = 3
+			a := make([]float32, n*width)
+			for i := range a {
+				a[i] = float32(i)
+			}
+			want := make([]float32, len(a))
+			for q, j := range perm {
+				copy(want[q*width:(q+1)*width], a[int(j)*width:(int(j)+1)*width])
+			}
+			permuteRows(a, perm, width)
+			require.Equal(t, want, a, "n %d, perm %v", n, perm)
+		}
+	}
+}
