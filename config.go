@@ -32,21 +32,21 @@ type Config struct {
 	Crop   int `json:"crop"`
 	// Input is how an image becomes the backbone's input: InputAuto (the
 	// default), InputCrop (Resize, then Crop) or InputFull, the whole
-	// image resized to the model's frame, Width x Height, with nothing cut. Fit sets an unset
-	// frame from the training images (dataset.Frame of their median size:
-	// the aspect ratio kept, the shorter side FullSide pixels unless the
-	// longer one would pass FullMax). An image of another shape is resized
-	// to the frame all the same. InputTile keeps each image at its own
-	// resolution and cuts it into TileSize x TileSize tiles that overlap
-	// by the share TileOverlap (dataset.Tiles; an image smaller than a
-	// tile is first enlarged to its size; 0 takes the defaults, 224 and
-	// 0.25): Fit trains on the tiles of the good images, without overlap,
-	// and Predict scores an image tile by tile, a batch at a time, and
-	// blends the tiles' maps into one map of the image's size. InputAuto
-	// is resolved by Fit (Config.Frame) from the training images' sizes:
-	// InputFull where their median elongation (the longer side over the
-	// shorter) exceeds AutoAspect, else InputCrop; the fitted model keeps
-	// the one chosen.
+	// image resized to the model's frame, Width x Height, with nothing
+	// cut. Fit sets an unset frame from the training images (dataset.Frame
+	// of their median size: the aspect ratio kept, the shorter side
+	// FullSide pixels unless the longer one would pass FullMax). An image
+	// of another shape is resized to the frame all the same. InputTile
+	// keeps each image at its own resolution and cuts it into TileSize x
+	// TileSize tiles that overlap by the share TileOverlap (dataset.Tiles;
+	// an image smaller than a tile is first enlarged to its size; 0 takes
+	// the defaults, 224 and 0.25): Fit trains on the tiles of the good
+	// images, without overlap, and Predict scores an image tile by tile, a
+	// batch at a time, and blends the tiles' maps into one map of the
+	// image's size. InputAuto is resolved by Fit (Config.Frame) from the
+	// training images' sizes: InputFull where their median elongation (the
+	// longer side over the shorter) exceeds AutoAspect, else InputCrop;
+	// the fitted model keeps the one chosen.
 	Input       string  `json:"input,omitempty"`
 	FullSide    int     `json:"full_side,omitempty"`
 	FullMax     int     `json:"full_max,omitempty"`
@@ -525,12 +525,6 @@ func Elongation(sizes []image.Point) float64 {
 // which a stray image does not move), with FullSide and FullMax. The crop
 // and tile inputs return c as it is.
 func (c Config) Frame(sizes []image.Point) Config {
-	ws, hs := make([]int, len(sizes)), make([]int, len(sizes))
-	for i, p := range sizes {
-		ws[i], hs[i] = max(1, p.X), max(1, p.Y)
-	}
-	slices.Sort(ws)
-	slices.Sort(hs)
 	if c.Input == InputAuto {
 		c.Input = InputCrop
 		if len(sizes) > 0 && Elongation(sizes) > AutoAspect {
@@ -540,6 +534,12 @@ func (c Config) Frame(sizes []image.Point) Config {
 	if c.Input != InputFull || c.Width > 0 || len(sizes) == 0 {
 		return c
 	}
+	ws, hs := make([]int, len(sizes)), make([]int, len(sizes))
+	for i, p := range sizes {
+		ws[i], hs[i] = max(1, p.X), max(1, p.Y)
+	}
+	slices.Sort(ws)
+	slices.Sort(hs)
 	side, most := c.FullSide, c.FullMax
 	if side == 0 {
 		side = DefaultConfig().FullSide

@@ -506,14 +506,15 @@ func finite(v []float32) error {
 	const exp, one, sign = 0x7f800000, 0x00800000, 0x80000000
 	const block = 4096
 	for lo := 0; lo < len(v); lo += block {
+		b := v[lo:min(lo+block, len(v))]
 		var acc uint32
-		for _, x := range v[lo:min(lo+block, len(v))] {
+		for _, x := range b {
 			acc |= math.Float32bits(x)&exp + one
 		}
 		if acc&sign == 0 {
 			continue
 		}
-		for i, x := range v[lo:min(lo+block, len(v))] {
+		for i, x := range b {
 			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
 				return fmt.Errorf("value %d is %g", lo+i, x)
 			}
