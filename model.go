@@ -302,15 +302,29 @@ func (m *Model) pixelMaps(ctx context.Context, maps []*Tensor) ([][]float32, []f
 	return pixelMaps(ctx, m.dev, m.ad, m.set, m.scorer(), w, h, maps)
 }
 
+// rowsAdapter is an Adapter that gives F's rows directly
+// (adapter.Adapter.Rows).
+type rowsAdapter interface {
+	Rows(d Device, maps []*Tensor) (rows *Tensor, h, w int)
+}
+
 // pixelMaps runs backbone maps through the adapter ad and the scorer sc
 // with the centroids set on d, freeing them, and returns one host pixel
 // map (w x h) and one score per image: what Predict and the
 // calibration after training share. The work is labelled for the CPU
 // profiler (stage adapter, score).
 func pixelMaps(ctx context.Context, d Device, ad Adapter, set CentroidSet, sc Scorer, w, h int, maps []*Tensor) ([][]float32, []float64) {
-	var f *Tensor
+	var f, rows *Tensor
+	var fh, fw int
+	ra, hasRows := ad.(rowsAdapter)
+	ns, nearest := sc.(*NearestScorer)
 	pprof.Do(ctx, pprof.Labels("stage", "adapter"), func(context.Context) {
-		f = ad.Forward(d, maps)
+		if hasRows && nearest {
+			// The rows at once, without F's maps.
+			rows, fh, fw = ra.Rows(d, maps)
+		} else {
+			f = ad.Forward(d, maps)
+		}
 		for _, t := range maps {
 			d.Free(t)
 		}
@@ -318,10 +332,13 @@ func pixelMaps(ctx context.Context, d Device, ad Adapter, set CentroidSet, sc Sc
 	var pix, host *Tensor
 	var scores []float64
 	pprof.Do(ctx, pprof.Labels("stage", "score"), func(context.Context) {
-		pix, scores = sc.Score(d, set, f)
-		d.Free(f)
-		host = d.ToHost(pix)
-		d.Free(pix)
+		if rows != nil {
+			pix, scores = ns.scoreRows(d, set, rows, rows.Dim(0)/(fh*fw), fh, fw)
+		} else {
+			pix, scores = sc.Score(d, set, f)
+			d.Free(f)
+		}
+		host = moveToHost(d, pix)
 	})
 	all := host.Float32s()
 	n, s := pix.Dim(0), w*h

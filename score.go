@@ -58,6 +58,12 @@ func (s *NearestScorer) Score(d Device, set CentroidSet, f *Tensor) (*Tensor, []
 	n, dim, h, w := sh[0], sh[1], sh[2], sh[3]
 	rows := d.Zeros(n*h*w, dim)
 	d.ChannelsLast(rows, f)
+	return s.scoreRows(d, set, rows, n, h, w)
+}
+
+// scoreRows is Score on F's rows ((n*h*w) x D, channels last, as
+// Adapter.Rows makes them), which it frees.
+func (s *NearestScorer) scoreRows(d Device, set CentroidSet, rows *Tensor, n, h, w int) (*Tensor, []float64) {
 	dist := d.Zeros(n * h * w)
 	set.Nearest(d, nil, dist, rows)
 	d.Free(rows)

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"runtime/pprof"
 	"slices"
+	"sync"
 
 	"github.com/org/anomnet/adapter"
 	"github.com/org/anomnet/centroid"
@@ -96,8 +97,9 @@ type trainer struct {
 	sizes    [][2]int
 	offsets  []int // per tap, within a cache record
 	rec      []float32
-	locs     int   // feature vectors (locations) per image
-	chosen   []int // the seeded feature vectors (InitKCenter)
+	recMu    sync.Mutex // rec and the cache's reads
+	locs     int        // feature vectors (locations) per image
+	chosen   []int      // the seeded feature vectors (InitKCenter)
 
 	ad     *adapter.Adapter
 	set    *centroid.Set
@@ -155,8 +157,7 @@ func (t *trainer) extract(ctx context.Context, n int, get func(lo, hi int) []ima
 		}
 		host := make([][]float32, len(maps))
 		for k, mp := range maps {
-			host[k] = t.d.ToHost(mp).Float32s()
-			t.d.Free(mp)
+			host[k] = moveToHost(t.d, mp).Float32s()
 		}
 		for i := range hi - lo {
 			for k := range maps {
@@ -180,6 +181,8 @@ func (t *trainer) batch(idx []int) ([]*Tensor, error) {
 		maps[k] = tensor.New(len(idx), c, t.sizes[k][0], t.sizes[k][1])
 		data[k] = maps[k].Float32s()
 	}
+	t.recMu.Lock()
+	defer t.recMu.Unlock()
 	for j, i := range idx {
 		if err := t.cache.Get(i, t.rec); err != nil {
 			return nil, err
@@ -190,9 +193,29 @@ func (t *trainer) batch(idx []int) ([]*Tensor, error) {
 		}
 	}
 	for k, mp := range maps {
-		maps[k] = t.d.FromHost(mp)
+		maps[k] = moveFromHost(t.d, mp)
 	}
 	return maps, nil
+}
+
+// moveToHost returns t on the host and frees it on d: t itself where d is
+// the CPU, whose tensors are host memory already, not a copy.
+func moveToHost(d Device, t *Tensor) *Tensor {
+	if _, ok := d.(tensor.CPU); ok {
+		return t
+	}
+	h := d.ToHost(t)
+	d.Free(t)
+	return h
+}
+
+// moveFromHost returns the host tensor t on d, which then owns it: t
+// itself where d is the CPU.
+func moveFromHost(d Device, t *Tensor) *Tensor {
+	if _, ok := d.(tensor.CPU); ok {
+		return t
+	}
+	return d.FromHost(t)
 }
 
 // rows returns F's feature vectors as rows ((N*H*W) x D).
@@ -211,18 +234,14 @@ func (t *trainer) adaptedRows(idx []int, proj *Tensor) (rows, z []float32, err e
 	if err != nil {
 		return nil, nil, err
 	}
-	f := t.ad.Forward(t.d, maps)
+	r, _, _ := t.ad.Rows(t.d, maps)
 	freeAll(t.d, maps)
-	r := t.rows(f)
-	t.d.Free(f)
 	if proj != nil {
 		zd := t.d.Zeros(r.Dim(0), proj.Dim(1))
 		t.d.Gemm(false, false, 1, r, proj, 0, zd)
-		z = t.d.ToHost(zd).Float32s()
-		t.d.Free(zd)
+		z = moveToHost(t.d, zd).Float32s()
 	}
-	rows = t.d.ToHost(r).Float32s()
-	t.d.Free(r)
+	rows = moveToHost(t.d, r).Float32s()
 	return rows, z, nil
 }
 

@@ -220,6 +220,46 @@ func (a *Adapter) Forward(d tensor.Device, maps []*tensor.Tensor) *tensor.Tensor
 	return a.forward(d, maps, nil)
 }
 
+// Rows returns Forward's F as rows, one per location of each image
+// ((N*H*W) x D, channels last, a new tensor that the caller owns), and the
+// grid H x W. Where the device is the CPU, every layer a multiple of the
+// identity (as New leaves it, or scaled by a tap balance) and the
+// aggregation METHOD.md's 3 x 3 mean, it makes them in one pass over the
+// maps (tensor.PooledRows), not five; otherwise it transposes Forward's
+// result. The values are the same either way, bit for bit.
+func (a *Adapter) Rows(d tensor.Device, maps []*tensor.Tensor) (rows *tensor.Tensor, h, w int) {
+	if taps, n, th, tw, ok := a.pooledTaps(d, maps); ok {
+		rows = tensor.New(n*th*tw, a.Dim())
+		tensor.PooledRows(rows.Float32s(), n, th, tw, taps)
+		return rows, th, tw
+	}
+	f := a.Forward(d, maps)
+	n, dim, th, tw := f.Dim(0), f.Dim(1), f.Dim(2), f.Dim(3)
+	rows = d.Zeros(n*th*tw, dim)
+	d.ChannelsLast(rows, f)
+	d.Free(f)
+	return rows, th, tw
+}
+
+// pooledTaps returns the taps of Rows' one-pass form, or false where it
+// does not apply.
+func (a *Adapter) pooledTaps(d tensor.Device, maps []*tensor.Tensor) (taps []tensor.RowsTap, n, th, tw int, ok bool) {
+	if _, cpu := d.(tensor.CPU); !cpu || a.opts.NoPool || a.opts.Centre != 0 {
+		return nil, 0, 0, 0, false
+	}
+	n, sizes := a.checkMaps("Rows", maps)
+	th, tw = a.OutSize(sizes)
+	for i, x := range maps {
+		h, w := sizes[i][0], sizes[i][1]
+		s, scalar := a.scalar(i)
+		if !scalar || !x.IsHost() || h > th || w > tw {
+			return nil, 0, 0, 0, false
+		}
+		taps = append(taps, tensor.RowsTap{X: x.Float32s(), C: a.channels[i], H: h, W: w, Scale: s})
+	}
+	return taps, n, th, tw, true
+}
+
 // ForwardTape is Forward that also records in tape what Backward needs.
 // A tape may be reused across calls: its old contents are replaced, and
 // their memory reused where the shapes allow or freed.

@@ -3,6 +3,7 @@ package adapter_test
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -54,6 +55,8 @@ func TestForwardMatchesReference(t *testing.T) {
 		{"random,grid 2,20x20", adapter.Options{Grid: 2, Height: 20, Width: 20}, true, 20, 20},
 		{"random,k=3,centre,20x10", adapter.Options{Kernel: 3, Centre: 0.5, Height: 20, Width: 10}, true, 20, 10},
 		{"identity,centre 1", adapter.Options{Centre: 1}, false, 28, 28},
+		{"identity,14x14", adapter.Options{Height: 14, Width: 14}, false, 14, 14},
+		{"identity,28x40", adapter.Options{Height: 28, Width: 40}, false, 28, 40},
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range cases {
@@ -61,6 +64,10 @@ func TestForwardMatchesReference(t *testing.T) {
 			a := adapter.New(d, chans, tc.opts)
 			if tc.random {
 				randomize(rng, d, a, 0.5)
+			} else if tc.opts.Kernel == 0 {
+				// A tap balance: multiples of the identity.
+				d.Scale(0.5, a.Layers[1].W)
+				d.Scale(0.7, a.Layers[0].W)
 			}
 			xs, fs := randomMaps(rng, 2, chans, sizes)
 			got := a.Forward(d, xs)
@@ -72,6 +79,19 @@ func TestForwardMatchesReference(t *testing.T) {
 			var tape adapter.Tape
 			defer tape.Free(d)
 			require.Equal(t, got.Float32s(), a.ForwardTape(d, xs, &tape).Float32s())
+
+			// Rows gives the same values as rows, bit for bit, in
+			// one pass where the layers are multiples of the identity.
+			rows, h, w := a.Rows(d, xs)
+			require.Equal(t, []int{tc.oh, tc.ow}, []int{h, w})
+			want2 := tensor.New(2*tc.oh*tc.ow, 7)
+			d.ChannelsLast(want2, got)
+			require.Equal(t, want2.Shape(), rows.Shape())
+			for i, v := range want2.Float32s() {
+				if math.Float32bits(v) != math.Float32bits(rows.Float32s()[i]) {
+					t.Fatalf("Rows: value %d is %g, want %g", i, rows.Float32s()[i], v)
+				}
+			}
 		})
 	}
 }
