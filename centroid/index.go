@@ -19,7 +19,7 @@ import (
 // IndexDim is the dimension of the subspace in which an Index bounds
 // distances: the GEMM of the bounds costs IndexDim/D of a brute-force
 // search.
-const IndexDim = 128
+const IndexDim = 192
 
 // IndexCoarse is the dimension of the first, coarse bounds: the leading
 // principal axes of the subspace. Only the centroids that pass them get
@@ -49,6 +49,12 @@ type Index struct {
 	// boundSlack)(|proj|^2 + resid^2), lowered for rounding. One GEMM of
 	// the rows' [-2 x', -2 |Rx|, 1] with it gives every bound's key.
 	aug []float32
+	// fine is K x (L - L1 + 2): [Pc[L1:], |Rc|, |R1c|], with R1c the part
+	// of the centred centroid outside S1. The dot product of a row's
+	// [-2 Px[L1:], -2 |Rx|, 2 |R1x|] with it takes a coarse key to the key
+	// in S, the two centroid terms (1 - boundSlack)|c|^2 being the same:
+	// half the products of the bound in S from scratch.
+	fine []float32
 	// coarse holds, chunk by chunk of indexChunk centroids, the K x (L1 +
 	// 2) rows of the same in the coarse subspace S1, packed for the GEMM
 	// that every block of rows multiplies them by.
@@ -165,6 +171,7 @@ func newIndex(d tensor.Device, s *Set, l int, subspace func(centred []float32, k
 		permuteRows(proj, ix.perm, l)
 	}
 	ix.aug = augment(proj, centred, k, l, dim, l)
+	ix.fine = fineRows(ix.aug, proj, centred, k, l, dim, ix.l1)
 	coarse, w1 := augment(proj, centred, k, l, dim, ix.l1), ix.l1+2
 	for c0 := 0; c0 < k; c0 += indexChunk {
 		kc := min(indexChunk, k-c0)
@@ -274,6 +281,23 @@ func augment(proj, centred []float32, k, l, dim, m int) []float32 {
 		row[m+1] = float32((1 - boundSlack) * (float64(pn) + resid*resid))
 	}
 	return aug
+}
+
+// fineRows returns the K x (l - l1 + 2) rows [Pc[l1:], |Rc|, |R1c|] (see
+// Index.fine) from the rows of aug (K x (l + 2)), the coordinates in the
+// basis (proj, K x l) and the centred centroids (K x dim).
+func fineRows(aug, proj, centred []float32, k, l, dim, l1 int) []float32 {
+	w := l - l1 + 2
+	fine := make([]float32, k*w)
+	for i := range k {
+		p := proj[i*l : i*l+l1]
+		resid1 := math.Sqrt(max(0, float64(vec.Dot(centred[i*dim:(i+1)*dim], centred[i*dim:(i+1)*dim])-vec.Dot(p, p))))
+		row := fine[i*w : (i+1)*w]
+		copy(row, proj[i*l+l1:(i+1)*l])
+		row[w-2] = aug[i*(l+2)+l]
+		row[w-1] = float32(resid1)
+	}
+	return fine
 }
 
 // principal returns the l x l rotation that takes coordinates (the rows
@@ -460,19 +484,19 @@ func (ix *Index) nearest(d tensor.Device, idx, dist, x *tensor.Tensor, source, r
 
 // scratch is one worker's buffers.
 type scratch struct {
-	xc, xp, xa, x1, lb []float32
-	ck                 []float32 // per row, the cells' centres' coarse keys
-	low, low1, best    []float32 // per row
-	own                []int     // per row: how many of its left-out centroids are behind
-	pass               []int32   // the centroids whose coarse bound passes
-	keyed              []candidate
-	cand               [][]candidate // per row
+	xc, xp, xa, x1, xf, lb []float32
+	ck                     []float32 // per row, the cells' centres' coarse keys
+	low, low1, best        []float32 // per row
+	own                    []int     // per row: how many of its left-out centroids are behind
+	pass                   []int32   // the centroids whose coarse bound passes
+	keyed                  []candidate
+	cand                   [][]candidate // per row
 }
 
 func (ix *Index) newScratch() *scratch {
 	k := ix.K()
 	return &scratch{xc: make([]float32, indexBlock*ix.dim), xp: make([]float32, indexBlock*ix.l),
-		xa: make([]float32, indexBlock*(ix.l+2)), x1: make([]float32, indexBlock*(ix.l1+2)), lb: make([]float32, indexBlock*min(k, indexChunk)), pass: make([]int32, 0, min(k, indexChunk)+16),
+		xa: make([]float32, indexBlock*(ix.l+2)), x1: make([]float32, indexBlock*(ix.l1+2)), xf: make([]float32, indexBlock*(ix.l-ix.l1+2)), lb: make([]float32, indexBlock*min(k, indexChunk)), pass: make([]int32, 0, min(k, indexChunk)+16),
 		low: make([]float32, indexBlock), low1: make([]float32, indexBlock), best: make([]float32, indexBlock),
 		own: make([]int, indexBlock), cand: make([][]candidate, indexBlock)}
 }
@@ -489,7 +513,8 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 		}
 	}
 	l1, w, w1 := ix.l1, l+2, ix.l1+2
-	xp, xa, x1 := s.xp[:rows*l], s.xa[:rows*w], s.x1[:rows*w1]
+	wf := l - l1 + 2
+	xp, xa, x1, xf := s.xp[:rows*l], s.xa[:rows*w], s.x1[:rows*w1], s.xf[:rows*wf]
 	cpu := tensor.CPU{}
 	cpu.Gemm(false, false, 1, tensor.FromFloat32s(xc, rows, dim), tensor.FromFloat32s(ix.basis, dim, l), 0, tensor.FromFloat32s(xp, rows, l))
 	// Per row, in S and in S1: [-2 Px, -2 |Rx|, 1] and the bound's row
@@ -499,6 +524,10 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 		xn := vec.Dot(xc[i*dim:(i+1)*dim], xc[i*dim:(i+1)*dim])
 		low[i] = queryRow(xa[i*w:(i+1)*w], xp[i*l:i*l+l], xn)
 		low1[i] = queryRow(x1[i*w1:(i+1)*w1], xp[i*l:i*l+l1], xn)
+		// The fine row, from the two rows' -2 |Rx| and -2 |R1x|.
+		f := xf[i*wf : (i+1)*wf]
+		copy(f, xa[i*w+l1:i*w+l])
+		f[wf-2], f[wf-1] = xa[i*w+l], -x1[i*w1+l1]
 		best[i] = float32(math.Inf(1))
 		s.own[i] = 0
 		s.cand[i] = s.cand[i][:0]
@@ -567,10 +596,10 @@ func (ix *Index) search(s *scratch, xs []float32, is []int32, ds []float32, sour
 			}
 			s.pass = vec.FilterLE(key, best[i]*(1+1e-4)-low1[i], s.pass)
 			if len(s.pass) > 0 {
-				xai, keyed := xa[i*w:(i+1)*w], s.keyed[:0]
+				xfi, keyed := xf[i*wf:(i+1)*wf], s.keyed[:0]
 				for _, jc := range s.pass {
 					j := c0 + int(jc)
-					if kj := vec.Dot(xai, ix.aug[j*w:(j+1)*w]); kj <= best[i]*(1+1e-4)-low[i] {
+					if kj := key[jc] + vec.Dot(xfi, ix.fine[j*wf:(j+1)*wf]); kj <= best[i]*(1+1e-4)-low[i] {
 						keyed = append(keyed, candidate{int32(j), kj})
 					}
 				}
