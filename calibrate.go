@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
 
 	"github.com/org/anomnet/centroid"
 )
@@ -146,6 +147,15 @@ func (l leaveOut) Nearest(d Device, idx, dist, x *Tensor) {
 	l.NearestExcept(d, idx, dist, x, l.source, rows)
 }
 
+// calBatch is a batch of the calibration: the cached images idx, their
+// pixel maps and scores, or the error that stopped it.
+type calBatch struct {
+	idx    []int
+	pix    [][]float32
+	scores []float64
+	err    error
+}
+
 // calibrate scores the training images with the trained model and sets
 // the normalisation range and the thresholds for Config.FalseAlarms. With
 // farthest-point seeding every centroid is a training feature vector, and
@@ -161,7 +171,12 @@ func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
 		// Uncapped, every training image loses its own median, as it
 		// would under a cap at the highest of them: measure that cap.
 		c := *ns
-		c.Cap, c.baselines = 0, func(b []float32) { caps = append(caps, b...) }
+		var mu sync.Mutex // two batches are scored at once
+		c.Cap, c.baselines = 0, func(b []float32) {
+			mu.Lock()
+			caps = append(caps, b...)
+			mu.Unlock()
+		}
 		sc = &c
 	}
 	n := t.cache.Len()
@@ -181,14 +196,14 @@ func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
 		cal.HeldOut = true
 	}
 	const stride = 7 // a pixel sample for the pixel tail
-	for lo := 0; lo < n; lo += t.cfg.BackboneBatch {
-		if err := ctx.Err(); err != nil {
-			return cal, err
-		}
-		idx := seq(lo, min(lo+t.cfg.BackboneBatch, n))
+	w, h := t.cfg.InputSize()
+	// score scores the cached images idx. Two batches are in flight: one
+	// batch's serial parts (reading the cache, the maps' bookkeeping)
+	// run while the other's search keeps the cores busy.
+	score := func(idx []int) calBatch {
 		maps, err := t.batch(idx)
 		if err != nil {
-			return cal, err
+			return calBatch{err: err}
 		}
 		set := t.search
 		if ix != nil {
@@ -198,26 +213,51 @@ func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
 			}
 			set = leaveOut{Index: ix, source: source, images: rows, locs: t.locs}
 		}
-		w, h := t.cfg.InputSize()
 		pix, scores := pixelMaps(ctx, t.d, t.ad, set, sc, w, h, maps)
-		for i, pix := range pix {
+		return calBatch{idx: idx, pix: pix, scores: scores}
+	}
+	add := func(b calBatch) {
+		for i, pix := range b.pix {
 			lo, hi := slices.Min(pix), slices.Max(pix)
 			cal.Min, cal.Max = min(cal.Min, float64(lo)), max(cal.Max, float64(hi))
 			if t.groups == nil {
-				cal.Scores = append(cal.Scores, scores[i])
+				cal.Scores = append(cal.Scores, b.scores[i])
 			} else {
 				// A tile: its image's score is the highest of its tiles'.
-				g := t.groups[idx[i]]
+				g := t.groups[b.idx[i]]
 				if len(cal.Scores) <= g {
 					cal.Scores = append(cal.Scores, math.Inf(-1))
 				}
-				cal.Scores[g] = max(cal.Scores[g], scores[i])
+				cal.Scores[g] = max(cal.Scores[g], b.scores[i])
 			}
 			for i := 0; i < len(pix); i += stride {
 				pixels = append(pixels, float64(pix[i]))
 			}
 		}
-		t.progress(Progress{Stage: StageCalibrate, Epoch: 1, Epochs: 1, Step: idx[len(idx)-1] + 1, Steps: n})
+		t.progress(Progress{Stage: StageCalibrate, Epoch: 1, Epochs: 1, Step: b.idx[len(b.idx)-1] + 1, Steps: n})
+	}
+	var pending chan calBatch
+	for lo := 0; lo < n || pending != nil; lo += t.cfg.BackboneBatch {
+		var next chan calBatch
+		if lo < n && ctx.Err() == nil {
+			next = make(chan calBatch, 1)
+			idx := seq(lo, min(lo+t.cfg.BackboneBatch, n))
+			go func() { next <- score(idx) }()
+		}
+		if pending != nil {
+			b := <-pending
+			if b.err != nil {
+				if next != nil {
+					<-next
+				}
+				return cal, b.err
+			}
+			add(b)
+		}
+		pending = next
+	}
+	if err := ctx.Err(); err != nil {
+		return cal, err
 	}
 	if math.IsNaN(cal.Min) || math.IsInf(cal.Max, 0) || math.IsInf(cal.Min, 0) {
 		return cal, fmt.Errorf("anomnet: calibration: training scores are not finite")
