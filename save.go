@@ -101,13 +101,20 @@ func (m *Model) Save(w io.Writer) error {
 	pre = binary.LittleEndian.AppendUint32(pre, uint32(len(js)))
 	bw.Write(pre)
 	bw.Write(js)
-	var buf []byte
+	const chunk = 1 << 14 // values encoded at a time
+	buf := make([]byte, 4*chunk)
 	for _, t := range ts {
-		buf = buf[:0]
-		for _, v := range m.dev.ToHost(t).Float32s() {
-			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+		if !t.IsHost() {
+			t = m.dev.ToHost(t)
 		}
-		bw.Write(buf)
+		vs := t.Float32s()
+		for lo := 0; lo < len(vs); lo += chunk {
+			part := vs[lo:min(lo+chunk, len(vs))]
+			for i, v := range part {
+				binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
+			}
+			bw.Write(buf[:4*len(part)])
+		}
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("anomnet: save: %w", err)
