@@ -214,6 +214,7 @@ func (t *trainer) calibrate(ctx context.Context) (Calibration, error) {
 			set = leaveOut{Index: ix, source: source, images: rows, locs: t.locs}
 		}
 		pix, scores := pixelMaps(ctx, t.d, t.ad, set, sc, w, h, maps)
+		t.release(maps)
 		return calBatch{idx: idx, pix: pix, scores: scores}
 	}
 	add := func(b calBatch) {

@@ -305,7 +305,19 @@ func (m *Model) pixelMaps(ctx context.Context, maps []*Tensor) ([][]float32, []f
 // rowsAdapter is an Adapter that gives F's rows directly
 // (adapter.Adapter.Rows).
 type rowsAdapter interface {
-	Rows(d Device, maps []*Tensor) (rows *Tensor, h, w int)
+	Rows(d Device, maps []*Tensor, buf []float32) (rows *Tensor, h, w int)
+}
+
+// rowsSize is the number of values of the rows of F for maps: the batch
+// times the largest map's locations times dim. It is at least what the
+// adapter's grid needs where that grid is the largest tapped map (the
+// default); otherwise the adapter allocates.
+func rowsSize(maps []*Tensor, dim int) int {
+	locs := 0
+	for _, m := range maps {
+		locs = max(locs, m.Dim(2)*m.Dim(3))
+	}
+	return maps[0].Dim(0) * locs * dim
 }
 
 // pixelMaps runs backbone maps through the adapter ad and the scorer sc
@@ -320,8 +332,13 @@ func pixelMaps(ctx context.Context, d Device, ad Adapter, set CentroidSet, sc Sc
 	ns, nearest := sc.(*NearestScorer)
 	pprof.Do(ctx, pprof.Labels("stage", "adapter"), func(context.Context) {
 		if hasRows && nearest {
-			// The rows at once, without F's maps.
-			rows, fh, fw = ra.Rows(d, maps)
+			// The rows at once, without F's maps, into recycled memory
+			// on the CPU.
+			var buf []float32
+			if _, cpu := d.(tensor.CPU); cpu {
+				buf = getBuffer(rowsSize(maps, ad.Dim()))
+			}
+			rows, fh, fw = ra.Rows(d, maps, buf)
 		} else {
 			f = ad.Forward(d, maps)
 		}
@@ -334,6 +351,9 @@ func pixelMaps(ctx context.Context, d Device, ad Adapter, set CentroidSet, sc Sc
 	pprof.Do(ctx, pprof.Labels("stage", "score"), func(context.Context) {
 		if rows != nil {
 			pix, scores = ns.scoreRows(d, set, rows, rows.Dim(0)/(fh*fw), fh, fw)
+			if rows.IsHost() {
+				putBuffer(rows.Float32s())
+			}
 		} else {
 			pix, scores = sc.Score(d, set, f)
 			d.Free(f)

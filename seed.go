@@ -60,6 +60,7 @@ func (t *trainer) gather(ctx context.Context, vs []int) (*Tensor, error) {
 				copy(c[lr[1]*dim:(lr[1]+1)*dim], host[src:src+dim])
 			}
 		}
+		putBuffer(host)
 	}
 	return tensor.FromFloat32s(c, len(vs), dim), nil
 }

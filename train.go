@@ -173,18 +173,20 @@ func (t *trainer) extract(ctx context.Context, n int, get func(lo, hi int) []ima
 	return nil
 }
 
-// batch returns the cached maps of images idx, on the device.
+// batch returns the cached maps of images idx, on the device, in recycled
+// host memory on the CPU: release hands it back.
 func (t *trainer) batch(idx []int) ([]*Tensor, error) {
 	maps := make([]*Tensor, len(t.channels))
 	data := make([][]float32, len(t.channels))
 	for k, c := range t.channels {
-		maps[k] = tensor.New(len(idx), c, t.sizes[k][0], t.sizes[k][1])
+		h, w := t.sizes[k][0], t.sizes[k][1]
+		maps[k] = tensor.FromFloat32s(getBuffer(len(idx)*c*h*w), len(idx), c, h, w)
 		data[k] = maps[k].Float32s()
 	}
 	t.recMu.Lock()
-	defer t.recMu.Unlock()
 	for j, i := range idx {
 		if err := t.cache.Get(i, t.rec); err != nil {
+			t.recMu.Unlock()
 			return nil, err
 		}
 		for k := range maps {
@@ -192,10 +194,25 @@ func (t *trainer) batch(idx []int) ([]*Tensor, error) {
 			copy(data[k][j*n:(j+1)*n], t.rec[t.offsets[k]:t.offsets[k]+n])
 		}
 	}
+	t.recMu.Unlock()
+	_, cpu := t.d.(tensor.CPU)
 	for k, mp := range maps {
 		maps[k] = moveFromHost(t.d, mp)
+		if !cpu {
+			putBuffer(data[k]) // copied to the device
+		}
 	}
 	return maps, nil
+}
+
+// release hands back the host memory of maps from batch once they are no
+// longer used (on the CPU; on another device batch has already).
+func (t *trainer) release(maps []*Tensor) {
+	if _, cpu := t.d.(tensor.CPU); cpu {
+		for _, mp := range maps {
+			putBuffer(mp.Float32s())
+		}
+	}
 }
 
 // moveToHost returns t on the host and frees it on d: t itself where d is
@@ -227,15 +244,21 @@ func (t *trainer) rows(f *Tensor) *Tensor {
 }
 
 // adaptedRows returns the adapted feature vectors of the cached images idx
-// on the host, one row per location ((len(idx)*H*W) x D), and, when proj
+// on the host, one row per location ((len(idx)*H*W) x D; recycled memory
+// that the caller may hand back with putBuffer), and, when proj
 // (D x p, on the device) is given, their projections (len(idx)*H*W x p).
 func (t *trainer) adaptedRows(idx []int, proj *Tensor) (rows, z []float32, err error) {
 	maps, err := t.batch(idx)
 	if err != nil {
 		return nil, nil, err
 	}
-	r, _, _ := t.ad.Rows(t.d, maps)
+	var buf []float32
+	if _, cpu := t.d.(tensor.CPU); cpu {
+		buf = getBuffer(rowsSize(maps, t.ad.Dim()))
+	}
+	r, _, _ := t.ad.Rows(t.d, maps, buf)
 	freeAll(t.d, maps)
+	t.release(maps)
 	if proj != nil {
 		zd := t.d.Zeros(r.Dim(0), proj.Dim(1))
 		t.d.Gemm(false, false, 1, r, proj, 0, zd)
@@ -300,6 +323,7 @@ func (t *trainer) init(ctx context.Context) error {
 				sample = append(sample, host[row*dim:(row+1)*dim]...)
 			}
 		}
+		putBuffer(host)
 		t.progress(Progress{Stage: StageInit, Epoch: 1, Epochs: 1, Step: idx[len(idx)-1] + 1, Steps: n})
 	}
 	mean := stats.Mean()

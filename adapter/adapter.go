@@ -226,10 +226,17 @@ func (a *Adapter) Forward(d tensor.Device, maps []*tensor.Tensor) *tensor.Tensor
 // identity (as New leaves it, or scaled by a tap balance) and the
 // aggregation METHOD.md's 3 x 3 mean, it makes them in one pass over the
 // maps (tensor.PooledRows), not five; otherwise it transposes Forward's
-// result. The values are the same either way, bit for bit.
-func (a *Adapter) Rows(d tensor.Device, maps []*tensor.Tensor) (rows *tensor.Tensor, h, w int) {
+// result. The values are the same either way, bit for bit. In the
+// one-pass form the rows are written into buf where it has room for them
+// (rows then shares its memory: a caller recycles one buffer over many
+// batches instead of fresh memory each time); buf may be nil.
+func (a *Adapter) Rows(d tensor.Device, maps []*tensor.Tensor, buf []float32) (rows *tensor.Tensor, h, w int) {
 	if taps, n, th, tw, ok := a.pooledTaps(d, maps); ok {
-		rows = tensor.New(n*th*tw, a.Dim())
+		if size := n * th * tw * a.Dim(); cap(buf) >= size {
+			rows = tensor.FromFloat32s(buf[:size], n*th*tw, a.Dim())
+		} else {
+			rows = tensor.New(n*th*tw, a.Dim())
+		}
 		tensor.PooledRows(rows.Float32s(), n, th, tw, taps)
 		return rows, th, tw
 	}

@@ -72,11 +72,18 @@ func PooledRows(dst []float32, n, th, tw int, taps []RowsTap) {
 				}
 				planes = sized
 			}
+			// Into the rows, 16 locations by 16 channels at a time.
 			out := dst[u.img*locs*dim:]
-			for l := range locs {
-				row := out[l*dim+u.off+u.c0:][:g]
-				for c := range row {
-					row[c] = planes[c*locs+l]
+			for l0 := 0; l0 < locs; l0 += 16 {
+				l1 := min(l0+16, locs)
+				for c0 := 0; c0 < g; c0 += 16 {
+					c1 := min(c0+16, g)
+					for l := l0; l < l1; l++ {
+						row := out[l*dim+u.off+u.c0+c0:][:c1-c0]
+						for c := range row {
+							row[c] = planes[(c0+c)*locs+l]
+						}
+					}
 				}
 			}
 		}

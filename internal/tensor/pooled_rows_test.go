@@ -91,3 +91,40 @@ func TestPooledRowsPanics(t *testing.T) {
 		}()
 	}
 }
+
+// BenchmarkPooledRows times a batch of 8 of kolektor's full-input maps
+// (stage 2: 512 x 26 x 64, stage 3: 1024 x 13 x 32, halved) against the
+// five ops it replaces.
+func BenchmarkPooledRows(b *testing.B) {
+	const n, th, tw = 8, 26, 64
+	x2, x3 := New(n, 512, th, tw), New(n, 1024, 13, 32)
+	for _, x := range []*Tensor{x2, x3} {
+		for i := range x.Float32s() {
+			x.Float32s()[i] = float32(i%97) * 0.01
+		}
+	}
+	taps := []RowsTap{{X: x2.Float32s(), C: 512, H: th, W: tw, Scale: 1}, {X: x3.Float32s(), C: 1024, H: 13, W: 32, Scale: 0.5}}
+	dst := make([]float32, n*th*tw*1536)
+	b.Run("pooled", func(b *testing.B) {
+		for b.Loop() {
+			PooledRows(dst, n, th, tw, taps)
+		}
+	})
+	b.Run("ops", func(b *testing.B) {
+		cpu := CPU{}
+		for b.Loop() {
+			y3 := New(n, 1024, 13, 32)
+			cpu.Copy(y3, x3)
+			cpu.Scale(0.5, y3)
+			p2, p3 := New(n, 512, th, tw), New(n, 1024, 13, 32)
+			cpu.AvgPool2D(p2, x2, Pool2DParams{Kernel: 3, Stride: 1, Pad: 1})
+			cpu.AvgPool2D(p3, y3, Pool2DParams{Kernel: 3, Stride: 1, Pad: 1})
+			r3 := New(n, 1024, th, tw)
+			cpu.ResizeBilinear(r3, p3)
+			f := New(n, 1536, th, tw)
+			cpu.Concat(f, p2, r3)
+			rows := New(n*th*tw, 1536)
+			cpu.ChannelsLast(rows, f)
+		}
+	})
+}
