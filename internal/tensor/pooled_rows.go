@@ -54,7 +54,7 @@ func PooledRows(dst []float32, n, th, tw int, taps []RowsTap) {
 		rts[i], cts[i] = bilinearTaps(t.H, th), bilinearTaps(t.W, tw)
 	}
 	parallelFor(len(units), pooledGroup*locs*20, func(lo, hi int) {
-		var rows, pooled, sized []float32
+		var rows, pooled, sized, cols []float32
 		for _, u := range units[lo:hi] {
 			t := taps[u.tap]
 			h, w, g := t.H, t.W, min(pooledGroup, t.C-u.c0)
@@ -67,23 +67,17 @@ func PooledRows(dst []float32, n, th, tw int, taps []RowsTap) {
 			planes := pooled
 			if h != th || w != tw {
 				sized = grow(sized, g*locs)
+				cols = grow(cols, h*tw)
 				for c := range g {
-					resizePlane(sized[c*locs:(c+1)*locs], pooled[c*h*w:(c+1)*h*w], w, th, tw, rts[u.tap], cts[u.tap])
+					resizePlane(sized[c*locs:(c+1)*locs], pooled[c*h*w:(c+1)*h*w], cols, h, w, th, tw, rts[u.tap], cts[u.tap])
 				}
 				planes = sized
 			}
-			// Into the rows, 16 locations by 16 channels at a time.
 			out := dst[u.img*locs*dim:]
-			for l0 := 0; l0 < locs; l0 += 16 {
-				l1 := min(l0+16, locs)
-				for c0 := 0; c0 < g; c0 += 16 {
-					c1 := min(c0+16, g)
-					for l := l0; l < l1; l++ {
-						row := out[l*dim+u.off+u.c0+c0:][:c1-c0]
-						for c := range row {
-							row[c] = planes[(c0+c)*locs+l]
-						}
-					}
+			for l := range locs {
+				row := out[l*dim+u.off+u.c0:][:g]
+				for c := range row {
+					row[c] = planes[c*locs+l]
 				}
 			}
 		}
@@ -99,46 +93,70 @@ func grow(s []float32, n int) []float32 {
 }
 
 // avgPool3 writes to dst the 3 x 3 mean (stride 1, padding 1, counted) of
-// the h x w plane src times scale, with the sums of avgPoolStride1 in the
-// same order; rows is scratch of h*w values.
+// the h x w plane src times scale, rounding as avgPoolStride1 does (each
+// sum starts from 0 and adds left to right, top to bottom); rows is
+// scratch of h*w values.
 func avgPool3(dst, src, rows []float32, h, w int, scale, inv float32) {
 	for i := range h {
 		in, out := src[i*w:(i+1)*w], rows[i*w:(i+1)*w]
-		for oj := range out {
-			var s float32
-			for _, v := range in[max(oj-1, 0):min(oj+2, w)] {
-				if scale != 1 {
-					v = float32(v * scale)
-				}
-				s += v
+		if scale != 1 {
+			for j, v := range in {
+				out[j] = v * scale // scaled in place, then summed below
 			}
-			out[oj] = s
+			in = out
 		}
+		if w == 1 {
+			out[0] = 0 + in[0]
+			continue
+		}
+		prev, cur := in[0], in[1]
+		out[0] = 0 + prev + cur
+		for j := 1; j < w-1; j++ {
+			next := in[j+1]
+			out[j] = 0 + prev + cur + next
+			prev, cur = cur, next
+		}
+		out[w-1] = 0 + prev + cur
 	}
 	for oi := range h {
 		out := dst[oi*w : (oi+1)*w]
-		clear(out)
-		for i := max(oi-1, 0); i < min(oi+2, h); i++ {
-			for oj, v := range rows[i*w : (i+1)*w] {
-				out[oj] += v
+		switch a, b := max(oi-1, 0), min(oi+2, h); b - a {
+		case 1:
+			for j, v := range rows[a*w : (a+1)*w] {
+				out[j] = (0 + v) * inv
 			}
-		}
-		for oj := range out {
-			out[oj] *= inv
+		case 2:
+			r0, r1 := rows[a*w:(a+1)*w], rows[(a+1)*w:(a+2)*w]
+			for j := range out {
+				out[j] = (0 + r0[j] + r1[j]) * inv
+			}
+		default:
+			r0, r1, r2 := rows[a*w:(a+1)*w], rows[(a+1)*w:(a+2)*w], rows[(a+2)*w:(a+3)*w]
+			for j := range out {
+				out[j] = (0 + r0[j] + r1[j] + r2[j]) * inv
+			}
 		}
 	}
 }
 
-// resizePlane resamples one plane (src, w wide) to oh x ow with the taps
-// rt and ct, as ResizeBilinear does.
-func resizePlane(dst, src []float32, w, oh, ow int, rt, ct linearTaps) {
+// resizePlane resamples one plane (src, h x w) to oh x ow with the taps
+// rt and ct, as ResizeBilinear does: each source row's interpolation
+// along the columns, which ResizeBilinear computes again for every output
+// row that uses it, is made once into cols (h x ow scratch), with the
+// same rounding.
+func resizePlane(dst, src, cols []float32, h, w, oh, ow int, rt, ct linearTaps) {
+	for i := range h {
+		a, out := src[i*w:(i+1)*w], cols[i*ow:(i+1)*ow]
+		for oj := range out {
+			out[oj] = ct.w0[oj]*a[ct.i0[oj]] + ct.w1[oj]*a[ct.i1[oj]]
+		}
+	}
 	for oi := range oh {
-		a, b := src[rt.i0[oi]*w:][:w], src[rt.i1[oi]*w:][:w]
+		a, b := cols[rt.i0[oi]*ow:][:ow], cols[rt.i1[oi]*ow:][:ow]
 		wa, wb := rt.w0[oi], rt.w1[oi]
 		row := dst[oi*ow : (oi+1)*ow]
 		for oj := range row {
-			j0, j1 := ct.i0[oj], ct.i1[oj]
-			row[oj] = wa*(ct.w0[oj]*a[j0]+ct.w1[oj]*a[j1]) + wb*(ct.w0[oj]*b[j0]+ct.w1[oj]*b[j1])
+			row[oj] = wa*a[oj] + wb*b[oj]
 		}
 	}
 }
