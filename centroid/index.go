@@ -16,14 +16,17 @@ import (
 	"github.com/org/anomnet/internal/vec"
 )
 
-// IndexDim is the dimension of the subspace in which an Index bounds
-// distances: the GEMM of the bounds costs IndexDim/D of a brute-force
-// search.
+// IndexDim is the dimension of the subspace S in which an Index bounds
+// distances before it measures them in full. A larger S prunes more full
+// distances and costs more per bound: on kolektor's full-input model the
+// search ran fastest at 192 of 128 to 256 (docs/RESULTS.md, eighth round).
 const IndexDim = 192
 
 // IndexCoarse is the dimension of the first, coarse bounds: the leading
-// principal axes of the subspace. Only the centroids that pass them get
-// the bound in all IndexDim dimensions.
+// principal axes of the subspace, one GEMM over all centroids, IndexCoarse
+// + 2 products per centroid. Only the centroids that pass them get the
+// bound in all IndexDim dimensions (IndexDim - IndexCoarse + 2 more
+// products). 64 was fastest of 32 to 96.
 const IndexCoarse = 64
 
 // Index is a Set with an exact nearest-centroid search that prunes: it
