@@ -155,6 +155,8 @@ func TestOldModelFile(t *testing.T) {
 	delete(cfg, "false_alarms")
 	require.Equal(t, InputCrop, cfg["input"])
 	delete(cfg, "input") // written before the input was a choice: the crop
+	require.Equal(t, false, cfg["no_turn"])
+	delete(cfg, "no_turn") // written before images were turned: not turned
 	cfg["image_quantile"], cfg["pixel_quantile"] = 0.99, 0.999
 	var err error
 	f.header, err = json.Marshal(h)
@@ -163,6 +165,8 @@ func TestOldModelFile(t *testing.T) {
 	old, err := Load(bytes.NewReader(f.bytes()), newTinyNet(3))
 	require.NoError(t, err)
 	require.Equal(t, InputCrop, old.Config().Input)
+	require.True(t, old.Config().NoTurn)
+	require.False(t, m.Config().NoTurn)
 	require.Equal(t, m.Calibration().ImageThreshold, old.Calibration().ImageThreshold)
 	img := makeSynth(2, 0, 1, 0).test[0]
 	want, err := m.Predict(img)

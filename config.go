@@ -46,8 +46,15 @@ type Config struct {
 	// image's size. InputAuto is resolved by Fit (Config.Frame) from the
 	// training images' sizes: InputFull where their median elongation (the
 	// longer side over the shorter) exceeds AutoAspect, else InputCrop;
-	// the fitted model keeps the one chosen.
+	// the fitted model keeps the one chosen. In the full input an image
+	// that lies the other way from the frame, wide in a tall frame or tall
+	// in a wide one, is resized to the frame turned a quarter turn
+	// (dataset.Preprocess.Turns): the backbone sees it upright, its
+	// feature maps are turned into the frame's layout, and its anomaly
+	// map is turned back; NoTurn resizes it to the frame as it is
+	// (squashed), as models saved before this existed do.
 	Input       string  `json:"input,omitempty"`
+	NoTurn      bool    `json:"no_turn"`
 	FullSide    int     `json:"full_side,omitempty"`
 	FullMax     int     `json:"full_max,omitempty"`
 	Width       int     `json:"width,omitempty"`
@@ -486,7 +493,7 @@ type Losses struct {
 func (c Config) Preprocess() dataset.Preprocess {
 	switch c.Input {
 	case InputFull:
-		return dataset.Preprocess{Width: c.Width, Height: c.Height}
+		return dataset.Preprocess{Width: c.Width, Height: c.Height, Turn: !c.NoTurn}
 	case InputTile:
 		return dataset.Preprocess{Native: true}
 	}

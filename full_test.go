@@ -112,11 +112,28 @@ func TestFullInput(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, r, lr)
 
-	// An image of another shape is resized to the frame.
-	wide, _ := tallStripes(rng, h, w, 0, 0, 0)
+	// An image that lies the other way is resized to the frame turned a
+	// quarter turn and scored upright; its map comes back in its own
+	// orientation, the blotch where it is (near its right end).
+	wide, wmask := tallStripes(rng, h, w, float64(h)-20, 12, 5)
 	wr, err := m.Predict(wide)
 	require.NoError(t, err)
+	require.Equal(t, [2]int{h, w}, [2]int{wr.Width, wr.Height})
+	peak = slices.Index(wr.Map, slices.Max(wr.Map))
+	require.True(t, wmask[peak], "the wide image's maximum (%d, %d) is on its blotch", peak%h, peak/h)
+	require.Greater(t, wr.Score, slices.Max(scores(rs[:len(rs)-1])), "the wide image's blotch scores above every normal image")
+	// A prepared image may have the frame's size or the turned one.
+	_, err = m.Predict(Prepared{image.NewRGBA(image.Rect(0, 0, h, w))})
+	require.NoError(t, err)
+	// With NoTurn it is squashed into the frame, as old models did.
+	noTurn := full
+	noTurn.NoTurn = true
+	mn := fitTiny(t, noTurn, synthSet{train: train})
+	wr, err = mn.Predict(wide)
+	require.NoError(t, err)
 	require.Equal(t, [2]int{w, h}, [2]int{wr.Width, wr.Height})
+	_, err = mn.Predict(Prepared{image.NewRGBA(image.Rect(0, 0, h, w))})
+	require.ErrorContains(t, err, "the model's input is 48x128")
 	// A prepared image must have the frame's size.
 	_, err = m.Predict(Prepared{image.NewRGBA(image.Rect(0, 0, 64, 64))})
 	require.ErrorContains(t, err, "the model's input is 48x128")
@@ -199,4 +216,13 @@ func TestInputMap(t *testing.T) {
 	got, err := mf.InputMap(rf, 30, 75)
 	require.NoError(t, err)
 	require.Equal(t, rf.Resized(30, 75), got)
+}
+
+// scores returns the results' image scores.
+func scores(rs []Result) []float64 {
+	out := make([]float64, len(rs))
+	for i, r := range rs {
+		out[i] = r.Score
+	}
+	return out
 }

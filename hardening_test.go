@@ -371,7 +371,7 @@ func rssChild(budget string) {
 	if err := m.Fit(context.Background(), s.train); err != nil {
 		fail(err)
 	}
-	maps, err := m.backboneMaps(context.Background(), m.cfg, s.train[:1], 0)
+	maps, _, err := m.backboneMaps(context.Background(), m.cfg, s.train[:1], 0)
 	if err != nil {
 		fail(err)
 	}

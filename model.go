@@ -133,7 +133,10 @@ func preprocess(cfg Config, imgs []image.Image, first int) ([]image.Image, error
 	out := make([]image.Image, len(imgs))
 	for i, img := range imgs {
 		if p, ok := img.(Prepared); ok {
-			if b := p.Bounds(); b.Dx() != w || b.Dy() != h {
+			b := p.Bounds()
+			framed := b.Dx() == w && b.Dy() == h
+			turned := b.Dx() == h && b.Dy() == w && pre.Turns(b.Dx(), b.Dy())
+			if !framed && !turned {
 				return nil, fmt.Errorf("anomnet: prepared image %d is %dx%d, the model's input is %dx%d", first+i, b.Dx(), b.Dy(), w, h)
 			}
 			out[i] = p.RGBA
@@ -167,36 +170,129 @@ func checkImage(cfg Config, img image.Image, i int) error {
 // backboneMaps preprocesses images as cfg says (numbered from first in
 // errors), runs them through the backbone and checks the maps against what
 // the model was trained with (when it was).
-func (m *Model) backboneMaps(ctx context.Context, cfg Config, raw []image.Image, first int) ([]*Tensor, error) {
+func (m *Model) backboneMaps(ctx context.Context, cfg Config, raw []image.Image, first int) ([]*Tensor, []bool, error) {
 	var imgs []image.Image
-	var x *Tensor
 	var err error
 	pprof.Do(ctx, pprof.Labels("stage", "preprocess"), func(context.Context) {
-		if imgs, err = preprocess(cfg, raw, first); err == nil {
-			x, err = m.bb.Input(imgs...)
-		}
+		imgs, err = preprocess(cfg, raw, first)
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	// Images resized to the turned frame (dataset.Preprocess.Turns) go
+	// through the backbone apart, upright; their maps are then turned a
+	// quarter turn into the frame's layout.
+	w, h := cfg.InputSize()
+	var turned []bool
+	var plain, turn []image.Image
+	for i, img := range imgs {
+		if b := img.Bounds(); b.Dx() != w || b.Dy() != h {
+			if turned == nil {
+				turned = make([]bool, len(imgs))
+			}
+			turned[i] = true
+			turn = append(turn, img)
+		} else {
+			plain = append(plain, img)
+		}
+	}
+	forward := func(imgs []image.Image) (maps []*Tensor) {
+		var x *Tensor
+		pprof.Do(ctx, pprof.Labels("stage", "preprocess"), func(context.Context) {
+			x, err = m.bb.Input(imgs...)
+		})
+		if err != nil {
+			return nil
+		}
+		pprof.Do(ctx, pprof.Labels("stage", "backbone"), func(context.Context) {
+			xd := m.dev.FromHost(x)
+			maps, err = m.bb.Forward(m.dev, xd, m.cfg.Taps...)
+			m.dev.Free(xd)
+		})
+		return maps
 	}
 	var maps []*Tensor
-	pprof.Do(ctx, pprof.Labels("stage", "backbone"), func(context.Context) {
-		xd := m.dev.FromHost(x)
-		maps, err = m.bb.Forward(m.dev, xd, m.cfg.Taps...)
-		m.dev.Free(xd)
-	})
+	if turned == nil {
+		maps = forward(imgs)
+	} else {
+		var pm, tm []*Tensor
+		if len(plain) > 0 {
+			pm = forward(plain)
+		}
+		if err == nil {
+			tm = forward(turn)
+		}
+		if err == nil {
+			maps = m.mergeTurned(pm, tm, turned)
+		}
+	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if m.channels != nil {
 		for i, t := range maps {
 			if t.Dim(1) != m.channels[i] || t.Dim(2) != m.sizes[i][0] || t.Dim(3) != m.sizes[i][1] {
-				return nil, fmt.Errorf("anomnet: backbone tap %s gives %v, the model was trained on %d x %d x %d",
+				return nil, nil, fmt.Errorf("anomnet: backbone tap %s gives %v, the model was trained on %d x %d x %d",
 					m.cfg.Taps[i], t.Shape(), m.channels[i], m.sizes[i][0], m.sizes[i][1])
 			}
 		}
 	}
-	return maps, nil
+	return maps, turned, nil
+}
+
+// mergeTurned returns the maps of a batch from those of its plain images
+// (plain, none where nil) and of its turned ones (turn, upright), in the
+// batch's order (turned), each turned image's maps turned a quarter turn
+// clockwise into the frame's layout; it frees plain and turn.
+func (m *Model) mergeTurned(plain, turn []*Tensor, turned []bool) []*Tensor {
+	out := make([]*Tensor, len(turn))
+	for k, t := range turn {
+		tt := moveToHost(m.dev, t).Float32s()
+		var pt []float32
+		if plain != nil {
+			pt = moveToHost(m.dev, plain[k]).Float32s()
+		}
+		c, uh, uw := t.Dim(1), t.Dim(2), t.Dim(3) // upright: uh x uw
+		o := tensor.New(len(turned), c, uw, uh)
+		os := o.Float32s()
+		plane := uh * uw
+		pi, ti := 0, 0
+		for i, tu := range turned {
+			dst := os[i*c*plane : (i+1)*c*plane]
+			if !tu {
+				copy(dst, pt[pi*c*plane:(pi+1)*c*plane])
+				pi++
+				continue
+			}
+			src := tt[ti*c*plane : (ti+1)*c*plane]
+			for ch := range c {
+				turnPlane(dst[ch*plane:(ch+1)*plane], src[ch*plane:(ch+1)*plane], uh, uw)
+			}
+			ti++
+		}
+		out[k] = moveFromHost(m.dev, o)
+	}
+	return out
+}
+
+// turnPlane writes to dst (w x h) the h x w plane src turned a quarter turn
+// clockwise, as dataset turns images: src's (x, y) goes to (h-1-y, x).
+func turnPlane(dst, src []float32, h, w int) {
+	for y := range h {
+		for x, v := range src[y*w : (y+1)*w] {
+			dst[x*h+h-1-y] = v
+		}
+	}
+}
+
+// unturnPlane writes to dst (w x h) the h x w plane src turned a quarter
+// turn counterclockwise: turnPlane's inverse.
+func unturnPlane(dst, src []float32, h, w int) {
+	for y := range h {
+		for x := range w {
+			dst[(w-1-x)*h+y] = src[y*w+x]
+		}
+	}
 }
 
 // pruneFrom is the number of centroids from which a model searches them
@@ -281,13 +377,20 @@ func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result,
 			return nil, err
 		}
 		hi := min(lo+m.cfg.BackboneBatch, len(imgs))
-		maps, err := m.backboneMaps(ctx, m.cfg, imgs[lo:hi], lo)
+		maps, turned, err := m.backboneMaps(ctx, m.cfg, imgs[lo:hi], lo)
 		if err != nil {
 			return nil, fmt.Errorf("anomnet: predicting images %d to %d: %w", lo, hi-1, err)
 		}
 		pix, scores := m.pixelMaps(ctx, maps)
 		pprof.Do(ctx, pprof.Labels("stage", "masks"), func(context.Context) {
 			for i := range hi - lo {
+				if turned != nil && turned[i] {
+					// Back upright: h wide, w tall.
+					up := make([]float32, len(pix[i]))
+					unturnPlane(up, pix[i], h, w)
+					out = append(out, m.result(up, h, w, scores[i]))
+					continue
+				}
 				out = append(out, m.result(pix[i], w, h, scores[i]))
 			}
 		})

@@ -189,8 +189,10 @@ func load(r io.Reader, bb Backbone, what string, size int64) (*Model, error) {
 	// scored plain distances, whatever the defaults are now; one written
 	// before Config.ImageSigma existed took the image score from the
 	// pixel map (-1: not in the file); one written before the input was a
-	// choice took the crop.
+	// choice took the crop, and one written before the full input turned
+	// images to the frame's orientation resized them as they were.
 	h.Config.MapPower, h.Config.MapBaseline, h.Config.ImageSigma, h.Config.Input = 1, BaselineNone, -1, InputCrop
+	h.Config.NoTurn = true
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&h); err != nil {

@@ -151,7 +151,7 @@ func (m *Model) predictTiled(ctx context.Context, img image.Image, index int) (R
 		for k := lo; k < hi; k++ {
 			tiles = append(tiles, tl.tile(k))
 		}
-		maps, err := m.backboneMaps(ctx, m.cfg, tiles, 0)
+		maps, _, err := m.backboneMaps(ctx, m.cfg, tiles, 0)
 		if err != nil {
 			return Result{}, fmt.Errorf("anomnet: image %d, tiles %d to %d: %w", index, lo, hi-1, err)
 		}

@@ -140,7 +140,7 @@ func (t *trainer) extract(ctx context.Context, n int, get func(lo, hi int) []ima
 			return err
 		}
 		hi := min(lo+bs, n)
-		maps, err := t.m.backboneMaps(ctx, t.cfg, get(lo, hi), lo)
+		maps, _, err := t.m.backboneMaps(ctx, t.cfg, get(lo, hi), lo)
 		if err != nil {
 			return fmt.Errorf("anomnet: training images %d to %d: %w", lo, hi-1, err)
 		}

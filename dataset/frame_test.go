@@ -130,3 +130,46 @@ func countTrue(b []bool) int {
 	}
 	return n
 }
+
+// TestTurn checks the full frame's turn: an image lying the other way
+// from the frame is resized, and its mask too, to the frame turned a
+// quarter turn, upright; others, square frames and the crop are not.
+func TestTurn(t *testing.T) {
+	p := Preprocess{Width: 32, Height: 64, Turn: true}
+	for _, tc := range []struct {
+		w, h   int
+		turns  bool
+		ow, oh int
+	}{
+		{100, 50, true, 64, 32}, {50, 100, false, 32, 64}, {60, 60, false, 32, 64}, {33, 32, true, 64, 32},
+	} {
+		if got := p.Turns(tc.w, tc.h); got != tc.turns {
+			t.Errorf("Turns(%d, %d) = %v", tc.w, tc.h, got)
+		}
+		if w, h := p.SizeOf(tc.w, tc.h); w != tc.ow || h != tc.oh {
+			t.Errorf("SizeOf(%d, %d) = %d, %d, want %d, %d", tc.w, tc.h, w, h, tc.ow, tc.oh)
+		}
+		img := image.NewGray(image.Rect(0, 0, tc.w, tc.h))
+		// A bright left edge stays on the left: the image is not turned.
+		for y := range tc.h {
+			img.SetGray(0, y, color.Gray{Y: 255})
+			img.SetGray(1, y, color.Gray{Y: 255})
+		}
+		out := p.Image(img)
+		if b := out.Bounds(); b.Dx() != tc.ow || b.Dy() != tc.oh {
+			t.Errorf("Image of %dx%d is %v, want %dx%d", tc.w, tc.h, b, tc.ow, tc.oh)
+		}
+		if out.Pix[0] < 128 || out.Pix[(tc.oh/2)*out.Stride] < 128 || out.Pix[(tc.oh/2)*out.Stride+(tc.ow-1)*4] > 127 {
+			t.Errorf("Image of %dx%d: the left edge moved", tc.w, tc.h)
+		}
+		mask := p.Mask(img, 127)
+		if len(mask) != tc.ow*tc.oh || !mask[(tc.oh/2)*tc.ow] || mask[(tc.oh/2)*tc.ow+tc.ow-1] {
+			t.Errorf("Mask of %dx%d: %d labels, left edge %v, right edge %v", tc.w, tc.h, len(mask), mask[(tc.oh/2)*tc.ow], mask[(tc.oh/2)*tc.ow+tc.ow-1])
+		}
+	}
+	for _, q := range []Preprocess{{Width: 32, Height: 64}, {Width: 48, Height: 48, Turn: true}, {Resize: 64, Crop: 56, Turn: true}, {Native: true, Turn: true}} {
+		if q.Turns(100, 50) || q.Turns(50, 100) {
+			t.Errorf("%+v turns", q)
+		}
+	}
+}

@@ -19,10 +19,35 @@ import (
 // to Width x Height and nothing is cut: the full frame (see Frame, which
 // keeps an image's aspect ratio); Resize and Crop are then unused. With
 // Native set an image keeps its own size (the tiled input cuts it later).
+//
+// With Turn as well (full frames only), an image that lies the other way
+// from the frame, wide in a tall frame or tall in a wide one, is resized
+// to the frame turned a quarter turn, Height x Width, and so is its mask
+// (Turns): the image stays upright, and is stretched by no more than its
+// own elongation differs from the frame's. The model turns its feature
+// maps into the frame's layout, and its anomaly map back.
 type Preprocess struct {
 	Resize, Crop  int
 	Width, Height int
 	Native        bool
+	Turn          bool
+}
+
+// Turns reports whether p resizes an image of w x h pixels to its frame
+// turned a quarter turn (Height x Width): with Turn, in a full frame that
+// is not square, when the image lies the other way.
+func (p Preprocess) Turns(w, h int) bool {
+	return p.Turn && p.full() && !p.Native && w != h && p.Width != p.Height && (w > h) != (p.Width > p.Height)
+}
+
+// SizeOf returns the width and height of what p makes of an image of w x h
+// pixels: Size, or in a turned frame (Turns) Height x Width.
+func (p Preprocess) SizeOf(w, h int) (int, int) {
+	if p.Turns(w, h) {
+		q := p.resolved()
+		return q.Height, q.Width
+	}
+	return p.Size()
 }
 
 // Size returns the width and height of what p makes of an image (0, 0
@@ -103,8 +128,10 @@ func (p Preprocess) Image(img image.Image) *image.RGBA {
 		out = image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
 		draw.Draw(out, out.Bounds(), img, b.Min, draw.Src)
 	} else if p.full() {
-		out = image.NewRGBA(image.Rect(0, 0, p.Width, p.Height))
-		draw.BiLinear.Scale(out, out.Bounds(), img, img.Bounds(), draw.Src, nil)
+		b := img.Bounds()
+		w, h := p.SizeOf(b.Dx(), b.Dy())
+		out = image.NewRGBA(image.Rect(0, 0, w, h))
+		draw.BiLinear.Scale(out, out.Bounds(), img, b, draw.Src, nil)
 	} else {
 		out = ResizeCrop(img, p.Resize, p.Crop)
 	}
@@ -116,7 +143,8 @@ func (p Preprocess) Image(img image.Image) *image.RGBA {
 
 // Mask resizes m to Resize x Resize with nearest neighbour, crops it like
 // Image and returns Crop x Crop labels (or resizes it to the Width x Height
-// frame and returns those), row-major: true where the pixel's
+// frame, or the turned one as Image does, and returns those), row-major:
+// true where the pixel's
 // gray level (0..255; 16-bit masks by their high byte) exceeds
 // threshold.
 //
@@ -137,7 +165,8 @@ func (p Preprocess) Mask(m image.Image, threshold uint8) []bool {
 	if p.Native {
 		sx, sy = nearestIndex(w, w, 0, w), nearestIndex(h, h, 0, h)
 	} else if p.full() {
-		sx, sy = nearestIndex(w, p.Width, 0, p.Width), nearestIndex(h, p.Height, 0, p.Height)
+		fw, fh := p.SizeOf(w, h)
+		sx, sy = nearestIndex(w, fw, 0, fw), nearestIndex(h, fh, 0, fh)
 	} else {
 		off := (p.Resize - p.Crop) / 2
 		sx, sy = nearestIndex(w, p.Resize, off, p.Crop), nearestIndex(h, p.Resize, off, p.Crop)

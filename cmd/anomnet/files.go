@@ -83,15 +83,21 @@ func offFrame(p image.Point, w, h int) bool {
 }
 
 // noteOffFrame writes a note when some of the images of sizes have
-// another shape than the full input's frame: they are resized to it, and
+// another shape than the full input's frame, once turned to its
+// orientation where the model turns them: they are resized to it, and
 // their aspect ratio is lost.
 func noteOffFrame(stderr io.Writer, cfg anomnet.Config, sizes []image.Point, what string) {
 	if cfg.Input != anomnet.InputFull || cfg.Width < 1 {
 		return
 	}
 	n, example := 0, image.Point{}
+	pre := cfg.Preprocess()
 	for _, p := range sizes {
-		if p.X > 0 && p.Y > 0 && offFrame(p, cfg.Width, cfg.Height) {
+		q := p // in the frame's orientation, where the model turns it
+		if pre.Turns(p.X, p.Y) {
+			q = image.Pt(p.Y, p.X)
+		}
+		if p.X > 0 && p.Y > 0 && offFrame(q, cfg.Width, cfg.Height) {
 			if n == 0 {
 				example = p
 			}

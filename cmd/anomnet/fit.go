@@ -33,6 +33,7 @@ func configFlags(fs *flagSet, args []string) func() (anomnet.Config, error) {
 	fs.Float64Var(&c.TileOverlap, "tile-overlap", c.TileOverlap, "with -input tile: the share of a tile that neighbouring tiles share when predicting (0 to 0.75)")
 	fs.IntVar(&c.FullSide, "full-side", c.FullSide, "with -input full: the shorter side of the frame, pixels")
 	fs.IntVar(&c.FullMax, "full-max", c.FullMax, "with -input full: the longer side of the frame at most, pixels")
+	fs.BoolVar(&c.NoTurn, "no-turn", c.NoTurn, "with -input full: resize each image to the frame as it lies (by default an image that lies the other way, wide in a tall frame or tall in a wide one, is resized to the frame turned a quarter turn, upright, and its maps are turned)")
 	fs.IntVar(&c.K, "k", c.K, "number of centroids (0: -k-fraction of the training feature vectors, within -k-min and -k-max)")
 	fs.Float64Var(&c.KFraction, "k-fraction", c.KFraction, "with -k 0: centroids as a share of the training feature vectors")
 	fs.IntVar(&c.KMin, "k-min", c.KMin, "with -k 0: at least this many centroids")

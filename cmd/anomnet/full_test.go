@@ -203,9 +203,18 @@ func TestNoteOffFrame(t *testing.T) {
 	cfg := anomnet.DefaultConfig()
 	cfg.Input, cfg.Width, cfg.Height = anomnet.InputFull, 64, 160
 	var b strings.Builder
+	// 160x64 lies the other way: resized to the turned frame, it keeps
+	// its shape (but not with -no-turn).
 	noteOffFrame(&b, cfg, []image.Point{{70, 170}, {90, 150}, {66, 160}, {160, 64}}, "training images")
-	if want := "note: 2 of 4 training images (for example 90x150) have another shape than the 64x160 frame"; !strings.Contains(b.String(), want) {
+	if want := "note: 1 of 4 training images (for example 90x150) have another shape than the 64x160 frame"; !strings.Contains(b.String(), want) {
 		t.Errorf("%q, want %q", b.String(), want)
+	}
+	b.Reset()
+	noTurn := cfg
+	noTurn.NoTurn = true
+	noteOffFrame(&b, noTurn, []image.Point{{70, 170}, {90, 150}, {66, 160}, {160, 64}}, "training images")
+	if want := "note: 2 of 4 training images (for example 90x150) have another shape than the 64x160 frame"; !strings.Contains(b.String(), want) {
+		t.Errorf("no turn: %q, want %q", b.String(), want)
 	}
 	b.Reset()
 	noteOffFrame(&b, cfg, []image.Point{{70, 170}, {64, 160}}, "images")
