@@ -122,6 +122,16 @@ func TestFullInput(t *testing.T) {
 	peak = slices.Index(wr.Map, slices.Max(wr.Map))
 	require.True(t, wmask[peak], "the wide image's maximum (%d, %d) is on its blotch", peak%h, peak/h)
 	require.Greater(t, wr.Score, slices.Max(scores(rs[:len(rs)-1])), "the wide image's blotch scores above every normal image")
+	// A batch that mixes the two orientations gives each image's result
+	// alone, in the given order.
+	mixed := []image.Image{wide, good[0], wide, bad, good[1]}
+	ms, err := m.PredictBatch(context.Background(), mixed)
+	require.NoError(t, err)
+	for i, img := range mixed {
+		one, err := m.Predict(img)
+		require.NoError(t, err)
+		require.Equal(t, one, ms[i], "image %d of the mixed batch", i)
+	}
 	// A prepared image may have the frame's size or the turned one.
 	_, err = m.Predict(Prepared{image.NewRGBA(image.Rect(0, 0, h, w))})
 	require.NoError(t, err)

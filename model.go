@@ -129,25 +129,35 @@ func (c Config) InputSize() (w, h int) {
 // images from first. In the tiled input images are tiles already.
 func preprocess(cfg Config, imgs []image.Image, first int) ([]image.Image, error) {
 	pre := cfg.Preprocess()
-	w, h := cfg.InputSize()
 	out := make([]image.Image, len(imgs))
 	for i, img := range imgs {
+		if err := checkInput(cfg, img, first+i); err != nil {
+			return nil, err
+		}
 		if p, ok := img.(Prepared); ok {
-			b := p.Bounds()
-			framed := b.Dx() == w && b.Dy() == h
-			turned := b.Dx() == h && b.Dy() == w && pre.Turns(b.Dx(), b.Dy())
-			if !framed && !turned {
-				return nil, fmt.Errorf("anomnet: prepared image %d is %dx%d, the model's input is %dx%d", first+i, b.Dx(), b.Dy(), w, h)
-			}
 			out[i] = p.RGBA
 			continue
-		}
-		if err := checkImage(cfg, img, first+i); err != nil {
-			return nil, err
 		}
 		out[i] = pre.Image(img)
 	}
 	return out, nil
+}
+
+// checkInput returns an error, naming image i, for an image that Predict
+// cannot take: a prepared one of neither the frame's size nor the turned
+// frame's (where cfg turns), or one that checkImage refuses.
+func checkInput(cfg Config, img image.Image, i int) error {
+	if p, ok := img.(Prepared); ok {
+		w, h := cfg.InputSize()
+		b := p.Bounds()
+		framed := b.Dx() == w && b.Dy() == h
+		turned := b.Dx() == h && b.Dy() == w && cfg.Preprocess().Turns(b.Dx(), b.Dy())
+		if !framed && !turned {
+			return fmt.Errorf("anomnet: prepared image %d is %dx%d, the model's input is %dx%d", i, b.Dx(), b.Dy(), w, h)
+		}
+		return nil
+	}
+	return checkImage(cfg, img, i)
 }
 
 // checkImage returns an error, naming image i, for an image that is nil,
@@ -360,8 +370,8 @@ func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result,
 	if !m.fitted {
 		return nil, ErrNotFitted
 	}
-	out := make([]Result, 0, len(imgs))
 	if m.cfg.Input == InputTile {
+		out := make([]Result, 0, len(imgs))
 		for i, img := range imgs {
 			r, err := m.predictTiled(ctx, img, i)
 			if err != nil {
@@ -371,31 +381,72 @@ func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result,
 		}
 		return out, nil
 	}
+	out := make([]Result, len(imgs))
 	w, h := m.cfg.InputSize()
+	for i, img := range imgs {
+		// Checked here, numbered as given, before the batches are formed.
+		if err := checkInput(m.cfg, img, i); err != nil {
+			return nil, fmt.Errorf("anomnet: predicting image %d: %w", i, err)
+		}
+	}
+	// Images that lie the other way from the frame are batched together,
+	// after the others, so that a batch runs the backbone once; the
+	// results come back in the given order.
+	order := m.byOrientation(imgs)
+	batch := make([]image.Image, 0, m.cfg.BackboneBatch)
 	for lo := 0; lo < len(imgs); lo += m.cfg.BackboneBatch {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		hi := min(lo+m.cfg.BackboneBatch, len(imgs))
-		maps, turned, err := m.backboneMaps(ctx, m.cfg, imgs[lo:hi], lo)
+		batch = batch[:0]
+		for _, i := range order[lo:hi] {
+			batch = append(batch, imgs[i])
+		}
+		maps, turned, err := m.backboneMaps(ctx, m.cfg, batch, lo)
 		if err != nil {
-			return nil, fmt.Errorf("anomnet: predicting images %d to %d: %w", lo, hi-1, err)
+			return nil, fmt.Errorf("anomnet: predicting images %v: %w", order[lo:hi], err)
 		}
 		pix, scores := m.pixelMaps(ctx, maps)
 		pprof.Do(ctx, pprof.Labels("stage", "masks"), func(context.Context) {
-			for i := range hi - lo {
+			for i, k := range order[lo:hi] {
 				if turned != nil && turned[i] {
 					// Back upright: h wide, w tall.
 					up := make([]float32, len(pix[i]))
 					unturnPlane(up, pix[i], h, w)
-					out = append(out, m.result(up, h, w, scores[i]))
+					out[k] = m.result(up, h, w, scores[i])
 					continue
 				}
-				out = append(out, m.result(pix[i], w, h, scores[i]))
+				out[k] = m.result(pix[i], w, h, scores[i])
 			}
 		})
 	}
 	return out, nil
+}
+
+// byOrientation returns the indices of imgs, those that the model's frame
+// turns (dataset.Preprocess.Turns, or a Prepared image of the turned
+// frame's size) after the others, each group in its order.
+func (m *Model) byOrientation(imgs []image.Image) []int {
+	pre := m.cfg.Preprocess()
+	w, h := m.cfg.InputSize()
+	var plain, turned []int
+	for i, img := range imgs {
+		t := false
+		if p, ok := img.(Prepared); ok && p.RGBA != nil {
+			b := p.Bounds()
+			t = b.Dx() == h && b.Dy() == w && w != h
+		} else if img != nil {
+			b := img.Bounds()
+			t = pre.Turns(b.Dx(), b.Dy())
+		}
+		if t {
+			turned = append(turned, i)
+		} else {
+			plain = append(plain, i)
+		}
+	}
+	return append(plain, turned...)
 }
 
 // pixelMaps adapts and scores backbone maps, freeing them, and returns
