@@ -173,9 +173,13 @@ func newIndex(d tensor.Device, s *Set, l int, subspace func(centred []float32, k
 		permuteRows(centred, ix.perm, dim)
 		permuteRows(proj, ix.perm, l)
 	}
-	ix.aug = augment(proj, centred, k, l, dim, l)
-	ix.fine = fineRows(ix.aug, proj, centred, k, l, dim, ix.l1)
-	coarse, w1 := augment(proj, centred, k, l, dim, ix.l1), ix.l1+2
+	norms := make([]float32, k) // the centred centroids' squared norms
+	for i := range k {
+		norms[i] = vec.Dot(centred[i*dim:(i+1)*dim], centred[i*dim:(i+1)*dim])
+	}
+	ix.aug = augment(proj, norms, k, l, l)
+	coarse, w1 := augment(proj, norms, k, l, ix.l1), ix.l1+2
+	ix.fine = fineRows(ix.aug, coarse, proj, k, l, ix.l1)
 	for c0 := 0; c0 < k; c0 += indexChunk {
 		kc := min(indexChunk, k-c0)
 		ix.coarse = append(ix.coarse, gemm.PackB(true, w1, kc, coarse[c0*w1:(c0+kc)*w1], w1))
@@ -268,16 +272,16 @@ func project(centred, basis []float32, k, dim, l int) []float32 {
 }
 
 // augment returns the K x (m + 2) rows [Pc[:m], |c - Pc[:m]|, (1 -
-// boundSlack)|c|^2] of the centred centroids (K x dim) and their
-// coordinates in the basis (proj, K x l): the centroids' side of the
-// bound's GEMM (queryRow writes the rows' side).
-func augment(proj, centred []float32, k, l, dim, m int) []float32 {
+// boundSlack)|c|^2] of the centred centroids from their squared norms
+// (norms) and their coordinates in the basis (proj, K x l): the
+// centroids' side of the bound's GEMM (queryRow writes the rows' side).
+func augment(proj, norms []float32, k, l, m int) []float32 {
 	w := m + 2
 	aug := make([]float32, k*w)
 	for i := range k {
 		p := proj[i*l : i*l+m]
 		pn := vec.Dot(p, p)
-		resid := math.Sqrt(max(0, float64(vec.Dot(centred[i*dim:(i+1)*dim], centred[i*dim:(i+1)*dim])-pn)))
+		resid := math.Sqrt(max(0, float64(norms[i]-pn)))
 		row := aug[i*w : (i+1)*w]
 		copy(row, p)
 		row[m] = float32(resid)
@@ -287,18 +291,17 @@ func augment(proj, centred []float32, k, l, dim, m int) []float32 {
 }
 
 // fineRows returns the K x (l - l1 + 2) rows [Pc[l1:], |Rc|, |R1c|] (see
-// Index.fine) from the rows of aug (K x (l + 2)), the coordinates in the
-// basis (proj, K x l) and the centred centroids (K x dim).
-func fineRows(aug, proj, centred []float32, k, l, dim, l1 int) []float32 {
+// Index.fine) from the coordinates in the basis (proj, K x l) and the
+// residual norms that augment put in the rows of S (aug, K x (l + 2)) and
+// of S1 (coarse, K x (l1 + 2)).
+func fineRows(aug, coarse, proj []float32, k, l, l1 int) []float32 {
 	w := l - l1 + 2
 	fine := make([]float32, k*w)
 	for i := range k {
-		p := proj[i*l : i*l+l1]
-		resid1 := math.Sqrt(max(0, float64(vec.Dot(centred[i*dim:(i+1)*dim], centred[i*dim:(i+1)*dim])-vec.Dot(p, p))))
 		row := fine[i*w : (i+1)*w]
 		copy(row, proj[i*l+l1:(i+1)*l])
 		row[w-2] = aug[i*(l+2)+l]
-		row[w-1] = float32(resid1)
+		row[w-1] = coarse[i*(l1+2)+l1]
 	}
 	return fine
 }
