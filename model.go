@@ -149,15 +149,25 @@ func preprocess(cfg Config, imgs []image.Image, first int) ([]image.Image, error
 func checkInput(cfg Config, img image.Image, i int) error {
 	if p, ok := img.(Prepared); ok {
 		w, h := cfg.InputSize()
-		b := p.Bounds()
-		framed := b.Dx() == w && b.Dy() == h
-		turned := b.Dx() == h && b.Dy() == w && cfg.Preprocess().Turns(b.Dx(), b.Dy())
-		if !framed && !turned {
+		if b := p.Bounds(); (b.Dx() != w || b.Dy() != h) && !turnsInput(cfg, img) {
 			return fmt.Errorf("anomnet: prepared image %d is %dx%d, the model's input is %dx%d", i, b.Dx(), b.Dy(), w, h)
 		}
 		return nil
 	}
 	return checkImage(cfg, img, i)
+}
+
+// turnsInput reports whether cfg's frame turns img (dataset.Preprocess.
+// Turns): an image that lies the other way from the frame, or a Prepared
+// one of the turned frame's size.
+func turnsInput(cfg Config, img image.Image) bool {
+	b := img.Bounds()
+	if _, ok := img.(Prepared); ok {
+		if w, h := cfg.InputSize(); b.Dx() != h || b.Dy() != w {
+			return false
+		}
+	}
+	return cfg.Preprocess().Turns(b.Dx(), b.Dy())
 }
 
 // checkImage returns an error, naming image i, for an image that is nil,
@@ -424,23 +434,13 @@ func (m *Model) PredictBatch(ctx context.Context, imgs []image.Image) ([]Result,
 	return out, nil
 }
 
-// byOrientation returns the indices of imgs, those that the model's frame
-// turns (dataset.Preprocess.Turns, or a Prepared image of the turned
-// frame's size) after the others, each group in its order.
+// byOrientation returns the indices of imgs (checked by checkInput),
+// those that the model's frame turns (turnsInput) after the others, each
+// group in its order.
 func (m *Model) byOrientation(imgs []image.Image) []int {
-	pre := m.cfg.Preprocess()
-	w, h := m.cfg.InputSize()
 	var plain, turned []int
 	for i, img := range imgs {
-		t := false
-		if p, ok := img.(Prepared); ok && p.RGBA != nil {
-			b := p.Bounds()
-			t = b.Dx() == h && b.Dy() == w && w != h
-		} else if img != nil {
-			b := img.Bounds()
-			t = pre.Turns(b.Dx(), b.Dy())
-		}
-		if t {
+		if turnsInput(m.cfg, img) {
 			turned = append(turned, i)
 		} else {
 			plain = append(plain, i)
@@ -462,16 +462,20 @@ type rowsAdapter interface {
 	Rows(d Device, maps []*Tensor, buf []float32) (rows *Tensor, h, w int)
 }
 
-// rowsSize is the number of values of the rows of F for maps: the batch
-// times the largest map's locations times dim. It is at least what the
-// adapter's grid needs where that grid is the largest tapped map (the
-// default); otherwise the adapter allocates.
-func rowsSize(maps []*Tensor, dim int) int {
+// rowsBuffer returns recycled memory (getBuffer) for the rows of F for
+// maps on the CPU, nil on another device: the batch times the largest
+// map's locations times dim values, at least what the adapter's grid needs
+// where that grid is the largest tapped map (the default; otherwise the
+// adapter allocates).
+func rowsBuffer(d Device, maps []*Tensor, dim int) []float32 {
+	if _, cpu := d.(tensor.CPU); !cpu {
+		return nil
+	}
 	locs := 0
 	for _, m := range maps {
 		locs = max(locs, m.Dim(2)*m.Dim(3))
 	}
-	return maps[0].Dim(0) * locs * dim
+	return getBuffer(maps[0].Dim(0) * locs * dim)
 }
 
 // pixelMaps runs backbone maps through the adapter ad and the scorer sc
@@ -486,13 +490,8 @@ func pixelMaps(ctx context.Context, d Device, ad Adapter, set CentroidSet, sc Sc
 	ns, nearest := sc.(*NearestScorer)
 	pprof.Do(ctx, pprof.Labels("stage", "adapter"), func(context.Context) {
 		if hasRows && nearest {
-			// The rows at once, without F's maps, into recycled memory
-			// on the CPU.
-			var buf []float32
-			if _, cpu := d.(tensor.CPU); cpu {
-				buf = getBuffer(rowsSize(maps, ad.Dim()))
-			}
-			rows, fh, fw = ra.Rows(d, maps, buf)
+			// The rows at once, without F's maps.
+			rows, fh, fw = ra.Rows(d, maps, rowsBuffer(d, maps, ad.Dim()))
 		} else {
 			f = ad.Forward(d, maps)
 		}

@@ -252,11 +252,7 @@ func (t *trainer) adaptedRows(idx []int, proj *Tensor) (rows, z []float32, err e
 	if err != nil {
 		return nil, nil, err
 	}
-	var buf []float32
-	if _, cpu := t.d.(tensor.CPU); cpu {
-		buf = getBuffer(rowsSize(maps, t.ad.Dim()))
-	}
-	r, _, _ := t.ad.Rows(t.d, maps, buf)
+	r, _, _ := t.ad.Rows(t.d, maps, rowsBuffer(t.d, maps, t.ad.Dim()))
 	freeAll(t.d, maps)
 	t.release(maps)
 	if proj != nil {
