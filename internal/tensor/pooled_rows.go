@@ -1,6 +1,9 @@
 package tensor
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // RowsTap is one tapped map for PooledRows: X holds N x C x H x W values,
 // row-major, each multiplied by Scale before the pooling.
@@ -58,16 +61,16 @@ func PooledRows(dst []float32, n, th, tw int, taps []RowsTap) {
 		for _, u := range units[lo:hi] {
 			t := taps[u.tap]
 			h, w, g := t.H, t.W, min(pooledGroup, t.C-u.c0)
-			rows = grow(rows, h*w)
-			pooled = grow(pooled, g*h*w)
+			rows = slices.Grow(rows[:0], h*w)[:h*w]
+			pooled = slices.Grow(pooled[:0], g*h*w)[:g*h*w]
 			for c := range g {
 				src := t.X[((u.img*t.C)+u.c0+c)*h*w:][:h*w]
 				avgPool3(pooled[c*h*w:(c+1)*h*w], src, rows, h, w, t.Scale, inv)
 			}
 			planes := pooled
 			if h != th || w != tw {
-				sized = grow(sized, g*locs)
-				cols = grow(cols, h*tw)
+				sized = slices.Grow(sized[:0], g*locs)[:g*locs]
+				cols = slices.Grow(cols[:0], h*tw)[:h*tw]
 				for c := range g {
 					resizePlane(sized[c*locs:(c+1)*locs], pooled[c*h*w:(c+1)*h*w], cols, h, w, th, tw, rts[u.tap], cts[u.tap])
 				}
@@ -82,14 +85,6 @@ func PooledRows(dst []float32, n, th, tw int, taps []RowsTap) {
 			}
 		}
 	})
-}
-
-// grow returns s with length n, reusing its memory where it is enough.
-func grow(s []float32, n int) []float32 {
-	if cap(s) < n {
-		return make([]float32, n)
-	}
-	return s[:n]
 }
 
 // avgPool3 writes to dst the 3 x 3 mean (stride 1, padding 1, counted) of
