@@ -349,6 +349,13 @@ func (t *trainer) init(ctx context.Context) error {
 		c = tensor.FromFloat32s(c.Float32s()[:kt*dim], kt, dim)
 	}
 	t.set = centroid.NewSet(t.d.FromHost(c))
+	t.optimisers()
+	return t.snapshot(StageInit, 0)
+}
+
+// optimisers sets up Adam for the adapter's parameters and the centroids,
+// and keeps the parameters' start where weight decay pulls towards it.
+func (t *trainer) optimisers() {
 	for _, p := range t.ad.Params() {
 		t.opt = append(t.opt, newAdam(t.d, p))
 		if t.cfg.DecayTo == DecayStart {
@@ -356,7 +363,6 @@ func (t *trainer) init(ctx context.Context) error {
 		}
 	}
 	t.opt = append(t.opt, newAdam(t.d, t.set.C))
-	return t.snapshot(StageInit, 0)
 }
 
 // numCentroids is K, or when K is 0 the share KFraction of n feature
@@ -426,15 +432,22 @@ func (t *trainer) stage(ctx context.Context, p Plan) error {
 // trainStep computes the plan's losses on one batch, their gradients, and
 // takes one Adam step.
 func (t *trainer) trainStep(p Plan, idx []int) (Losses, error) {
-	d, cfg := t.d, t.cfg
 	maps, err := t.batch(idx)
 	if err != nil {
 		return Losses{}, err
 	}
+	return t.stepOn(p, maps)
+}
+
+// stepOn is trainStep on a batch's backbone maps, which it frees (and
+// hands back, from batch).
+func (t *trainer) stepOn(p Plan, maps []*Tensor) (Losses, error) {
+	d, cfg := t.d, t.cfg
 	tape := &adapter.Tape{}
 	defer tape.Free(d)
 	f := t.ad.ForwardTape(d, maps, tape)
 	freeAll(d, maps)
+	t.release(maps)
 	rows := t.rows(f)
 	defer d.Free(rows)
 	dRows := d.Zeros(rows.Shape()...)

@@ -3,9 +3,12 @@ package centroid
 import (
 	"fmt"
 	"math"
+	"runtime"
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/org/anomnet/internal/gemm"
+	"github.com/org/anomnet/internal/parallel"
 	"github.com/org/anomnet/internal/tensor"
 )
 
@@ -69,52 +72,130 @@ func Attraction(d tensor.Device, f, c *tensor.Tensor, weight float32, df, dc *te
 // the mean squared shortfall over pairs, and returns its value (0 when
 // K < 2). It adds weight times the gradient into dc unless dc is nil. The
 // gradient of a pair of coincident centroids is taken as 0 (the direction
-// is undefined there); InitMean's jitter keeps centroids apart. It computes
-// on the host in float64: the work is O(K^2 D).
+// is undefined there); InitMean's jitter keeps centroids apart.
+//
+// The pairs inside delta are found from a float32 Gram matrix of the
+// centred centroids (a GEMM, block by block of rows), with a margin that
+// exceeds its rounding, so that no pair inside delta is missed; only
+// those pairs are measured, on the host in float64, as the sum runs. The
+// work is O(K^2 D) in float32 and O(P D) in float64 for P pairs inside.
 func Separation(d tensor.Device, c *tensor.Tensor, delta float64, weight float32, dc *tensor.Tensor) float64 {
 	k, dim := matrix("Separation", "c", c)
 	sameShape("Separation", "dc", dc, c)
-	if k < 2 {
+	if k < 2 || delta <= 0 { // no distance is below delta <= 0
 		return 0
 	}
-	cs := hostFloat64s(d, c)
-	var g []float64
-	if dc != nil && weight != 0 {
-		g = make([]float64, k*dim)
+	if math.IsNaN(delta) {
+		return math.NaN()
 	}
-	s := 2 / float64(k*(k-1))
-	diff := make([]float64, dim)
-	var loss float64
-	for a := range k {
-		ca := cs[a*dim : (a+1)*dim]
-		for b := a + 1; b < k; b++ {
-			cb := cs[b*dim : (b+1)*dim]
+	cs := hostFloat64s(d, c)
+	pairs := closePairs(cs, k, dim, delta)
+	// Each pair measured in float64, in parallel; the loss summed in the
+	// pairs' order.
+	h := make([]float64, len(pairs))
+	r := make([]float64, len(pairs))
+	parallel.For(runtime.GOMAXPROCS(0), len(pairs), func(_, lo, hi int) {
+		for p := lo; p < hi; p++ {
+			ca, cb := cs[int(pairs[p][0])*dim:][:dim], cs[int(pairs[p][1])*dim:][:dim]
 			var r2 float64
-			for j := range diff {
-				diff[j] = ca[j] - cb[j]
-				r2 += diff[j] * diff[j]
+			for j := range ca {
+				v := ca[j] - cb[j]
+				r2 += v * v
 			}
-			r := math.Sqrt(r2)
-			h := delta - r
-			if h <= 0 {
-				continue
+			r[p] = math.Sqrt(r2)
+			h[p] = delta - r[p]
+		}
+	})
+	s := 2 / float64(k*(k-1))
+	var loss float64
+	for _, v := range h {
+		if !(v <= 0) { // NaN too: a NaN centroid makes the loss NaN
+			loss += v * v
+		}
+	}
+	if dc == nil || weight == 0 {
+		return s * loss
+	}
+	// d(h^2)/dc_a = -2h (c_a - c_b)/r; c_b gets the opposite. Each
+	// centroid's gradient sums over its own pairs, centroids in parallel.
+	first := make([][]int32, k) // per centroid, its pairs
+	for p, ab := range pairs {
+		if !(h[p] <= 0) && r[p] != 0 {
+			first[ab[0]] = append(first[ab[0]], int32(p))
+			first[ab[1]] = append(first[ab[1]], int32(p))
+		}
+	}
+	g := make([]float64, k*dim)
+	parallel.For(runtime.GOMAXPROCS(0), k, func(_, lo, hi int) {
+		for a := lo; a < hi; a++ {
+			ga, ca := g[a*dim:(a+1)*dim], cs[a*dim:(a+1)*dim]
+			for _, p := range first[a] {
+				b := int(pairs[p][0])
+				if b == a {
+					b = int(pairs[p][1])
+				}
+				t, cb := -2*s*h[p]/r[p], cs[b*dim:(b+1)*dim]
+				for j := range ga {
+					ga[j] += t * (ca[j] - cb[j])
+				}
 			}
-			loss += h * h
-			if g == nil || r == 0 {
-				continue
-			}
-			// d(h^2)/dc_a = -2h (c_a - c_b)/r; c_b gets the opposite.
-			t := -2 * s * h / r
-			for j, v := range diff {
-				g[a*dim+j] += t * v
-				g[b*dim+j] -= t * v
+		}
+	})
+	addHost(d, dc, g, weight)
+	return s * loss
+}
+
+// sepRows is how many centroids' rows of the Gram matrix closePairs holds
+// at once.
+const sepRows = 256
+
+// closePairs returns the pairs a < b of the k centroids cs (k x dim,
+// float64) that may lie closer than delta, in order, among them every
+// pair that does. It bounds each distance from below through a float32
+// Gram matrix of the centred centroids, |x_a|^2 + |x_b|^2 - 2 x_a.x_b,
+// lowered by the GEMM's rounding, at most gamma (|x_a|^2 + |x_b|^2) with
+// gamma = dim u / (1 - dim u) (any order of the sums, u = 2^-24), and by
+// the rounding of x to float32, at most u (|x_a| + |x_b|) in distance.
+func closePairs(cs []float64, k, dim int, delta float64) [][2]int32 {
+	mean := make([]float64, dim)
+	for a := range k {
+		for j, v := range cs[a*dim : (a+1)*dim] {
+			mean[j] += v
+		}
+	}
+	for j := range mean {
+		mean[j] /= float64(k)
+	}
+	x := make([]float32, k*dim)
+	norm := make([]float64, k) // |x_a|^2 of the float32 rows
+	for a := range k {
+		for j, v := range cs[a*dim : (a+1)*dim] {
+			x[a*dim+j] = float32(v - mean[j])
+			norm[a] += float64(x[a*dim+j]) * float64(x[a*dim+j])
+		}
+	}
+	const u = 1.0 / (1 << 24)
+	gamma := 2 * float64(dim) * u / (1 - float64(dim)*u) // twice the bound
+	var pairs [][2]int32
+	gram := make([]float32, min(sepRows, k)*k)
+	for a0 := 0; a0 < k; a0 += sepRows {
+		rows := min(sepRows, k-a0)
+		// Columns from a0 on: the pairs a < b of these rows.
+		cols := k - a0
+		gemm.Sgemm(false, true, rows, cols, dim, 1, x[a0*dim:], dim, x[a0*dim:], dim, 0, gram, cols)
+		for i := range rows {
+			a := a0 + i
+			for b := a + 1; b < k; b++ {
+				na, nb := norm[a], norm[b]
+				r2 := na + nb - 2*float64(gram[i*cols+b-a0]) - gamma*(na+nb)
+				lower := math.Sqrt(max(r2, 0)) - 2*u*(math.Sqrt(na)+math.Sqrt(nb))
+				if lower < delta || math.IsNaN(r2) {
+					pairs = append(pairs, [2]int32{int32(a), int32(b)})
+				}
 			}
 		}
 	}
-	if g != nil {
-		addHost(d, dc, g, weight)
-	}
-	return s * loss
+	return pairs
 }
 
 // Entropy computes METHOD.md's entropy regulariser of centroids c (K x D on
@@ -147,8 +228,7 @@ func Entropy(d tensor.Device, c *tensor.Tensor, weight float32, dc *tensor.Tenso
 	}
 	ct := centered(hostFloat64s(d, c), k, dim)
 	ctm := mat.NewDense(k, dim, ct)
-	var a mat.SymDense
-	a.SymOuterK(1/float64(k), ctm)
+	a := gram(ct, k, dim)
 	var tr float64
 	for i := range k {
 		tr += a.At(i, i)
@@ -158,29 +238,72 @@ func Entropy(d tensor.Device, c *tensor.Tensor, weight float32, dc *tensor.Tenso
 		a.SetSym(i, i, a.At(i, i)+eps)
 	}
 	var chol mat.Cholesky
-	if !chol.Factorize(&a) {
+	if !chol.Factorize(a) {
 		return math.NaN()
 	}
 	loss := -0.5 * chol.LogDet()
 	if dc == nil || weight == 0 {
 		return loss
 	}
-	var x mat.Dense
-	// SolveTo's only error is a condition-number warning; eps bounds the
-	// condition number by about 1e6 K.
-	_ = chol.SolveTo(&x, ctm)
+	// (G + eps I)^-1 Ct, block by block of columns in parallel (the
+	// factor is only read). SolveTo's only error is a condition-number
+	// warning; eps bounds the condition number by about 1e6 K.
 	g := make([]float64, k*dim)
-	for i := range k {
-		for j := range dim {
-			g[i*dim+j] = -x.At(i, j) / float64(k)
+	parallel.For(runtime.GOMAXPROCS(0), dim, func(_, lo, hi int) {
+		var x mat.Dense
+		_ = chol.SolveTo(&x, ctm.Slice(0, k, lo, hi))
+		raw := x.RawMatrix()
+		for i := range k {
+			for j, v := range raw.Data[i*raw.Stride : i*raw.Stride+hi-lo] {
+				g[i*dim+lo+j] = -v / float64(k)
+			}
 		}
-	}
+	})
 	// The centring's backward. In exact arithmetic (G + eps I)^-1 Ct is
 	// zero-sum already (the all-ones vector is an eigenvector, eigenvalue
 	// 1/eps); this also removes the rounding in Ct's column sums that 1/eps
 	// amplifies.
 	addHost(d, dc, centered(g, k, dim), weight)
 	return loss
+}
+
+// gram returns G = Ct Ct^T / K for the k rows of ct (k x dim): from
+// enough rows on, as three products at once, the Gram matrices of the two
+// halves of the rows and the product of one half with the other.
+func gram(ct []float64, k, dim int) *mat.SymDense {
+	var a mat.SymDense
+	scale := 1 / float64(k)
+	if k < 64 || dim == 0 {
+		a.SymOuterK(scale, mat.NewDense(k, dim, ct))
+		return &a
+	}
+	h := k / 2
+	top, bot := mat.NewDense(h, dim, ct[:h*dim]), mat.NewDense(k-h, dim, ct[h*dim:])
+	var g11, g22 mat.SymDense
+	var g21 mat.Dense
+	done := make(chan struct{})
+	go func() {
+		g21.Mul(bot, top.T())
+		close(done)
+	}()
+	g11.SymOuterK(scale, top)
+	g22.SymOuterK(scale, bot)
+	<-done
+	data := make([]float64, k*k) // the upper triangle is read
+	for i := range h {
+		for j := i; j < h; j++ {
+			data[i*k+j] = g11.At(i, j)
+		}
+		for j := h; j < k; j++ {
+			data[i*k+j] = scale * g21.At(j-h, i)
+		}
+	}
+	for i := h; i < k; i++ {
+		for j := i; j < k; j++ {
+			data[i*k+j] = g22.At(i-h, j-h)
+		}
+	}
+	return mat.NewSymDense(k, data)
 }
 
 // Spread returns how spread out the centroids c (K x D on device d) are:

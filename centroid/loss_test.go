@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"gonum.org/v1/gonum/mat"
 
 	"github.com/org/anomnet/internal/tensor"
 )
@@ -288,6 +289,128 @@ func TestSeparationGradient(t *testing.T) {
 	require.Zero(t, Separation(d, c, dists[0]/2, weight, dc))
 	require.Equal(t, before, dc.Float32s())
 	require.Zero(t, Separation(d, c.Batch(0, 1), 10, weight, nil))
+}
+
+// TestEntropyBlocks checks Entropy from enough centroids on that gram
+// splits the rows and the solve runs in column blocks (K <= D and K > D,
+// an odd K) against the same formula unblocked: G by one SymOuterK, one
+// solve for all of Ct.
+func TestEntropyBlocks(t *testing.T) {
+	d := tensor.CPU{}
+	for _, tc := range []struct{ k, dim int }{{101, 130}, {90, 40}} {
+		rng := rand.New(rand.NewPCG(11, uint64(tc.k)))
+		k, dim := tc.k, tc.dim
+		c32 := randRows(rng, k, dim, 1)
+		for i := range c32 {
+			c32[i] += 3
+		}
+		ct := centered(float64s(c32), k, dim)
+		ctm := mat.NewDense(k, dim, ct)
+		var a mat.SymDense
+		a.SymOuterK(1/float64(k), ctm)
+		got := gram(slices.Clone(ct), k, dim)
+		for i := range k {
+			for j := range k {
+				require.InDelta(t, a.At(i, j), got.At(i, j), 1e-12*a.At(i, i), "G[%d,%d]", i, j)
+			}
+		}
+		eps := entropyEps(float64s(c32), dim)
+		for i := range k {
+			a.SetSym(i, i, a.At(i, i)+eps)
+		}
+		var chol mat.Cholesky
+		require.True(t, chol.Factorize(&a))
+		var x mat.Dense
+		require.NoError(t, chol.SolveTo(&x, ctm))
+		want := make([]float64, k*dim)
+		for i := range k {
+			for j := range dim {
+				want[i*dim+j] = -x.At(i, j) / float64(k)
+			}
+		}
+		want = centered(want, k, dim)
+
+		dc := tensor.New(k, dim)
+		loss := Entropy(d, tensor.FromFloat32s(c32, k, dim), 1, dc)
+		require.InDelta(t, -0.5*chol.LogDet(), loss, 1e-9*math.Abs(loss), "K=%d D=%d value", k, dim)
+		requireGradAdded(t, "dc", dc, make([]float32, k*dim), 1, want, 1e-6)
+	}
+}
+
+// TestSeparationScreen checks the screened Separation on centroids where
+// the float32 screen matters: several blocks of rows, a large common offset
+// (the centring's work), and pairs placed at distances just inside and
+// just outside delta. Every pair inside delta must be found (the value and
+// gradient equal a float64 brute force), and the screen must leave out
+// most of the pairs far outside it.
+func TestSeparationScreen(t *testing.T) {
+	d := tensor.CPU{}
+	rng := rand.New(rand.NewPCG(9, 10))
+	const k, dim = sepRows + 45, 300
+	const delta = 0.5
+	c := randRows(rng, k, dim, 3) // pairs about 3 sqrt(2 dim) = 73 apart
+	for j := range dim {
+		off := float32(200 + rng.Float64())
+		for a := range k {
+			c[a*dim+j] += off
+		}
+	}
+	// Pairs across the blocks at delta times 1 -+ 1e-4, 1e-3, 0.1, 0.5.
+	var inside int
+	for i, f := range []float64{1 - 1e-4, 1 + 1e-4, 1 - 1e-3, 1 + 1e-3, 0.9, 1.1, 0.5, 2} {
+		a, b := 3+17*i, sepRows+2*i
+		dir := randRows(rng, 1, dim, 1)
+		n := math.Sqrt(float64(vecSq(dir)))
+		for j := range dim {
+			c[b*dim+j] = c[a*dim+j] + float32(f*delta/n)*dir[j]
+		}
+		if f < 1 {
+			inside++
+		}
+	}
+	c64 := float64s(c)
+	got := 0
+	for a := range k {
+		for b := a + 1; b < k; b++ {
+			if math.Sqrt(sqDist64(c64[a*dim:(a+1)*dim], c64[b*dim:(b+1)*dim])) < delta {
+				got++
+			}
+		}
+	}
+	require.Equal(t, inside, got, "the placed pairs are the only ones inside delta")
+	pairs := closePairs(c64, k, dim, delta)
+	require.Less(t, len(pairs), 100, "the screen leaves out the pairs far outside delta")
+
+	ct := tensor.FromFloat32s(c, k, dim)
+	dc := tensor.New(k, dim)
+	loss := Separation(d, ct, delta, 1, dc)
+	require.InEpsilon(t, separationRef(c64, dim, delta), loss, 1e-12)
+	// The gradient, brute force in float64.
+	want := make([]float64, k*dim)
+	s := 2 / float64(k*(k-1))
+	for a := range k {
+		for b := a + 1; b < k; b++ {
+			ca, cb := c64[a*dim:(a+1)*dim], c64[b*dim:(b+1)*dim]
+			r := math.Sqrt(sqDist64(ca, cb))
+			if r >= delta {
+				continue
+			}
+			for j := range dim {
+				g := -2 * s * (delta - r) / r * (ca[j] - cb[j])
+				want[a*dim+j] += g
+				want[b*dim+j] -= g
+			}
+		}
+	}
+	requireGradAdded(t, "dc", dc, make([]float32, k*dim), 1, want, 1e-6)
+}
+
+func vecSq(x []float32) float32 {
+	var s float32
+	for _, v := range x {
+		s += v * v
+	}
+	return s
 }
 
 // TestEntropyGradient checks Entropy's value against an independent

@@ -211,19 +211,6 @@ func BenchmarkSgemm(b *testing.B) {
 	}
 }
 
-// onCores runs f on procs goroutines at once and waits for them all.
-func onCores(procs int, f func()) {
-	var wg sync.WaitGroup
-	for range procs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f()
-		}()
-	}
-	wg.Wait()
-}
-
 // BenchmarkFMAPeak measures the FMA loop alone, one goroutine per core: the
 // ceiling the GEMM is measured against.
 func BenchmarkFMAPeak(b *testing.B) {
