@@ -3,6 +3,8 @@ package tensor
 import (
 	"fmt"
 	"math"
+
+	fastgemm "github.com/org/anomnet/internal/gemm"
 )
 
 // rowBlock is how many rows the row-wise ops hand to one GEMM: large enough
@@ -42,11 +44,21 @@ func (CPU) Nearest(idx, dist, x, c *Tensor) {
 		cn[j] = sqNorm(cs[j*d : (j+1)*d])
 	}
 	blocks := (n + rowBlock - 1) / rowBlock
+	// The centroids packed once for all blocks of rows, not once per
+	// block (the same products).
+	var pb *fastgemm.PackedB
+	if ownGEMM() && blocks > 1 && d > 0 {
+		pb = fastgemm.PackB(true, d, k, cs, d)
+	}
 	parallelFor(blocks, rowBlock*k*d, func(lo, hi int) {
 		dots := make([]float32, rowBlock*k)
 		for b := lo; b < hi; b++ {
 			r0, r1 := b*rowBlock, min((b+1)*rowBlock, n)
-			gemm(false, true, 1, xs[r0*d:r1*d], d, cs, d, 0, dots, r1-r0, k, d)
+			if pb != nil {
+				fastgemm.SgemmPackedB(false, r1-r0, 1, xs[r0*d:r1*d], d, pb, 0, dots, k)
+			} else {
+				gemm(false, true, 1, xs[r0*d:r1*d], d, cs, d, 0, dots, r1-r0, k, d)
+			}
 			for i := r0; i < r1; i++ {
 				xi := xs[i*d : (i+1)*d]
 				xn := sqNorm(xi)

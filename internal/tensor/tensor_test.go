@@ -212,3 +212,29 @@ func TestTensorViews(t *testing.T) {
 	assert.Len(t, iv.Int32s(), 4)
 	assert.Equal(t, []int{2, 2}, iv.Shape())
 }
+
+// TestChannelsLastFirst checks both layout turns against the index formula
+// on shapes that fill the transpose's tiles and shapes that leave ragged
+// edges on either side, and that one undoes the other.
+func TestChannelsLastFirst(t *testing.T) {
+	cpu := tensor.CPU{}
+	for _, s := range [][3]int{{2, 37, 45}, {1, 64, 32}, {3, 1, 5}, {1, 33, 1}, {2, 96, 70}} {
+		n, c, hw := s[0], s[1], s[2]
+		x := tensor.New(n, c, hw, 1)
+		for i := range x.Float32s() {
+			x.Float32s()[i] = float32(i)
+		}
+		rows := tensor.New(n*hw, c)
+		cpu.ChannelsLast(rows, x)
+		for i := range n {
+			for ch := range c {
+				for p := range hw {
+					require.Equal(t, x.Float32s()[(i*c+ch)*hw+p], rows.Float32s()[(i*hw+p)*c+ch], "%v: image %d channel %d location %d", s, i, ch, p)
+				}
+			}
+		}
+		back := tensor.New(n, c, hw, 1)
+		cpu.ChannelsFirst(back, rows)
+		require.Equal(t, x.Float32s(), back.Float32s(), "%v", s)
+	}
+}
