@@ -154,6 +154,10 @@ func (CPU) AvgPool2D(y, x *Tensor, p Pool2DParams) {
 // output costs 2k additions instead of k*k, and the inner loops run over
 // whole rows.
 func avgPoolStride1(ys, xs []float32, nc, h, w, oh, ow, k, pad int, inv float32) {
+	if k == 3 && pad == 1 && oh == h && ow == w && h > 1 && w > 1 {
+		avgPool3x3(ys, xs, nc, h, w, inv)
+		return
+	}
 	parallelFor(nc, oh*ow*2*k, func(lo, hi int) {
 		rows := make([]float32, h*ow)
 		for pl := lo; pl < hi; pl++ {
@@ -184,12 +188,54 @@ func avgPoolStride1(ys, xs []float32, nc, h, w, oh, ow, k, pad int, inv float32)
 	})
 }
 
+// avgPool3x3 is avgPoolStride1 for the 3 x 3 window padded by 1 on planes
+// of at least 2 x 2, the adapter's aggregation: the same sums in the same
+// order (the window's values left to right, then the row sums top to
+// bottom, then the scale), bit for bit, with the window's edges taken out
+// of the inner loops.
+func avgPool3x3(ys, xs []float32, nc, h, w int, inv float32) {
+	parallelFor(nc, h*w*6, func(lo, hi int) {
+		rows := make([]float32, h*w)
+		for pl := lo; pl < hi; pl++ {
+			src, dst := xs[pl*h*w:(pl+1)*h*w], ys[pl*h*w:(pl+1)*h*w]
+			for i := range h {
+				in, out := src[i*w:(i+1)*w], rows[i*w:(i+1)*w]
+				out[0] = in[0] + in[1]
+				for j := 1; j < w-1; j++ {
+					out[j] = in[j-1] + in[j] + in[j+1]
+				}
+				out[w-1] = in[w-2] + in[w-1]
+			}
+			sum2 := func(out, a, b []float32) {
+				for j := range out {
+					out[j] = (a[j] + b[j]) * inv
+				}
+			}
+			sum2(dst[:w], rows[:w], rows[w:2*w])
+			for i := 1; i < h-1; i++ {
+				out, a, b, c := dst[i*w:(i+1)*w], rows[(i-1)*w:i*w], rows[i*w:(i+1)*w], rows[(i+1)*w:(i+2)*w]
+				for j := range out {
+					out[j] = (a[j] + b[j] + c[j]) * inv
+				}
+			}
+			sum2(dst[(h-1)*w:], rows[(h-2)*w:(h-1)*w], rows[(h-1)*w:])
+		}
+	})
+}
+
 // AvgPool2DBackward spreads each output gradient evenly over its window.
 func (CPU) AvgPool2DBackward(dx, dy *Tensor, p Pool2DParams) {
 	nc, h, w, oh, ow := check.Planes("AvgPool2DBackward", dy, dx)
 	check.Pool("AvgPool2DBackward", p, h, w, oh, ow)
 	dxs, dys := dx.Float32s(), dy.Float32s()
 	inv := 1 / float32(p.Kernel*p.Kernel)
+	if p.Stride == 1 && p.Kernel == 2*p.Pad+1 && oh == h && ow == w {
+		// A centred window at stride 1 keeps the size: the gradient of
+		// each input is the mean over the window centred on it, clipped
+		// at the edges the same way, the forward pass on dy.
+		avgPoolStride1(dxs, dys, nc, h, w, oh, ow, p.Kernel, p.Pad, inv)
+		return
+	}
 	parallelFor(nc, oh*ow*p.Kernel*p.Kernel, func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
 			dst, src := dxs[pl*h*w:(pl+1)*h*w], dys[pl*oh*ow:(pl+1)*oh*ow]

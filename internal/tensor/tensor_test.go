@@ -2,6 +2,7 @@ package tensor_test
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -236,5 +237,59 @@ func TestChannelsLastFirst(t *testing.T) {
 		back := tensor.New(n, c, hw, 1)
 		cpu.ChannelsFirst(back, rows)
 		require.Equal(t, x.Float32s(), back.Float32s(), "%v", s)
+	}
+}
+
+// TestAvgPoolStride1 checks AvgPool2D at stride 1 (the adapter's 3 x 3
+// window padded by 1 among them) against the two-pass sums it promises,
+// window rows left to right then row sums top to bottom, value for value,
+// and AvgPool2DBackward against the gradient's definition (each output's
+// gradient spread evenly over its window), on planes down to 2 x 2.
+func TestAvgPoolStride1(t *testing.T) {
+	cpu := tensor.CPU{}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, s := range [][2]int{{2, 2}, {2, 7}, {5, 3}, {28, 28}, {14, 9}} {
+		for _, p := range []tensor.Pool2DParams{{Kernel: 3, Stride: 1, Pad: 1}, {Kernel: 5, Stride: 1, Pad: 2}, {Kernel: 3, Stride: 1, Pad: 0}} {
+			h, w := s[0], s[1]
+			oh, ow := h+2*p.Pad-p.Kernel+1, w+2*p.Pad-p.Kernel+1
+			if oh < 1 || ow < 1 {
+				continue
+			}
+			x := tensor.New(2, 3, h, w)
+			for i := range x.Float32s() {
+				x.Float32s()[i] = float32(rng.NormFloat64())
+			}
+			y := tensor.New(2, 3, oh, ow)
+			cpu.AvgPool2D(y, x, p)
+			dy := tensor.New(2, 3, oh, ow)
+			for i := range dy.Float32s() {
+				dy.Float32s()[i] = float32(rng.NormFloat64())
+			}
+			dx := tensor.New(2, 3, h, w)
+			cpu.AvgPool2DBackward(dx, dy, p)
+			inv := 1 / float32(p.Kernel*p.Kernel)
+			want := make([]float64, h*w)
+			for pl := range 6 {
+				xs, ys := x.Float32s()[pl*h*w:], y.Float32s()[pl*oh*ow:]
+				clear(want)
+				for oi := range oh {
+					for oj := range ow {
+						var col float32
+						for i := max(oi-p.Pad, 0); i < min(oi-p.Pad+p.Kernel, h); i++ {
+							var row float32
+							for j := max(oj-p.Pad, 0); j < min(oj-p.Pad+p.Kernel, w); j++ {
+								row += xs[i*w+j]
+								want[i*w+j] += float64(dy.Float32s()[pl*oh*ow+oi*ow+oj]) / float64(p.Kernel*p.Kernel)
+							}
+							col += row
+						}
+						require.Equal(t, col*inv, ys[oi*ow+oj], "%v %+v: plane %d output (%d, %d)", s, p, pl, oi, oj)
+					}
+				}
+				for i, v := range want {
+					require.InDelta(t, v, dx.Float32s()[pl*h*w+i], 1e-6, "%v %+v: plane %d gradient %d", s, p, pl, i)
+				}
+			}
+		}
 	}
 }
