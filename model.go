@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"runtime/pprof"
 	"sync"
+	"time"
 
 	"github.com/org/anomnet/centroid"
 	"github.com/org/anomnet/internal/tensor"
@@ -34,6 +35,7 @@ type Model struct {
 	set      CentroidSet
 	delta    float64
 	cal      Calibration
+	fitTime  time.Time // when Fit finished (zero: a file from before it was kept)
 }
 
 // New returns an untrained model that uses backbone bb on the default
@@ -47,6 +49,15 @@ func New(bb Backbone, cfg Config) (*Model, error) {
 		return nil, err
 	}
 	return &Model{cfg: cfg, bb: bb, dev: tensor.Default()}, nil
+}
+
+// FitTime returns when the model's Fit finished, as its file records it
+// (UTC); the zero time for an unfitted model or a file saved before
+// anomnet kept it.
+func (m *Model) FitTime() time.Time {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.fitTime
 }
 
 // Config returns the model's settings, defaults filled in.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"time"
 
 	"github.com/org/anomnet/adapter"
 	"github.com/org/anomnet/centroid"
@@ -42,6 +43,7 @@ type fileHeader struct {
 	D           int         `json:"d"`
 	Delta       float64     `json:"delta"`
 	Calibration Calibration `json:"calibration"`
+	Fitted      time.Time   `json:"fitted,omitzero"` // when Fit finished
 	Tensors     []fileShape `json:"tensors"`
 }
 
@@ -84,7 +86,7 @@ func (m *Model) Save(w io.Writer) error {
 	names, ts := m.params()
 	h := fileHeader{
 		Backbone: m.bb.Name(), Fingerprint: m.bb.Fingerprint(), Config: m.cfg,
-		Channels: m.channels, Sizes: m.sizes, K: m.set.K(), D: m.set.D(), Delta: m.delta, Calibration: m.cal,
+		Channels: m.channels, Sizes: m.sizes, K: m.set.K(), D: m.set.D(), Delta: m.delta, Calibration: m.cal, Fitted: m.fitTime,
 	}
 	for i, t := range ts {
 		h.Tensors = append(h.Tensors, fileShape{Name: names[i], Shape: t.Shape()})
@@ -289,6 +291,7 @@ func load(r io.Reader, bb Backbone, what string, size int64) (*Model, error) {
 	}
 	m.set = search(d, set, basis)
 	m.fitted, m.channels, m.sizes, m.delta, m.cal = true, h.Channels, h.Sizes, h.Delta, h.Calibration
+	m.fitTime = h.Fitted
 	return m, d.Sync()
 }
 

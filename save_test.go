@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -135,6 +136,16 @@ func TestSaveLoadSaveIdentical(t *testing.T) {
 	require.NoError(t, l.Save(&again))
 	require.Equal(t, b, again.Bytes())
 	require.JSONEq(t, jsonOf(t, m.Config()), jsonOf(t, l.Config()))
+	// The fit's time travels with the file; a file without it loads with
+	// the zero time.
+	require.WithinDuration(t, time.Now(), m.FitTime(), time.Hour)
+	require.Equal(t, m.FitTime(), l.FitTime())
+	f := parseModelFile(t, b)
+	h := f.decode(t)
+	h.Fitted = time.Time{}
+	old, err := Load(bytes.NewReader(f.withHeader(t, h).bytes()), newTinyNet(3))
+	require.NoError(t, err)
+	require.True(t, old.FitTime().IsZero())
 }
 
 func TestLoadVersion(t *testing.T) {

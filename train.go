@@ -10,6 +10,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/org/anomnet/adapter"
 	"github.com/org/anomnet/centroid"
@@ -78,7 +79,7 @@ func (m *Model) Fit(ctx context.Context, images []image.Image) error {
 	}
 	m.mu.Lock()
 	m.cfg.Input, m.cfg.Width, m.cfg.Height = cfg.Input, cfg.Width, cfg.Height
-	m.fitted, m.channels, m.sizes = true, t.channels, t.sizes
+	m.fitted, m.channels, m.sizes, m.fitTime = true, t.channels, t.sizes, time.Now().UTC().Truncate(time.Second)
 	m.ad, m.set, m.delta, m.cal = t.ad, t.search, t.delta, cal
 	m.mu.Unlock()
 	return nil
