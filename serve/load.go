@@ -38,11 +38,15 @@ func ms(d time.Duration) float64 { return d.Seconds() * 1e3 }
 
 // Load posts images to url (a server's /v1/predict) from clients
 // goroutines, each sending the next of bodies (raw image bytes of type
-// contentType) as soon as its last answer came, for d or until ctx ends,
-// and returns what it measured. Every request that started is waited for.
+// contentType; "": each body's type as http.DetectContentType tells it)
+// as soon as its last answer came, for d or until ctx ends, and returns
+// what it measured. Every request that started is waited for. A nil client
+// keeps a connection open per client.
 func Load(ctx context.Context, client *http.Client, url string, bodies [][]byte, contentType string, clients int, d time.Duration) LoadResult {
 	if client == nil {
-		client = http.DefaultClient
+		tr := &http.Transport{MaxIdleConnsPerHost: max(2, clients)}
+		defer tr.CloseIdleConnections()
+		client = &http.Client{Transport: tr}
 	}
 	res := LoadResult{Clients: clients}
 	if len(bodies) == 0 || clients < 1 {
@@ -102,6 +106,9 @@ func post(ctx context.Context, client *http.Client, url string, body []byte, con
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
+	}
+	if contentType == "" {
+		contentType = http.DetectContentType(body)
 	}
 	req.Header.Set("Content-Type", contentType)
 	resp, err := client.Do(req)

@@ -218,9 +218,16 @@ func FileID(path string) (string, error) {
 // ReloadFile loads the model file at path for bb, warms it and serves it
 // (Swap). On any error the model served stays as it was.
 func (s *Server) ReloadFile(ctx context.Context, path string, bb anomnet.Backbone) (Model, error) {
+	return s.Reload(ctx, func() (Model, error) { return Open(path, bb) })
+}
+
+// Reload serves the model that open returns, once warmed (one reload at a
+// time). On any error the model served stays as it was, and the error is
+// returned with it.
+func (s *Server) Reload(ctx context.Context, open func() (Model, error)) (Model, error) {
 	s.reload.Lock()
 	defer s.reload.Unlock()
-	m, err := Open(path, bb)
+	m, err := open()
 	if err == nil {
 		err = WarmModel(ctx, m)
 	}
@@ -228,7 +235,7 @@ func (s *Server) ReloadFile(ctx context.Context, path string, bb anomnet.Backbon
 		err = s.Swap(m)
 	}
 	if err != nil {
-		s.opts.Log.Error("reload refused; the old model keeps serving", "path", path, "err", err, "id", s.Model().ID)
+		s.opts.Log.Error("reload refused; the old model keeps serving", "err", err, "id", s.Model().ID)
 		return s.Model(), err
 	}
 	return m, nil

@@ -5,11 +5,14 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"io"
 	"math"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -21,6 +24,7 @@ import (
 	"github.com/org/anomnet/backbone"
 	"github.com/org/anomnet/dataset"
 	"github.com/org/anomnet/internal/tensor"
+	"github.com/org/anomnet/serve"
 )
 
 //go:embed torch_backbone.py
@@ -562,4 +566,116 @@ func benchImages(cfg anomnet.Config, n int) ([]*image.RGBA, error) {
 		out[i] = pre.Image(img)
 	}
 	return out, nil
+}
+
+// benchServe times the inspection service under concurrent clients on
+// loopback beside batched Predict on the same images, in the same run.
+func benchServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench serve", "",
+		"Serves -model on a loopback port and posts -images' files to /v1/predict from -clients at\n"+
+			"once for -duration (decoding, the queue, batching and JSON included), and times batched\n"+
+			"Predict on the same images (prepared, as bench predict's whole-Predict line) before and\n"+
+			"after, so that the ratio compares like with like on a machine whose speed drifts. It prints\n"+
+			"throughput, p50 and p99 latency, the 503s, and the failures (there should be none).")
+	modelPath := fs.String("model", "", "model file (required)")
+	dir := fs.String("images", "", "image file or folder whose files the clients send (required)")
+	clients := fs.Int("clients", 16, "concurrent clients")
+	duration := fs.Duration("duration", 30*time.Second, "how long the clients send")
+	batch := fs.Int("batch", 8, "images per batch, for Predict and the service")
+	iters := fs.Int("iters", 6, "timed Predict batches before and after (after one warm-up)")
+	most := fs.Int("max-images", 64, "the most images read from -images")
+	cache := fs.cacheFlag()
+	if _, err := fs.parse(args, 0, stdout); err != nil {
+		return err
+	}
+	if *modelPath == "" || *dir == "" {
+		return usageError{msg: "bench serve: -model and -images are required"}
+	}
+	if *clients < 1 || *duration <= 0 || *batch < 1 || *iters < 1 || *most < 1 {
+		return usageError{msg: "bench serve: need -clients, -batch, -iters and -max-images >= 1, -duration > 0"}
+	}
+	inputs, err := listInputs(*dir, os.DevNull)
+	if err != nil {
+		return err
+	}
+	inputs = inputs[:min(*most, len(inputs))]
+	bodies := make([][]byte, len(inputs))
+	for i, in := range inputs {
+		if bodies[i], err = os.ReadFile(in.path); err != nil {
+			return err
+		}
+	}
+	bb, err := loadBackbone(ctx, *cache, stderr)
+	if err != nil {
+		return err
+	}
+	m, err := serve.Open(*modelPath, bb)
+	if err != nil {
+		return err
+	}
+	cfg := m.Config()
+	if cfg.Input == anomnet.InputTile {
+		return errors.New("bench serve times batched Predict on same-sized images; a model fitted with -input tile scores each image in tiles")
+	}
+	imgs, err := loadPrepared(ctx, cfg, inputs, stderr)
+	if err != nil {
+		return err
+	}
+	next := 0
+	predict := func() (float64, error) {
+		times := make([]float64, 0, *iters)
+		for i := range *iters + 1 {
+			batchImgs := make([]image.Image, *batch)
+			for j := range batchImgs {
+				batchImgs[j] = anomnet.Prepared{RGBA: imgs[next%len(imgs)]}
+				next++
+			}
+			start := time.Now()
+			if _, err := m.PredictBatch(ctx, batchImgs); err != nil {
+				return 0, err
+			}
+			if i > 0 {
+				times = append(times, time.Since(start).Seconds())
+			}
+		}
+		return float64(*batch) / median(times), nil
+	}
+	fmt.Fprintf(stdout, "anomnet bench serve: model %s (id %s), K %d, %d images of %s, %d clients for %s, batch %d, GOMAXPROCS %d\n",
+		m.Name, m.ID, m.Centroids().K(), len(inputs), *dir, *clients, *duration, *batch, runtime.GOMAXPROCS(0))
+	before, err := predict()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "batched Predict  %8.2f images/s (median of %d batches)\n", before, *iters)
+
+	s, err := serve.New(m, serve.Options{MaxBatch: *batch})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Warm(ctx); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	res := serve.Load(ctx, nil, "http://"+ln.Addr().String()+"/v1/predict", bodies, "", *clients, *duration)
+	fmt.Fprintf(stdout, "service          %8.2f images/s: %s\n", res.PerSecond, res)
+	for _, e := range res.Errors {
+		fmt.Fprintf(stdout, "  failure: %s\n", e)
+	}
+	after, err := predict()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "batched Predict  %8.2f images/s (median of %d batches, after)\n", after, *iters)
+	fmt.Fprintf(stdout, "ratio    service / batched Predict = %.2f (against the mean of before and after)\n", res.PerSecond/((before+after)/2))
+	if res.Failed > 0 {
+		return fmt.Errorf("bench serve: %d of %d requests failed", res.Failed, res.Requests)
+	}
+	return nil
 }

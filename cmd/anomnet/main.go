@@ -4,8 +4,10 @@
 //	anomnet fit [flags] DATA/CATEGORY              train on CATEGORY/train/good; -o model.anm, -plots DIR
 //	anomnet eval [flags] MODEL DATA/CATEGORY       metrics per defect type; report, ROC and overlays in -out DIR
 //	anomnet predict [flags] MODEL IMAGE|DIR        score, verdict, overlay and mask per image; -save-maps writes .npy
+//	anomnet serve [flags] MODEL                    an HTTP inspection service: POST /v1/predict, a page at /, /metrics
 //	anomnet demo [-out DIR]                        synthetic data, fit, eval and report, in minutes on a CPU
 //	anomnet bench predict [flags]                  images per second of backbone, adapter, scoring and Predict
+//	anomnet bench serve [flags]                    the service under concurrent clients, beside batched Predict
 //	anomnet bench backbone [flags]                 images per second of the backbone (-peer: beside PyTorch)
 //	anomnet bench adapter [flags]                  training steps per second of the adapter's convolution
 //	anomnet weights fetch [-cache DIR]             fetch and verify the ResNet-50 weights
@@ -104,8 +106,10 @@ commands:
   eval [flags] MODEL DATA/CATEGORY    metrics per defect type on CATEGORY/test; report in -out DIR
   validate [flags] DATA/CATEGORY      fit on part of train/good, score the rest with synthetic defects (no test image)
   predict [flags] MODEL IMAGE|DIR     score images; overlays and masks (-save-maps: .npy maps) in -out DIR
+  serve [flags] MODEL                 an HTTP inspection service: POST /v1/predict, a page at /, /metrics
   demo [-out DIR]                     synthetic data, fit, eval and report with pictures, in minutes on a CPU
   bench predict [flags]               images/s of the backbone, adapter, scoring and whole Predict
+  bench serve [flags]                 the service under concurrent clients, beside batched Predict
   bench backbone [flags]              images/s of the backbone (-peer: beside PyTorch)
   bench adapter [flags]               training steps/s of the adapter's convolution (-peer: beside PyTorch)
   weights fetch [-cache DIR]          fetch and verify the ResNet-50 weights
@@ -156,6 +160,8 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"eval":           eval,
 	"validate":       validate,
 	"predict":        predict,
+	"serve":          serveCmd,
+	"bench serve":    benchServe,
 	"demo":           demo,
 	"version":        version,
 	"bench predict":  benchPredict,
@@ -166,7 +172,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 
 // groups are the first words of two-word commands.
 var groups = map[string]string{
-	"bench":   "predict, backbone or adapter",
+	"bench":   "predict, serve, backbone or adapter",
 	"weights": "fetch",
 }
 
