@@ -52,8 +52,10 @@ func New(bb Backbone, cfg Config) (*Model, error) {
 }
 
 // FitTime returns when the model's Fit finished, as its file records it
-// (UTC); the zero time for an unfitted model or a file saved before
-// anomnet kept it.
+// (UTC, to the second); the zero time for an unfitted model or a file
+// saved before anomnet kept it. With $SOURCE_DATE_EPOCH set (a Unix time,
+// the reproducible-builds convention) Fit records that time instead, so
+// that the same data and Config give the same file byte for byte.
 func (m *Model) FitTime() time.Time {
 	m.mu.RLock()
 	defer m.mu.RUnlock()

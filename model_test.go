@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -144,6 +145,8 @@ func TestAblationsTrain(t *testing.T) {
 
 // TestFitDeterministic: one seed, one model.
 func TestFitDeterministic(t *testing.T) {
+	// The file records the fit's time: $SOURCE_DATE_EPOCH pins it.
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
 	s := makeSynth(13, 16, 2, 2)
 	cfg := testConfig()
 	cfg.Epochs1, cfg.Epochs2 = 1, 1
@@ -154,6 +157,9 @@ func TestFitDeterministic(t *testing.T) {
 		files[i] = buf.Bytes()
 	}
 	require.Equal(t, files[0], files[1])
+	l, err := Load(bytes.NewReader(files[0]), newTinyNet(3))
+	require.NoError(t, err)
+	require.Equal(t, time.Unix(1700000000, 0).UTC(), l.FitTime())
 }
 
 func TestSaveLoad(t *testing.T) {

@@ -7,8 +7,10 @@ import (
 	"image"
 	"math"
 	"math/rand/v2"
+	"os"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -79,10 +81,22 @@ func (m *Model) Fit(ctx context.Context, images []image.Image) error {
 	}
 	m.mu.Lock()
 	m.cfg.Input, m.cfg.Width, m.cfg.Height = cfg.Input, cfg.Width, cfg.Height
-	m.fitted, m.channels, m.sizes, m.fitTime = true, t.channels, t.sizes, time.Now().UTC().Truncate(time.Second)
+	m.fitted, m.channels, m.sizes, m.fitTime = true, t.channels, t.sizes, fitTime()
 	m.ad, m.set, m.delta, m.cal = t.ad, t.search, t.delta, cal
 	m.mu.Unlock()
 	return nil
+}
+
+// fitTime is the time a Fit records: now, to the second, or, for files
+// that must come out byte for byte the same from the same data, the Unix
+// time in $SOURCE_DATE_EPOCH (the reproducible-builds convention).
+func fitTime() time.Time {
+	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+		if sec, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return time.Unix(sec, 0).UTC()
+		}
+	}
+	return time.Now().UTC().Truncate(time.Second)
 }
 
 // trainer holds one Fit's state.

@@ -171,14 +171,14 @@ func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, code, err)
 		return
 	}
-	m := s.Model()
-	cfg := m.Config()
-	if cfg.Input != anomnet.InputTile {
-		// Resized here, beside the worker's scoring, not in its batch.
-		img = anomnet.Prepared{RGBA: cfg.Preprocess().Image(img)}
+	// Resized here, beside the worker's scoring, not in its batch.
+	m := s.model.Load()
+	var prepared image.Image
+	if cfg := m.Config(); cfg.Input != anomnet.InputTile {
+		prepared = anomnet.Prepared{RGBA: cfg.Preprocess().Image(img)}
 	}
 	decoded := time.Now()
-	o, err := s.submit(ctx, img)
+	o, err := s.submit(ctx, img, prepared, m)
 	switch {
 	case errors.Is(err, errQueueFull):
 		s.metrics.rejected.WithLabelValues("queue_full").Inc()
@@ -202,6 +202,10 @@ func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, model := o.res, o.model
+	if math.IsNaN(res.Score) || math.IsInf(res.Score, 0) {
+		fail(w, http.StatusInternalServerError, fmt.Sprintf("the image's score is %v: the model produced non-finite features", res.Score))
+		return
+	}
 	cal := model.Calibration()
 	p := Prediction{
 		Score: res.Score, NormalizedScore: finite(cal.Normalize(res.Score)), Anomalous: res.Anomalous, Decision: "pass",
@@ -221,13 +225,13 @@ func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 	p.AnomalousPixels = float64(n) / float64(max(1, len(res.Mask)))
 	done := time.Now()
 	if wantMap {
-		if p.HeatmapPNG, p.OverlayPNG, err = renderMaps(model, img, res); err != nil {
+		if p.HeatmapPNG, p.OverlayPNG, err = renderMaps(model, o.img, res); err != nil {
 			fail(w, http.StatusInternalServerError, "drawing the maps failed: "+err.Error())
 			return
 		}
 	}
-	keep := img
-	if b := img.Bounds(); b.Dx()*b.Dy() > maxThumbPixels {
+	keep := o.img
+	if b := keep.Bounds(); b.Dx()*b.Dy() > maxThumbPixels {
 		keep = nil
 	}
 	e := s.recent.add(model, keep, res, p.NormalizedScore)

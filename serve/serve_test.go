@@ -34,6 +34,7 @@ import (
 type fixture struct {
 	bb           anomnet.Backbone
 	pathA, pathB string
+	pathC        string // another input size: a 48 x 48 crop
 	good, bad    []byte // PNGs: a normal image and a defective one
 }
 
@@ -78,10 +79,13 @@ func makeFixture() (fixture, error) {
 		}
 		train = append(train, img)
 	}
-	for i, seed := range []uint64{1, 2} {
+	for i, seed := range []uint64{1, 2, 3} {
 		cfg := anomnet.DefaultConfig()
 		cfg.Input, cfg.Resize, cfg.Crop, cfg.Seed = anomnet.InputCrop, 72, 64, seed
 		cfg.K = 64 + 32*i
+		if i == 2 {
+			cfg.Resize, cfg.Crop = 56, 48
+		}
 		m, err := anomnet.New(bb, cfg)
 		if err != nil {
 			return f, err
@@ -93,11 +97,7 @@ func makeFixture() (fixture, error) {
 		if err := m.SaveFile(path); err != nil {
 			return f, err
 		}
-		if i == 0 {
-			f.pathA = path
-		} else {
-			f.pathB = path
-		}
+		*[]*string{&f.pathA, &f.pathB, &f.pathC}[i] = path
 	}
 	enc := func(defect string) ([]byte, error) {
 		img, _, err := dataset.SynthImage("weave", 1<<20, defect, opts)
@@ -535,4 +535,64 @@ func TestLoadAndReload(t *testing.T) {
 	// Still serving, on one of the two models.
 	p := predictOK(t, ts.URL, f.good)
 	require.Contains(t, []string{idA, idB}, p.Model.ID)
+}
+
+// TestDrain: a request in flight when the http.Server shuts down is still
+// answered; after Close, a new image gets 503.
+func TestDrain(t *testing.T) {
+	f := needFixture(t)
+	m, err := serve.Open(f.pathA, f.bb)
+	require.NoError(t, err)
+	s, err := serve.New(m, serve.Options{})
+	require.NoError(t, err)
+	require.NoError(t, s.Warm(context.Background()))
+	ts := httptest.NewUnstartedServer(s)
+	ts.Start()
+	release := s.Hold()
+	got := make(chan int, 1)
+	go func() {
+		code, _, _ := call(t, "POST", ts.URL+"/v1/predict", "image/png", bytes.NewReader(f.good))
+		got <- code
+	}()
+	time.Sleep(300 * time.Millisecond) // the request is with the worker
+	shut := make(chan error, 1)
+	go func() { shut <- ts.Config.Shutdown(context.Background()) }()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-shut:
+		t.Fatal("Shutdown returned with a request in flight")
+	default:
+	}
+	release()
+	require.Equal(t, http.StatusOK, <-got)
+	require.NoError(t, <-shut)
+	s.Close()
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/predict", bytes.NewReader(f.good)))
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+	require.Contains(t, rec.Body.String(), "shutting down")
+}
+
+// TestSwapWhileQueued: an image prepared for the model served when it
+// came is scored by the one served when its batch runs, another input
+// size included.
+func TestSwapWhileQueued(t *testing.T) {
+	f := needFixture(t)
+	s, ts := start(t, f, f.pathA, serve.Options{})
+	release := s.Hold()
+	got := make(chan serve.Prediction, 1)
+	go func() { got <- predictOK(t, ts.URL, f.bad) }()
+	time.Sleep(300 * time.Millisecond)
+	m, err := serve.Open(f.pathC, f.bb)
+	require.NoError(t, err)
+	require.NoError(t, s.Swap(m))
+	release()
+	p := <-got
+	require.Equal(t, m.ID, p.Model.ID)
+	require.Equal(t, serve.Size{Width: 48, Height: 48}, p.Map)
+	img, err := png.Decode(bytes.NewReader(f.bad))
+	require.NoError(t, err)
+	want, err := m.Predict(img)
+	require.NoError(t, err)
+	require.InDelta(t, want.Score, p.Score, 1e-6*max(1, want.Score))
 }

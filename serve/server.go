@@ -286,17 +286,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 // job is one image on its way through the queue.
 type job struct {
-	ctx    context.Context
-	img    image.Image
-	queued time.Time
-	done   chan outcome // buffered: the worker never blocks on it
+	ctx context.Context
+	// img is the image as decoded, prepared the image preprocessed for
+	// the model for (nil: none), which the worker takes when that model
+	// is still the one served.
+	img      image.Image
+	prepared image.Image
+	forModel *Model
+	queued   time.Time
+	done     chan outcome // buffered: the worker never blocks on it
 }
 
-// outcome is a job's result, with the model that scored it.
+// outcome is a job's result, with the model that scored it and the image
+// it scored (prepared, or as decoded).
 type outcome struct {
 	res     anomnet.Result
 	err     error
 	model   *Model
+	img     image.Image
 	batch   int           // images in its batch
 	wait    time.Duration // in the queue
 	predict time.Duration // its batch's PredictBatch
@@ -308,9 +315,10 @@ var (
 	errClosed    = errors.New("the server is shutting down")
 )
 
-// submit queues img and waits for its outcome or ctx's end.
-func (s *Server) submit(ctx context.Context, img image.Image) (outcome, error) {
-	j := &job{ctx: ctx, img: img, queued: time.Now(), done: make(chan outcome, 1)}
+// submit queues img (and its preparation for model forModel, if not nil)
+// and waits for its outcome or ctx's end.
+func (s *Server) submit(ctx context.Context, img, prepared image.Image, forModel *Model) (outcome, error) {
+	j := &job{ctx: ctx, img: img, prepared: prepared, forModel: forModel, queued: time.Now(), done: make(chan outcome, 1)}
 	select {
 	case <-s.stop:
 		return outcome{}, errClosed
@@ -410,6 +418,9 @@ func (s *Server) score(batch []*job) {
 	imgs := make([]image.Image, len(live))
 	for i, j := range live {
 		imgs[i] = j.img
+		if j.prepared != nil && j.forModel == m {
+			imgs[i] = j.prepared // else prepared for a model swapped out since
+		}
 	}
 	s.metrics.inflight.Set(float64(len(live)))
 	defer s.metrics.inflight.Set(0)
@@ -424,7 +435,7 @@ func (s *Server) score(batch []*job) {
 		return
 	}
 	for i, j := range live {
-		o := outcome{err: err, model: m, batch: len(live), wait: t0.Sub(j.queued), predict: took}
+		o := outcome{err: err, model: m, img: imgs[i], batch: len(live), wait: t0.Sub(j.queued), predict: took}
 		if err == nil {
 			o.res = res[i]
 		}
