@@ -157,15 +157,7 @@ const sepRows = 256
 // gamma = dim u / (1 - dim u) (any order of the sums, u = 2^-24), and by
 // the rounding of x to float32, at most u (|x_a| + |x_b|) in distance.
 func closePairs(cs []float64, k, dim int, delta float64) [][2]int32 {
-	mean := make([]float64, dim)
-	for a := range k {
-		for j, v := range cs[a*dim : (a+1)*dim] {
-			mean[j] += v
-		}
-	}
-	for j := range mean {
-		mean[j] /= float64(k)
-	}
+	mean := rowMean(cs, k, dim)
 	x := make([]float32, k*dim)
 	norm := make([]float64, k) // |x_a|^2 of the float32 rows
 	for a := range k {
@@ -336,9 +328,8 @@ func hostFloat64s(d tensor.Device, t *tensor.Tensor) []float64 {
 	return out
 }
 
-// centered subtracts from each row of x (k x dim) the mean of the rows, in
-// place, and returns x.
-func centered(x []float64, k, dim int) []float64 {
+// rowMean returns the mean of the k rows of x (k x dim).
+func rowMean(x []float64, k, dim int) []float64 {
 	mean := make([]float64, dim)
 	for i := range k {
 		for j, v := range x[i*dim : (i+1)*dim] {
@@ -348,6 +339,13 @@ func centered(x []float64, k, dim int) []float64 {
 	for j := range mean {
 		mean[j] /= float64(k)
 	}
+	return mean
+}
+
+// centered subtracts from each row of x (k x dim) the mean of the rows, in
+// place, and returns x.
+func centered(x []float64, k, dim int) []float64 {
+	mean := rowMean(x, k, dim)
 	for i := range k {
 		for j := range dim {
 			x[i*dim+j] -= mean[j]
