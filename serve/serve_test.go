@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"hash/crc32"
 	"image"
 	"image/png"
 	"io"
@@ -26,6 +24,7 @@ import (
 	"github.com/org/anomnet"
 	"github.com/org/anomnet/backbone"
 	"github.com/org/anomnet/dataset"
+	"github.com/org/anomnet/internal/testutil"
 	"github.com/org/anomnet/serve"
 )
 
@@ -287,18 +286,6 @@ func TestModelAndHealth(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, code)
 }
 
-// pngHeader returns a valid PNG whose header claims w x h pixels.
-func pngHeader(t *testing.T, w, h int) []byte {
-	var buf bytes.Buffer
-	require.NoError(t, png.Encode(&buf, image.NewGray(image.Rect(0, 0, 1, 1))))
-	b := buf.Bytes()
-	// IHDR: 8-byte signature, length, "IHDR", width, height, ..., CRC.
-	binary.BigEndian.PutUint32(b[16:], uint32(w))
-	binary.BigEndian.PutUint32(b[20:], uint32(h))
-	binary.BigEndian.PutUint32(b[29:], crc32.ChecksumIEEE(b[12:29]))
-	return b
-}
-
 // TestBadRequests sends every kind of bad request: each gets a clear 4xx
 // naming what is wrong, and the server goes on serving.
 func TestBadRequests(t *testing.T) {
@@ -319,7 +306,7 @@ func TestBadRequests(t *testing.T) {
 		{"wrong type", "POST", "text/plain", "", f.good, 415, "text/plain is not an image"},
 		{"bad type", "POST", "image/png; =x", "", f.good, 415, "Content-Type"},
 		{"oversized body", "POST", "image/png", "", bytes.Repeat([]byte{1}, 2<<20), 413, "larger than the limit of 1048576 bytes"},
-		{"huge header", "POST", "image/png", "", pngHeader(t, 20000, 20000), 413, "20000 x 20000 pixels, over the limit"},
+		{"huge header", "POST", "image/png", "", testutil.PNGHeader(20000, 20000), 413, "20000 x 20000 pixels, over the limit"},
 		{"empty", "POST", "image/png", "", nil, 400, "empty image"},
 		{"empty, no type", "POST", "", "", nil, 400, "empty image"},
 		{"form without a file", "POST", mw.FormDataContentType(), "", form.Bytes(), 400, "no file"},
