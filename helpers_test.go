@@ -1,82 +1,17 @@
 package anomnet
 
 import (
-	"fmt"
 	"image"
 	"image/color"
 	"math"
 	"math/rand/v2"
 
-	"github.com/org/anomnet/backbone"
-	"github.com/org/anomnet/internal/tensor"
+	"github.com/org/anomnet/internal/tinynet"
 )
 
-// tinyNet is a three-layer random CNN standing in for a pretrained
-// backbone in tests that must run without the ResNet-50 weights: stride 2
-// ("stage1"), 4 ("stage2") and 8 ("stage3") maps of fixed random filters, which
-// respond to local intensity and orientation well enough to tell a textured
-// surface from a blemish on it.
-type tinyNet struct {
-	w    [3]*Tensor
-	b    [3]*Tensor
-	seed uint64
-	nan  bool // make every map NaN, to test the guards
-}
-
-func newTinyNet(seed uint64) *tinyNet {
-	rng := rand.New(rand.NewPCG(seed, 7))
-	n := &tinyNet{seed: seed}
-	shapes := [3][2]int{{8, 3}, {16, 8}, {32, 16}}
-	for i, s := range shapes {
-		w := tensor.New(s[0], s[1], 3, 3)
-		scale := math.Sqrt(2 / float64(s[1]*9))
-		for k := range w.Float32s() {
-			w.Float32s()[k] = float32(rng.NormFloat64() * scale)
-		}
-		b := tensor.New(s[0])
-		for k := range b.Float32s() {
-			b.Float32s()[k] = float32(rng.NormFloat64() * 0.1)
-		}
-		n.w[i], n.b[i] = w, b
-	}
-	return n
-}
-
-func (n *tinyNet) Name() string        { return "tiny" }
-func (n *tinyNet) Fingerprint() string { return fmt.Sprintf("tiny-%d-%v", n.seed, n.nan) }
-
-func (n *tinyNet) Input(imgs ...image.Image) (*Tensor, error) {
-	return backbone.TorchvisionNormalization.Input(imgs...)
-}
-
-func (n *tinyNet) Forward(d Device, x *Tensor, taps ...string) ([]*Tensor, error) {
-	p := tensor.Conv2DParams{StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, ReLU: true}
-	var outs [3]*Tensor
-	in := x
-	for i := range 3 {
-		oh, ow := p.Out(in.Dim(2), in.Dim(3), 3, 3)
-		y := d.Zeros(in.Dim(0), n.w[i].Dim(0), oh, ow)
-		d.Conv2D(y, in, d.FromHost(n.w[i]), d.FromHost(n.b[i]), p)
-		if n.nan {
-			d.Fill(y, float32(math.NaN()))
-		}
-		outs[i], in = y, y
-	}
-	var res []*Tensor
-	for _, t := range taps {
-		switch t {
-		case "stage1":
-			res = append(res, outs[0])
-		case "stage2":
-			res = append(res, outs[1])
-		case "stage3":
-			res = append(res, outs[2])
-		default:
-			return nil, fmt.Errorf("tiny: no tap %q", t)
-		}
-	}
-	return res, nil
-}
+// newTinyNet is the tiny random backbone of the tests that must run
+// without the ResNet-50 weights (internal/tinynet).
+func newTinyNet(seed uint64) *tinynet.Net { return tinynet.New(seed) }
 
 // stripes returns a size x size image of noisy oriented stripes (the
 // normal surface) and, when defect is set, a dark or bright blotch on it,

@@ -285,7 +285,7 @@ func TestFitCancel(t *testing.T) {
 func TestFitGuards(t *testing.T) {
 	s := makeSynth(17, 16, 0, 0)
 	nan := newTinyNet(3)
-	nan.nan = true
+	nan.NaN = true
 	m, err := New(nan, testConfig())
 	require.NoError(t, err)
 	require.ErrorContains(t, m.Fit(context.Background(), s.train), "initial features of training images 0 to 7: value 0 is NaN")

@@ -47,4 +47,11 @@
 // stored; for the gradient, one bit per pair marks the active ones). Sums
 // the CPU forms in float64 are float64 here too, so results agree with the
 // CPU within devicetest.DefaultTolerance.
+//
+// No kernel adds floats with atomics: ScatterAddRows gives each block its
+// own rows of the output and walks the indices in order, and
+// ResizeBilinearBackward gathers each input's gradient from its outputs
+// in order, so that two runs give the same bits and two fits the same
+// model (TestFitDeterministic; on the emulation the second fit runs every
+// kernel's blocks and threads in reverse order, ANC_EMU_ORDER=reverse).
 package cuda

@@ -167,20 +167,47 @@ __global__ void resize_bilinear_kernel(float *y, const float *x, long long nc, i
 	}
 }
 
-// resize_bilinear_backward_kernel scatters each output gradient to its four
-// taps with atomics; dx starts at zero.
+// reach returns the outputs lo..hi (of out along an axis of in) whose taps
+// may include input i: taps is monotone in o, and its taps reach i only
+// from a source position in [i - 1, i + 1), so the window around that
+// range, widened by one each way, holds them all (each is checked).
+__device__ __forceinline__ void reach(int i, int in, int out, int *lo, int *hi) {
+	double s = (double)out / (double)in;
+	*lo = imax(0, (int)floor(((double)i - 0.5) * s - 0.5) - 1);
+	*hi = imin(out - 1, (int)ceil(((double)i + 1.5) * s - 0.5) + 1);
+}
+
+// weight is the weight with which output o's taps reach input i.
+__device__ __forceinline__ float weight(Taps t, int i) {
+	return (t.i0 == i ? t.w0 : 0.0f) + (t.i1 == i ? t.w1 : 0.0f);
+}
+
+// resize_bilinear_backward_kernel gathers, for each input, the output
+// gradients whose taps reach it, outputs in order: no atomics, so every run
+// sums in the same order.
 __global__ void resize_bilinear_backward_kernel(float *dx, const float *dy, long long nc, int h, int w, int oh, int ow) {
-	long long total = nc * oh * ow;
+	long long total = nc * h * w;
 	for (long long e = gtid(); e < total; e += gstride()) {
-		long long pl = e / ((long long)oh * ow);
-		int r = (int)(e - pl * oh * ow);
-		Taps rt = taps(r / ow, h, oh), ct = taps(r % ow, w, ow);
-		float *a = dx + (pl * h + rt.i0) * w, *b = dx + (pl * h + rt.i1) * w;
-		float g = dy[e], ga = rt.w0 * g, gb = rt.w1 * g;
-		atomicAdd(&a[ct.i0], ga * ct.w0);
-		atomicAdd(&a[ct.i1], ga * ct.w1);
-		atomicAdd(&b[ct.i0], gb * ct.w0);
-		atomicAdd(&b[ct.i1], gb * ct.w1);
+		long long pl = e / ((long long)h * w);
+		int r = (int)(e - pl * h * w), i = r / w, j = r % w;
+		int rlo, rhi, clo, chi;
+		reach(i, h, oh, &rlo, &rhi);
+		reach(j, w, ow, &clo, &chi);
+		const float *g = dy + pl * oh * ow;
+		float acc = 0;
+		for (int o = rlo; o <= rhi; o++) {
+			float wr = weight(taps(o, h, oh), i);
+			if (wr == 0) {
+				continue;
+			}
+			for (int p = clo; p <= chi; p++) {
+				float wc = weight(taps(p, w, ow), j);
+				if (wc != 0) {
+					acc += (wr * g[(long long)o * ow + p]) * wc;
+				}
+			}
+		}
+		dx[e] = acc;
 	}
 }
 
@@ -344,10 +371,7 @@ extern "C" int anc_resize_bilinear(anc_ctx *c, anc_dptr y, anc_dptr x, long long
 
 extern "C" int anc_resize_bilinear_backward(anc_ctx *c, anc_dptr dx, anc_dptr dy, long long nc, int h, int w, int oh, int ow) {
 	BEGIN(c);
-	long long n = nc * oh * ow;
-	if (nc * h * w > 0) {
-		CK("cudaMemsetAsync", cudaMemsetAsync(ptr<void>(dx), 0, (size_t)(nc * h * w) * sizeof(float), c->stream));
-	}
+	long long n = nc * h * w;
 	if (n > 0) {
 		LAUNCH("resize_bilinear_backward_kernel", resize_bilinear_backward_kernel, blocks_for(n), kThreads, ptr<float>(dx),
 			ptr<const float>(dy), nc, h, w, oh, ow);

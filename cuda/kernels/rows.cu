@@ -78,17 +78,51 @@ __global__ void gather_rows_kernel(float *y, const float *x, const int *idx, lon
 	}
 }
 
+// scatter_add_rows_kernel adds row e of x to row idx[e] of y without
+// atomics, so that every run sums in the same order: each block owns
+// kScatterRows consecutive rows of y and walks the m indices in order, a
+// chunk of kThreads at a time, compacting those that fall in its rows (a
+// block-wide prefix sum keeps their order); then each thread adds its own
+// columns of those rows of x. Every y[j][t] thus sums its rows in index
+// order. Block 0, whose first rows start at 0, reports a bad index.
+constexpr int kScatterRows = 32;
+
 __global__ void scatter_add_rows_kernel(float *y, const float *x, const int *idx, long long m, int d, long long rows, int *fault) {
-	long long total = m * d;
-	for (long long e = gtid(); e < total; e += gstride()) {
-		long long i = e / d;
-		int t = (int)(e - i * d);
-		int j = idx[i];
-		if (j < 0 || j >= rows) {
-			report(fault, ANC_FAULT_SCATTER);
-			continue;
+	__shared__ int scan[kThreads];
+	__shared__ long long hits[kThreads];
+	int t = threadIdx.x;
+	for (long long j0 = (long long)blockIdx.x * kScatterRows; j0 < rows; j0 += (long long)gridDim.x * kScatterRows) {
+		long long j1 = j0 + kScatterRows < rows ? j0 + kScatterRows : rows;
+		for (long long c0 = 0; c0 < m; c0 += kThreads) {
+			long long e = c0 + t;
+			int j = e < m ? idx[e] : -1;
+			if (e < m && (j < 0 || j >= rows) && j0 == 0) {
+				report(fault, ANC_FAULT_SCATTER);
+			}
+			int f = (e < m && j >= j0 && j < j1) ? 1 : 0;
+			scan[t] = f;
+			__syncthreads();
+			for (int off = 1; off < kThreads; off *= 2) {
+				int v = t >= off ? scan[t - off] : 0;
+				__syncthreads();
+				scan[t] += v;
+				__syncthreads();
+			}
+			if (f) {
+				hits[scan[t] - 1] = e;
+			}
+			int n = scan[kThreads - 1];
+			__syncthreads();
+			for (int h = 0; h < n; h++) {
+				long long src = hits[h];
+				float *dst = y + (long long)idx[src] * d;
+				const float *row = x + src * d;
+				for (int c = t; c < d; c += kThreads) {
+					dst[c] += row[c];
+				}
+			}
+			__syncthreads();  // before the next chunk overwrites hits
 		}
-		atomicAdd(&y[(long long)j * d + t], x[e]);
 	}
 }
 
@@ -313,10 +347,9 @@ extern "C" int anc_gather_rows(anc_ctx *c, anc_dptr y, anc_dptr x, anc_dptr idx,
 
 extern "C" int anc_scatter_add_rows(anc_ctx *c, anc_dptr y, anc_dptr x, anc_dptr idx, long long m, int d, long long rows) {
 	BEGIN(c);
-	long long n = m * d;
-	if (n > 0) {
-		LAUNCH("scatter_add_rows_kernel", scatter_add_rows_kernel, blocks_for(n), kThreads, ptr<float>(y), ptr<const float>(x),
-			ptr<const int>(idx), m, d, rows, c->fault);
+	if (m > 0 && d > 0 && rows > 0) {
+		LAUNCH("scatter_add_rows_kernel", scatter_add_rows_kernel, blocks_for((rows + kScatterRows - 1) / kScatterRows, 1), kThreads,
+			ptr<float>(y), ptr<const float>(x), ptr<const int>(idx), m, d, rows, c->fault);
 	}
 	return 0;
 }

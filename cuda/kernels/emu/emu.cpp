@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -59,10 +60,14 @@ thread_local Worker *self;
 
 // reverse (ANC_EMU_REVERSE=1) resumes a block's threads in reverse order
 // between barriers: a missing barrier shows in one order or the other.
-const bool reverse = [] {
+// ANC_EMU_ORDER=reverse, read at every launch (a test may change it between
+// two runs), reverses the threads and the order in which blocks are taken:
+// a kernel whose result depends on the order of its atomics shows it.
+const bool reverse_env = [] {
 	const char *s = std::getenv("ANC_EMU_REVERSE");
 	return s != nullptr && s[0] == '1';
 }();
+thread_local bool reverse = reverse_env;  // this launch's, per worker thread
 
 void fiber_entry() {
 	Worker *w = self;
@@ -124,6 +129,7 @@ struct Pool {
 	dim3 grid, block;
 	std::atomic<unsigned long long> next{0};
 	std::atomic<bool> diverged{false};
+	bool backwards = false;  // this launch's ANC_EMU_ORDER
 
 	explicit Pool(int n) {
 		for (int i = 0; i < n; i++) {
@@ -134,10 +140,14 @@ struct Pool {
 	void work() {
 		thread_local Worker *w = new Worker;  // lives as long as the thread
 		unsigned long long total = (unsigned long long)grid.x * grid.y * grid.z;
+		reverse = reverse_env || backwards;
 		for (;;) {
 			unsigned long long b = next.fetch_add(1);
 			if (b >= total) {
 				return;
+			}
+			if (backwards) {
+				b = total - 1 - b;
 			}
 			uint3 bi{unsigned(b % grid.x), unsigned((b / grid.x) % grid.y), unsigned(b / ((unsigned long long)grid.x * grid.y))};
 			if (!w->run(grid, block, bi, *body)) {
@@ -168,6 +178,8 @@ struct Pool {
 		body = &f;
 		next = 0;
 		diverged = false;
+		const char *order = std::getenv("ANC_EMU_ORDER");
+		backwards = order != nullptr && std::strcmp(order, "reverse") == 0;
 		busy = threads.size();
 		generation++;
 		start.notify_all();
