@@ -163,3 +163,17 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLargeShapes runs the suite's large and ragged shapes: the 128 x 128
+// tiles of Gemm, the convolutions and CosineSimilarity, Nearest beyond 64
+// centroids and over several chunks, the hinge's large cases. On a GPU at
+// full size; on the emulation at the reduced sizes that reach the same
+// paths.
+func TestLargeShapes(t *testing.T) {
+	d := open(t)
+	sizes := devicetest.Full
+	if emulated {
+		sizes = devicetest.Reduced
+	}
+	devicetest.RunLarge(t, d, tolerance(), sizes)
+}

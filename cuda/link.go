@@ -13,3 +13,6 @@ package cuda
 // #cgo !cudastatic LDFLAGS: -lstdc++
 // #cgo cudastatic LDFLAGS: -Wl,-Bstatic -lstdc++ -Wl,-Bdynamic -static-libgcc
 import "C"
+
+// emulated reports that the kernels run on the CPU emulation.
+const emulated = false

@@ -7,3 +7,6 @@ package cuda
 
 // #cgo LDFLAGS: -L${SRCDIR}/kernels -lanomnet_cuda_emu -lstdc++ -lpthread -lm
 import "C"
+
+// emulated reports that the kernels run on the CPU emulation.
+const emulated = true

@@ -295,28 +295,34 @@ func (c *checker) gemm(t *testing.T) {
 			for _, transB := range []bool{false, true} {
 				for _, ab := range [][2]float32{{1, 0}, {-0.5, 0}, {1.25, 1}, {0.5, -2}, {0, 0}, {0, 1.5}} {
 					alpha, beta := ab[0], ab[1]
-					name := fmt.Sprintf("M=%d,N=%d,K=%d,tA=%t,tB=%t,alpha=%g,beta=%g", s.m, s.n, s.k, transA, transB, alpha, beta)
-					run(t, name, func(t *testing.T) {
-						r := c.rng(t)
-						aShape, bShape := []int{s.m, s.k}, []int{s.k, s.n}
-						if transA {
-							aShape = []int{s.k, s.m}
-						}
-						if transB {
-							bShape = []int{s.n, s.k}
-						}
-						a, b := randn(r, s.m*s.k), randn(r, s.k*s.n)
-						var cInit []float32 // NaN: beta = 0 must ignore c
-						if beta != 0 {
-							cInit = randn(r, s.m*s.n)
-						}
-						o := c.acc(cInit, s.m, s.n)
-						c.d.Gemm(transA, transB, alpha, c.in(a, aShape...), c.in(b, bShape...), beta, o.T)
-						want, sc := refGemm(transA, transB, s.m, s.n, s.k, float64(alpha), f64(a), f64(b), float64(beta), f64(cInit))
-						c.near(t, "Gemm", []int{s.m, s.n}, o.get(t), want, sc)
-					})
+					c.gemmCase(t, s.m, s.n, s.k, transA, transB, alpha, beta)
 				}
 			}
 		}
 	}
+}
+
+// gemmCase checks one Gemm, with beta = 0 over a NaN c and with beta != 0
+// over a finite one.
+func (c *checker) gemmCase(t *testing.T, m, n, k int, transA, transB bool, alpha, beta float32) {
+	name := fmt.Sprintf("M=%d,N=%d,K=%d,tA=%t,tB=%t,alpha=%g,beta=%g", m, n, k, transA, transB, alpha, beta)
+	run(t, name, func(t *testing.T) {
+		r := c.rng(t)
+		aShape, bShape := []int{m, k}, []int{k, n}
+		if transA {
+			aShape = []int{k, m}
+		}
+		if transB {
+			bShape = []int{n, k}
+		}
+		a, b := randn(r, m*k), randn(r, k*n)
+		var cInit []float32 // NaN: beta = 0 must ignore c
+		if beta != 0 {
+			cInit = randn(r, m*n)
+		}
+		o := c.acc(cInit, m, n)
+		c.d.Gemm(transA, transB, alpha, c.in(a, aShape...), c.in(b, bShape...), beta, o.T)
+		want, sc := refGemm(transA, transB, m, n, k, float64(alpha), f64(a), f64(b), float64(beta), f64(cInit))
+		c.near(t, "Gemm", []int{m, n}, o.get(t), want, sc)
+	})
 }

@@ -76,44 +76,51 @@ func convData(r *rand.Rand, g convCase) (x, w, b []float32) {
 func (c *checker) conv2D(t *testing.T) {
 	for _, g := range convCases {
 		for _, mode := range []struct{ relu, acc bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
-			name := g.String()
-			if mode.relu {
-				name += ",relu"
-			}
-			if mode.acc {
-				name += ",accumulate"
-			}
-			run(t, name, func(t *testing.T) {
-				r := c.rng(t)
-				x, w, b := convData(r, g)
-				oh, ow := g.out()
-				yShape := []int{g.N, g.O, oh, ow}
-				var bias *tensor.Tensor
-				if b != nil {
-					bias = c.in(b, g.O)
-				}
-				var y0 []float32 // y's contents before an accumulating Conv2D
-				if mode.acc {
-					y0 = randn(r, g.N*g.O*oh*ow)
-				}
-				o := c.acc(y0, yShape...) // NaN-filled when not accumulating
-				p := g.P
-				p.ReLU, p.Accumulate = mode.relu, mode.acc
-				c.d.Conv2D(o.T, c.in(x, g.N, g.C, g.H, g.W), c.in(w, g.O, g.C, g.KH, g.KW), bias, p)
-				want, sc := refConv2D(g.convGeom, f64(x), f64(w), f64(b), true)
-				for i := range want {
-					if mode.acc {
-						want[i] += float64(y0[i])
-						sc[i] += math.Abs(float64(y0[i]))
-					}
-					if mode.relu {
-						want[i] = max(want[i], 0)
-					}
-				}
-				c.near(t, "Conv2D", yShape, o.get(t), want, sc)
-			})
+			c.conv2DCase(t, g, mode.relu, mode.acc)
 		}
 	}
+}
+
+// conv2DCase checks one Conv2D, with the fused ReLU and accumulation as
+// asked, against refConv2D.
+func (c *checker) conv2DCase(t *testing.T, g convCase, relu, acc bool) {
+	mode := struct{ relu, acc bool }{relu, acc}
+	name := g.String()
+	if mode.relu {
+		name += ",relu"
+	}
+	if mode.acc {
+		name += ",accumulate"
+	}
+	run(t, name, func(t *testing.T) {
+		r := c.rng(t)
+		x, w, b := convData(r, g)
+		oh, ow := g.out()
+		yShape := []int{g.N, g.O, oh, ow}
+		var bias *tensor.Tensor
+		if b != nil {
+			bias = c.in(b, g.O)
+		}
+		var y0 []float32 // y's contents before an accumulating Conv2D
+		if mode.acc {
+			y0 = randn(r, g.N*g.O*oh*ow)
+		}
+		o := c.acc(y0, yShape...) // NaN-filled when not accumulating
+		p := g.P
+		p.ReLU, p.Accumulate = mode.relu, mode.acc
+		c.d.Conv2D(o.T, c.in(x, g.N, g.C, g.H, g.W), c.in(w, g.O, g.C, g.KH, g.KW), bias, p)
+		want, sc := refConv2D(g.convGeom, f64(x), f64(w), f64(b), true)
+		for i := range want {
+			if mode.acc {
+				want[i] += float64(y0[i])
+				sc[i] += math.Abs(float64(y0[i]))
+			}
+			if mode.relu {
+				want[i] = max(want[i], 0)
+			}
+		}
+		c.near(t, "Conv2D", yShape, o.get(t), want, sc)
+	})
 }
 
 // conv2DBackwardData checks dx against central differences of

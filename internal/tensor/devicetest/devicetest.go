@@ -54,6 +54,19 @@ func DefaultTolerance() Tolerance {
 // SeedEnv is the environment variable that fixes the seed of Run.
 const SeedEnv = "DEVICETEST_SEED"
 
+// seedOf returns $DEVICETEST_SEED, or a fresh seed.
+func seedOf(t *testing.T) uint64 {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv(SeedEnv); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("devicetest: %s=%q: %v", SeedEnv, s, err)
+		}
+		seed = v
+	}
+	return seed
+}
+
 // checker carries the device under test and the run's settings through the
 // checks.
 type checker struct {
@@ -64,14 +77,7 @@ type checker struct {
 
 // Run checks every op of d against float64 references.
 func Run(t *testing.T, d tensor.Device, tol Tolerance) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv(SeedEnv); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("devicetest: %s=%q: %v", SeedEnv, s, err)
-		}
-		seed = v
-	}
+	seed := seedOf(t)
 	t.Logf("devicetest: device %q, seed %d (%s=%d repeats this run), tolerance %+v", d.Name(), seed, SeedEnv, seed, tol)
 	c := &checker{d: d, tol: tol, seed: seed}
 	for _, op := range []struct {

@@ -36,51 +36,57 @@ func (c *checker) nearest(t *testing.T) {
 		{300, 16, 32, 0, 0}, // row blocks of a blocked device, the last partial
 	} {
 		for _, outputs := range []string{"both", "idx", "dist"} {
-			run(t, s.String()+",out="+outputs, func(t *testing.T) {
-				r := c.rng(t)
-				cent := randn(r, s.K*s.D)
-				x := randn(r, s.N*s.D)
-				if s.dup > 0 {
-					copy(cent[s.dup*s.D:(s.dup+1)*s.D], cent[:s.D])
-					for i := range s.N {
-						for e := range s.D {
-							x[i*s.D+e] = cent[e] + float32(0.01*r.NormFloat64())
-						}
-					}
-					// One row sits exactly on the duplicated centroid:
-					// distance 0 at two indices.
-					copy(x[:s.D], cent[:s.D])
-				}
-				for i := range cent {
-					cent[i] += float32(s.offset)
-				}
-				for i := range x {
-					x[i] += float32(s.offset)
-				}
-				var idx *outputInt32
-				var dist *output
-				var idxT, distT *tensor.Tensor
-				if outputs != "dist" {
-					idx = c.outInt32(s.N)
-					idxT = idx.T
-				}
-				if outputs != "idx" {
-					dist = c.out(s.N)
-					distT = dist.T
-				}
-				c.d.Nearest(idxT, distT, c.in(x, s.N, s.D), c.in(cent, s.K, s.D))
-				var gotIdx []int32
-				var gotDist []float32
-				if idx != nil {
-					gotIdx = idx.get(t)
-				}
-				if dist != nil {
-					gotDist = dist.get(t)
-				}
-				c.checkNearest(t, s, f64(x), f64(cent), gotIdx, gotDist)
-			})
+			c.nearestCase(t, s, outputs)
 		}
 	}
+}
+
+// nearestCase checks one Nearest case with the outputs "both", "idx" or
+// "dist".
+func (c *checker) nearestCase(t *testing.T, s nearestCase, outputs string) {
+	run(t, s.String()+",out="+outputs, func(t *testing.T) {
+		r := c.rng(t)
+		cent := randn(r, s.K*s.D)
+		x := randn(r, s.N*s.D)
+		if s.dup > 0 {
+			copy(cent[s.dup*s.D:(s.dup+1)*s.D], cent[:s.D])
+			for i := range s.N {
+				for e := range s.D {
+					x[i*s.D+e] = cent[e] + float32(0.01*r.NormFloat64())
+				}
+			}
+			// One row sits exactly on the duplicated centroid:
+			// distance 0 at two indices.
+			copy(x[:s.D], cent[:s.D])
+		}
+		for i := range cent {
+			cent[i] += float32(s.offset)
+		}
+		for i := range x {
+			x[i] += float32(s.offset)
+		}
+		var idx *outputInt32
+		var dist *output
+		var idxT, distT *tensor.Tensor
+		if outputs != "dist" {
+			idx = c.outInt32(s.N)
+			idxT = idx.T
+		}
+		if outputs != "idx" {
+			dist = c.out(s.N)
+			distT = dist.T
+		}
+		c.d.Nearest(idxT, distT, c.in(x, s.N, s.D), c.in(cent, s.K, s.D))
+		var gotIdx []int32
+		var gotDist []float32
+		if idx != nil {
+			gotIdx = idx.get(t)
+		}
+		if dist != nil {
+			gotDist = dist.get(t)
+		}
+		c.checkNearest(t, s, f64(x), f64(cent), gotIdx, gotDist)
+	})
 }
 
 // checkNearest accepts an index whose squared distance is within rounding
@@ -326,29 +332,34 @@ func (c *checker) normalizeRowsBackward(t *testing.T) {
 // 0 and the row of norm eps/5 divides by eps, not by its own norm.
 func (c *checker) cosineSimilarity(t *testing.T) {
 	for _, s := range normCases {
-		run(t, s.String(), func(t *testing.T) {
-			x := normRows(c.rng(t), s)
-			o := c.out(s.M, s.M)
-			c.d.CosineSimilarity(o.T, c.in(x, s.M, s.D), s.eps)
-			x64 := f64(x)
-			_, n := refNormalizeRows(s.M, s.D, x64, float64(s.eps))
-			want := make([]float64, s.M*s.M)
-			sc := make([]float64, s.M*s.M)
-			for i := range s.M {
-				for j := range s.M {
-					var dot, dsc float64
-					for e := range s.D {
-						p := x64[i*s.D+e] * x64[j*s.D+e]
-						dot += p
-						dsc += math.Abs(p)
-					}
-					want[i*s.M+j] = dot / (n[i] * n[j])
-					sc[i*s.M+j] = dsc / (n[i] * n[j])
-				}
-			}
-			c.near(t, "CosineSimilarity", []int{s.M, s.M}, o.get(t), want, sc)
-		})
+		c.cosineCase(t, s)
 	}
+}
+
+// cosineCase checks one CosineSimilarity against the float64 reference.
+func (c *checker) cosineCase(t *testing.T, s normCase) {
+	run(t, s.String(), func(t *testing.T) {
+		x := normRows(c.rng(t), s)
+		o := c.out(s.M, s.M)
+		c.d.CosineSimilarity(o.T, c.in(x, s.M, s.D), s.eps)
+		x64 := f64(x)
+		_, n := refNormalizeRows(s.M, s.D, x64, float64(s.eps))
+		want := make([]float64, s.M*s.M)
+		sc := make([]float64, s.M*s.M)
+		for i := range s.M {
+			for j := range s.M {
+				var dot, dsc float64
+				for e := range s.D {
+					p := x64[i*s.D+e] * x64[j*s.D+e]
+					dot += p
+					dsc += math.Abs(p)
+				}
+				want[i*s.M+j] = dot / (n[i] * n[j])
+				sc[i*s.M+j] = dsc / (n[i] * n[j])
+			}
+		}
+		c.near(t, "CosineSimilarity", []int{s.M, s.M}, o.get(t), want, sc)
+	})
 }
 
 // hingeCase is a NegativeHinge case: M unit rows of D with labels drawn
@@ -426,37 +437,47 @@ func (c *checker) negativeHinge(t *testing.T) {
 		{3, 1, 0, 0.1},
 		{150, 8, 6, 0.1}, // two row blocks of a blocked device
 	} {
-		run(t, s.String(), func(t *testing.T) {
-			r := c.rng(t)
-			z, y := hingeData(r, s)
-			zd, yd := c.in(z, s.M, s.D), c.inInt32(y, s.M)
-			z64, margin := f64(z), float64(s.margin)
-			wantLoss, lossScale, wantGrad, gradScale := refHinge(s.M, s.D, z64, y, margin)
-
-			loss, grad := c.out(s.M), c.out(s.M, s.D)
-			c.d.NegativeHinge(loss.T, grad.T, zd, yd, s.margin)
-			c.near(t, "NegativeHinge loss", []int{s.M}, loss.get(t), wantLoss, lossScale)
-			gotGrad := grad.get(t)
-			c.near(t, "NegativeHinge grad", []int{s.M, s.D}, gotGrad, wantGrad, gradScale)
-
-			lossOnly := c.out(s.M)
-			c.d.NegativeHinge(lossOnly.T, nil, zd, yd, s.margin)
-			c.near(t, "NegativeHinge loss with nil grad", []int{s.M}, lossOnly.get(t), wantLoss, lossScale)
-
-			twice := make([]float32, len(gotGrad))
-			sc := make([]float64, len(gotGrad))
-			for i, g := range gotGrad {
-				twice[i] = 2 * g // exact
-				sc[i] = 2 * gradScale[i]
-			}
-			c.grad(t, "2*NegativeHinge grad as d(sum loss)/dz", []int{s.M, s.D}, twice, gradCheck{
-				x: z64,
-				L: func(z []float64) float64 {
-					l, _, _, _ := refHinge(s.M, s.D, z, y, margin)
-					return dotG(ones(len(l)), l)
-				},
-				scale: vecScale(sc),
-			}, r)
-		})
+		c.hingeCase(t, s, true)
 	}
+}
+
+// hingeCase checks one NegativeHinge against refHinge, loss and gradient,
+// and with differences also the gradient against central differences of
+// the loss (M^2 D work per element: small cases only).
+func (c *checker) hingeCase(t *testing.T, s hingeCase, differences bool) {
+	run(t, s.String(), func(t *testing.T) {
+		r := c.rng(t)
+		z, y := hingeData(r, s)
+		zd, yd := c.in(z, s.M, s.D), c.inInt32(y, s.M)
+		z64, margin := f64(z), float64(s.margin)
+		wantLoss, lossScale, wantGrad, gradScale := refHinge(s.M, s.D, z64, y, margin)
+
+		loss, grad := c.out(s.M), c.out(s.M, s.D)
+		c.d.NegativeHinge(loss.T, grad.T, zd, yd, s.margin)
+		c.near(t, "NegativeHinge loss", []int{s.M}, loss.get(t), wantLoss, lossScale)
+		gotGrad := grad.get(t)
+		c.near(t, "NegativeHinge grad", []int{s.M, s.D}, gotGrad, wantGrad, gradScale)
+
+		lossOnly := c.out(s.M)
+		c.d.NegativeHinge(lossOnly.T, nil, zd, yd, s.margin)
+		c.near(t, "NegativeHinge loss with nil grad", []int{s.M}, lossOnly.get(t), wantLoss, lossScale)
+
+		if !differences {
+			return // the gradient against refHinge's alone
+		}
+		twice := make([]float32, len(gotGrad))
+		sc := make([]float64, len(gotGrad))
+		for i, g := range gotGrad {
+			twice[i] = 2 * g // exact
+			sc[i] = 2 * gradScale[i]
+		}
+		c.grad(t, "2*NegativeHinge grad as d(sum loss)/dz", []int{s.M, s.D}, twice, gradCheck{
+			x: z64,
+			L: func(z []float64) float64 {
+				l, _, _, _ := refHinge(s.M, s.D, z, y, margin)
+				return dotG(ones(len(l)), l)
+			},
+			scale: vecScale(sc),
+		}, r)
+	})
 }
