@@ -18,11 +18,14 @@
 #      cannot do reliably;
 #   4. prints the command for the device tool's run, to be called with
 #      carry ["gpu/cuda.test"] (gpu/cuda.test is ignored by git's *.test
-#      rule; scripts/gpu_peer.py travels as a tracked file) and a timeout_s
-#      of about 540. There it runs the conformance suite and the benchmarks
-#      (-test.v -test.bench), then scripts/gpu_peer.py, which times the same
-#      ops in PyTorch and prints the side-by-side ratios; the outputs land
-#      in $OUT (gpu.txt, cuda_test.txt, torch_peer.txt).
+#      rule; the scripts travel as tracked files) and a timeout_s of 540:
+#      scripts/gpu-run.sh runs the tests with CUDA_LAUNCH_BLOCKING=1
+#      (conformance, TestLargeShapes at full size, TestFitDeterministic),
+#      compute-sanitizer's memcheck and racecheck on the tiled kernels, the
+#      benchmarks (GFLOP/s and % of the FP32 and tensor-core peaks, the SM
+#      clock logged), then scripts/gpu_peer.py, which times the same ops in
+#      PyTorch (TF32 off and on) and prints the ratios; the outputs land in
+#      $OUT (see gpu-run.sh).
 #
 # Usage: scripts/gpu-check.sh [--no-emu]
 set -euo pipefail
@@ -61,9 +64,10 @@ go test -c -tags 'cuda cudastatic' -o gpu/cuda.test ./cuda/
 ls -l gpu/cuda.test
 ldd gpu/cuda.test || true
 
-# The command for the device tool; LD_LIBRARY_PATH lets the runtime find
-# the driver's libcuda.so.1 where that machine mounts it.
-cmd='export LD_LIBRARY_PATH=/usr/local/nvidia/lib64:/usr/local/nvidia/lib:${LD_LIBRARY_PATH:-}; set -o pipefail; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv 2>&1 | tee $OUT/gpu.txt; ./gpu/cuda.test -test.v -test.count=1 -test.timeout 420s -test.bench . -test.benchtime 20x 2>&1 | tee $OUT/cuda_test.txt; rc=$?; PYTHONUNBUFFERED=1 timeout 150 python3 scripts/gpu_peer.py --go $OUT/cuda_test.txt 2>&1 | tee $OUT/torch_peer.txt; exit $rc'
+# The command for the device tool: scripts/gpu-run.sh (a tracked file, so
+# it travels with the working tree) runs the tests, the sanitizers, the
+# benchmarks and the PyTorch peer there, each within its own limit.
+cmd='bash scripts/gpu-run.sh'
 cat <<EOF2
 
 == device tool: run with

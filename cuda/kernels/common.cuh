@@ -92,6 +92,65 @@ __device__ __forceinline__ T block_sum(T v, T *sh) {
 	return r;
 }
 
+// block_min returns the minimum of v over the block's THREADS threads to
+// every thread, NaN if any is NaN (as a sequential scan that keeps a NaN
+// once met); sh holds THREADS values. Every thread must call it.
+template <int THREADS>
+__device__ __forceinline__ float block_min(float v, float *sh) {
+	int t = threadIdx.x;
+	sh[t] = v;
+	__syncthreads();
+	for (int s = THREADS / 2; s > 0; s >>= 1) {
+		if (t < s) {
+			float a = sh[t], b = sh[t + s];
+			sh[t] = (a != a || b != b) ? NAN : (b < a ? b : a);
+		}
+		__syncthreads();
+	}
+	float r = sh[0];
+	__syncthreads();
+	return r;
+}
+
+// block_min_int returns the smallest v over the block's THREADS threads
+// to every thread; sh holds THREADS values. Every thread must call it.
+template <int THREADS>
+__device__ __forceinline__ int block_min_int(int v, int *sh) {
+	int t = threadIdx.x;
+	sh[t] = v;
+	__syncthreads();
+	for (int s = THREADS / 2; s > 0; s >>= 1) {
+		if (t < s && sh[t + s] < sh[t]) {
+			sh[t] = sh[t + s];
+		}
+		__syncthreads();
+	}
+	int r = sh[0];
+	__syncthreads();
+	return r;
+}
+
+// block_scan returns the inclusive prefix sum of v over the block's
+// THREADS threads, thread t getting the sum of threads 0 to t; sh holds
+// THREADS values. Every thread must call it. It compacts the threads that
+// hold something (v = 1) in thread order: the last thread's result is
+// their number, and thread t's minus one its place.
+template <int THREADS>
+__device__ __forceinline__ int block_scan(int v, int *sh) {
+	int t = threadIdx.x;
+	sh[t] = v;
+	__syncthreads();
+	for (int off = 1; off < THREADS; off *= 2) {
+		int u = t >= off ? sh[t - off] : 0;
+		__syncthreads();
+		sh[t] += u;
+		__syncthreads();
+	}
+	int r = sh[t];
+	__syncthreads();
+	return r;
+}
+
 // report records the first fault code of the stream's kernels.
 __device__ __forceinline__ void report(int *fault, int code) { atomicCAS(fault, 0, code); }
 

@@ -90,6 +90,7 @@ constexpr int kScatterRows = 32;
 __global__ void scatter_add_rows_kernel(float *y, const float *x, const int *idx, long long m, int d, long long rows, int *fault) {
 	__shared__ int scan[kThreads];
 	__shared__ long long hits[kThreads];
+	__shared__ int count;
 	int t = threadIdx.x;
 	for (long long j0 = (long long)blockIdx.x * kScatterRows; j0 < rows; j0 += (long long)gridDim.x * kScatterRows) {
 		long long j1 = j0 + kScatterRows < rows ? j0 + kScatterRows : rows;
@@ -100,19 +101,15 @@ __global__ void scatter_add_rows_kernel(float *y, const float *x, const int *idx
 				report(fault, ANC_FAULT_SCATTER);
 			}
 			int f = (e < m && j >= j0 && j < j1) ? 1 : 0;
-			scan[t] = f;
-			__syncthreads();
-			for (int off = 1; off < kThreads; off *= 2) {
-				int v = t >= off ? scan[t - off] : 0;
-				__syncthreads();
-				scan[t] += v;
-				__syncthreads();
-			}
+			int place = block_scan<kThreads>(f, scan);
 			if (f) {
-				hits[scan[t] - 1] = e;
+				hits[place - 1] = e;
 			}
-			int n = scan[kThreads - 1];
+			if (t == kThreads - 1) {
+				count = place;
+			}
 			__syncthreads();
+			int n = count;
 			for (int h = 0; h < n; h++) {
 				long long src = hits[h];
 				float *dst = y + (long long)idx[src] * d;
@@ -171,50 +168,110 @@ __global__ void __launch_bounds__(kRowThreads) sq_norms_kernel(float *out, const
 	}
 }
 
+// kFewCandidates is how many candidates nearest_refine_kernel finds one
+// at a time (more: a chunk at a time).
+constexpr int kFewCandidates = 16;
+
+// Candidate says whether centroid j is a candidate of a row: its expanded
+// squared distance within rounding of the best, or NaN.
+struct Candidate {
+	const float *e, *cn;
+	float xn, best;
+	__device__ __forceinline__ bool operator()(int j) const {
+		float d2 = xn + e[j];
+		return d2 <= best + 3e-5f * (xn + cn[j]) + 1e-30f || d2 != d2;
+	}
+};
+
 // nearest_refine_kernel finishes Nearest for one row per block as the CPU
 // does: the candidates are the centroids whose expanded squared distance
 // is within rounding of the best; each is measured directly in float64,
-// and the smallest wins, the lowest index on ties. All the row's decisions
-// are the same in every thread, so the block reductions stay uniform.
+// and the smallest wins, the lowest index on ties. The best is a block
+// minimum over the threads' strided scans of the row's K distances, and so
+// is the count of candidates. A few (the usual case) are then taken in
+// index order, each the block minimum of the threads' next candidates;
+// many (a NaN row, duplicated centroids) a chunk of kRefineThreads
+// centroids at a time, compacted in index order by a block prefix sum.
+// Each is measured by the whole block, in index order. All the row's
+// decisions are the same in every thread, so the block reductions stay
+// uniform.
 __global__ void __launch_bounds__(kRefineThreads) nearest_refine_kernel(int *idx, float *dist, const float *x, const float *c,
 	const float *e, const float *cn, long long n, int k, int d) {
 	__shared__ double sh[kRefineThreads];
+	__shared__ float shf[kRefineThreads];
+	__shared__ int shi[kRefineThreads];
+	__shared__ int cand[kRefineThreads];
+	__shared__ int count;
+	int t = threadIdx.x;
 	for (long long i = blockIdx.x; i < n; i += gridDim.x) {
 		const float *xi = x + i * d;
 		double s = 0;
-		for (int t = threadIdx.x; t < d; t += kRefineThreads) {
-			double v = xi[t];
+		for (int u = t; u < d; u += kRefineThreads) {
+			double v = xi[u];
 			s += v * v;
 		}
 		float xn = (float)block_sum<kRefineThreads>(s, sh);
 		const float *ei = e + i * k;
 		float best = INFINITY;
-		for (int j = 0; j < k; j++) {
+		for (int j = t; j < k; j += kRefineThreads) {
 			float d2 = xn + ei[j];
 			if (d2 < best || d2 != d2) {
 				best = d2;  // NaN sticks, as with Go's min
 			}
 		}
+		Candidate is{ei, cn, xn, block_min<kRefineThreads>(best, shf)};
+		int mine = 0;
+		for (int j = t; j < k; j += kRefineThreads) {
+			mine += is(j) ? 1 : 0;
+		}
+		int total = block_sum<kRefineThreads, int>(mine, shi);
 		int bi = -1;
 		double bd = INFINITY;
-		for (int j = 0; j < k; j++) {
-			float d2 = xn + ei[j];
-			if (!(d2 <= best + 3e-5f * (xn + cn[j]) + 1e-30f || d2 != d2)) {
-				continue;
-			}
-			const float *cj = c + (long long)j * d;
+		auto measure = [&](int jc) {
+			const float *cj = c + (long long)jc * d;
 			double q = 0;
-			for (int t = threadIdx.x; t < d; t += kRefineThreads) {
-				double df = (double)xi[t] - (double)cj[t];
+			for (int u = t; u < d; u += kRefineThreads) {
+				double df = (double)xi[u] - (double)cj[u];
 				q += df * df;
 			}
 			q = block_sum<kRefineThreads>(q, sh);
 			if (q < bd || bi < 0) {
-				bi = j;
+				bi = jc;
 				bd = q;
 			}
+		};
+		if (total <= kFewCandidates) {
+			int last = -1;
+			for (int h = 0; h < total; h++) {
+				int next = 0x7fffffff;
+				for (int j = t; j < k; j += kRefineThreads) {
+					if (j > last && is(j)) {
+						next = j;  // this thread's first: its smallest
+						break;
+					}
+				}
+				last = block_min_int<kRefineThreads>(next, shi);
+				measure(last);
+			}
+		} else {
+			for (int j0 = 0; j0 < k; j0 += kRefineThreads) {
+				int j = j0 + t, f = j < k && is(j) ? 1 : 0;
+				int place = block_scan<kRefineThreads>(f, shi);
+				if (f) {
+					cand[place - 1] = j;
+				}
+				if (t == kRefineThreads - 1) {
+					count = place;
+				}
+				__syncthreads();
+				int m = count;
+				for (int h = 0; h < m; h++) {
+					measure(cand[h]);
+				}
+				__syncthreads();  // before the next chunk overwrites cand and count
+			}
 		}
-		if (threadIdx.x == 0) {
+		if (t == 0) {
 			if (idx != nullptr) {
 				idx[i] = bi;
 			}

@@ -78,6 +78,9 @@ func RunLarge(t *testing.T, d tensor.Device, tol Tolerance, sizes Sizes) {
 		// rows than fit in one chunk of a blocked device (4096 rows;
 		// full: 2048).
 		c.nearestCase(t, nearestCase{N: 300, K: 100, D: 8}, "both")
+		// Every centroid the same: K candidates per row, beyond what a
+		// device may take one at a time.
+		c.nearestCase(t, nearestCase{N: 40, K: 300, D: 8, same: true}, "both")
 		c.nearestCase(t, nearestCase{N: 4100, K: pick(16384, 32768), D: pick(2, 16)}, "both")
 	})
 	run(t, "NegativeHinge", func(t *testing.T) {

@@ -15,25 +15,32 @@ import (
 // it, so that every row has an exact tie that the lowest index must win;
 // offset shifts all values, so that a device expanding ||x-c||^2 as
 // ||x||^2 - 2 x.c + ||c||^2 cancels and must clamp before the root.
+// same makes every centroid a copy of centroid 0: each is a candidate of
+// every row, and the lowest index must win.
 type nearestCase struct {
 	N, K, D, dup int
 	offset       float64
+	same         bool
 }
 
 func (s nearestCase) String() string {
-	return fmt.Sprintf("N=%d,K=%d,D=%d,dup=%d,offset=%g", s.N, s.K, s.D, s.dup, s.offset)
+	name := fmt.Sprintf("N=%d,K=%d,D=%d,dup=%d,offset=%g", s.N, s.K, s.D, s.dup, s.offset)
+	if s.same {
+		name += ",same"
+	}
+	return name
 }
 
 func (c *checker) nearest(t *testing.T) {
 	for _, s := range []nearestCase{
-		{1, 1, 1, 0, 0},
-		{7, 1, 4, 0, 0},
-		{50, 8, 16, 0, 0},
-		{10, 5, 3, 3, 0},
-		{33, 12, 5, 11, 0},
-		{64, 32, 24, 0, 5},
-		{20, 6, 8, 4, 10},
-		{300, 16, 32, 0, 0}, // row blocks of a blocked device, the last partial
+		{1, 1, 1, 0, 0, false},
+		{7, 1, 4, 0, 0, false},
+		{50, 8, 16, 0, 0, false},
+		{10, 5, 3, 3, 0, false},
+		{33, 12, 5, 11, 0, false},
+		{64, 32, 24, 0, 5, false},
+		{20, 6, 8, 4, 10, false},
+		{300, 16, 32, 0, 0, false}, // row blocks of a blocked device, the last partial
 	} {
 		for _, outputs := range []string{"both", "idx", "dist"} {
 			c.nearestCase(t, s, outputs)
@@ -58,6 +65,11 @@ func (c *checker) nearestCase(t *testing.T, s nearestCase, outputs string) {
 			// One row sits exactly on the duplicated centroid:
 			// distance 0 at two indices.
 			copy(x[:s.D], cent[:s.D])
+		}
+		if s.same {
+			for j := 1; j < s.K; j++ {
+				copy(cent[j*s.D:(j+1)*s.D], cent[:s.D])
+			}
 		}
 		for i := range cent {
 			cent[i] += float32(s.offset)
