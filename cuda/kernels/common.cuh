@@ -24,6 +24,7 @@ struct anc_ctx {
 	size_t scratch_bytes;
 	int *fault;           // device word where kernels report bad indices
 	double *red;          // partial sums of anc_sum and anc_dot
+	int sms;              // streaming multiprocessors (1 on the emulation)
 	char msg[512];
 };
 

@@ -269,11 +269,13 @@ extern "C" int anc_conv2d_backward_filter(anc_ctx *c, anc_dptr dw, anc_dptr dbia
 	MatStore st{ptr<float>(dw), N};
 	DyRows la{ptr<const float>(dy), g.o, ohw};
 	int status;
+	// Split along K (the batch's output positions), where the filters
+	// alone fill few blocks: deterministic, slices summed in order.
 	auto launch = [&](auto lb, const char *what) {
 		if (big_tiles(M, N)) {
-			return launch_gemm<128, 128, true, false>(c, what, M, N, K, la, lb, st);
+			return launch_gemm_split<128, 128, true, false>(c, what, M, N, K, la, lb, st);
 		}
-		return launch_gemm<64, 64, true, false>(c, what, M, N, K, la, lb, st);
+		return launch_gemm_split<64, 64, true, false>(c, what, M, N, K, la, lb, st);
 	};
 	if (direct(g)) {
 		status = launch(PlanesT{Planes{ptr<const float>(x), g.c, g.h * g.w}}, "gemm_kernel (Conv2DBackwardFilter, 1x1)");

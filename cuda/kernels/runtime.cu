@@ -64,6 +64,10 @@ extern "C" int anc_create(int ordinal, anc_ctx **out) {
 		e = cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, ordinal);
 	}
 	c->pools = pools != 0;
+	c->sms = 1;
+	if (e == cudaSuccess) {
+		e = cudaDeviceGetAttribute(&c->sms, cudaDevAttrMultiProcessorCount, ordinal);
+	}
 #ifndef ANC_EMU
 	if (e == cudaSuccess && c->pools) {
 		// Keep freed memory in the pool between syncs instead of handing

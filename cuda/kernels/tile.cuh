@@ -215,6 +215,115 @@ int launch_gemm(anc_ctx *c, const char *what, int M, int N, int K, LA la, LB lb,
 	return 0;
 }
 
+// ShiftA and ShiftB read a loader from k0 on along K: one slice of a
+// split-K product.
+template <class L>
+struct ShiftA {
+	L f;
+	int k0;
+	__device__ __forceinline__ float operator()(int i, int l) const { return f(i, l + k0); }
+};
+template <class L>
+struct ShiftB {
+	L f;
+	int k0;
+	__device__ __forceinline__ float operator()(int l, int j) const { return f(l + k0, j); }
+};
+
+// gemm_split_kernel computes slice blockIdx.z of a split-K product, K
+// indices z*ks to (z+1)*ks, into part[z] (M x N).
+template <int BM, int BN, bool A_LFAST, bool B_JFAST, class LA, class LB>
+__global__ void __launch_bounds__(kTileThreads) gemm_split_kernel(int M, int N, int K, int ks, LA la, LB lb, float *part) {
+	__shared__ __align__(16) float As[kTileK][BM + kTilePad];
+	__shared__ __align__(16) float Bs[kTileK][BN + kTilePad];
+	float acc[BM / 16][BN / 16];
+	const int bm = blockIdx.x * BM, bn = blockIdx.y * BN, k0 = blockIdx.z * ks;
+	const int kz = K - k0 < ks ? K - k0 : ks;
+	tile_product<BM, BN, A_LFAST, B_JFAST>(M, N, kz, bm, bn, ShiftA<LA>{la, k0}, ShiftB<LB>{lb, k0}, As, Bs, acc);
+	float *pz = part + (long long)blockIdx.z * M * N;
+#pragma unroll
+	for (int r = 0; r < BM / 16; r++) {
+		int i = bm + tile_row(r);
+		if (i >= M) {
+			continue;
+		}
+#pragma unroll
+		for (int q = 0; q < BN / 16; q++) {
+			int j = bn + tile_col(q);
+			if (j < N) {
+				pz[(long long)i * N + j] = acc[r][q];
+			}
+		}
+	}
+}
+
+// split_sum_kernel stores the sum of the slices, in slice order, through
+// st: the same result on every run.
+template <class ST>
+__global__ void split_sum_kernel(const float *part, int slices, int M, int N, ST st) {
+	long long mn = (long long)M * N;
+	for (long long e = gtid(); e < mn; e += gstride()) {
+		float s = 0;
+		for (int z = 0; z < slices; z++) {
+			s += part[z * mn + e];
+		}
+		st((int)(e / N), (int)(e % N), s);
+	}
+}
+
+// kSplitMinK is the shortest slice of K a split-K product takes.
+constexpr int kSplitMinK = 64;
+
+// split_slices is how many slices of K a product of tiles output tiles
+// takes: enough blocks for two per multiprocessor, each slice at least
+// kSplitMinK long, the slices' partial products within 256 MiB; 1 when
+// the tiles fill the GPU already.
+inline int split_slices(const anc_ctx *c, long long tiles, int M, int N, int K) {
+	long long want = (2LL * (c->sms > 0 ? c->sms : 1) + tiles - 1) / tiles;
+	long long s = want;
+	if (s > K / kSplitMinK) {
+		s = K / kSplitMinK;
+	}
+	long long cap = (64LL << 20) / ((long long)M * N > 0 ? (long long)M * N : 1);
+	if (s > cap) {
+		s = cap;
+	}
+	if (s > 64) {
+		s = 64;
+	}
+	return s < 1 ? 1 : (int)s;
+}
+
+// launch_gemm_split computes the product as launch_gemm does, split along K
+// into split_slices slices that run as blocks of their own, then summed in
+// slice order (not with atomics): deterministic, and many more blocks when
+// M x N is small and K long (a convolution's filter gradient).
+template <int BM, int BN, bool A_LFAST, bool B_JFAST, class LA, class LB, class ST>
+int launch_gemm_split(anc_ctx *c, const char *what, int M, int N, int K, LA la, LB lb, ST st) {
+	if (M <= 0 || N <= 0) {
+		return 0;
+	}
+	long long gx = ((long long)M + BM - 1) / BM, gy = ((long long)N + BN - 1) / BN;
+	int slices = split_slices(c, gx * gy, M, N, K);
+	if (slices <= 1) {
+		return launch_gemm<BM, BN, A_LFAST, B_JFAST>(c, what, M, N, K, la, lb, st);
+	}
+	if (gy > 65535) {
+		return fail_arg(c, "matrix product with too many columns for one launch");
+	}
+	void *sc = nullptr;
+	int status = scratch(c, (size_t)slices * M * N * sizeof(float), &sc);
+	if (status != 0) {
+		return status;
+	}
+	float *part = static_cast<float *>(sc);
+	int ks = (K + slices - 1) / slices;
+	auto kernel = gemm_split_kernel<BM, BN, A_LFAST, B_JFAST, LA, LB>;
+	LAUNCH(what, kernel, dim3((unsigned)gx, (unsigned)gy, (unsigned)slices), dim3(kTileThreads), M, N, K, ks, la, lb, part);
+	LAUNCH("split_sum_kernel", split_sum_kernel<ST>, blocks_for((long long)M * N), kThreads, part, slices, M, N, st);
+	return 0;
+}
+
 // tile_size picks 128 when a dimension fills such tiles, else 64.
 inline bool big_tiles(long long m, long long n) { return m >= 128 && n >= 128 && (m / 128) * (n / 128) >= 64; }
 

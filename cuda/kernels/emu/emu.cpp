@@ -267,8 +267,10 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
 	return cudaSuccess;
 }
 
-cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr, int) {
-	*v = 1;
+cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int) {
+	// Four multiprocessors: enough that the kernels sized by them (the
+	// split-K filter gradient) take several slices on small products.
+	*v = a == cudaDevAttrMultiProcessorCount ? 4 : 1;
 	return cudaSuccess;
 }
 
