@@ -49,9 +49,14 @@
 // CPU within devicetest.DefaultTolerance.
 //
 // No kernel adds floats with atomics: ScatterAddRows gives each block its
-// own rows of the output and walks the indices in order, and
+// own rows of the output and walks the indices in order,
 // ResizeBilinearBackward gathers each input's gradient from its outputs
-// in order, so that two runs give the same bits and two fits the same
-// model (TestFitDeterministic; on the emulation the second fit runs every
+// in order, and the filter gradient, split along the batch's positions
+// where the filters alone fill few blocks, sums its slices in order, so
+// that two runs give the same bits and two fits the same model
+// (TestFitDeterministic; on the emulation the second fit runs every
 // kernel's blocks and threads in reverse order, ANC_EMU_ORDER=reverse).
+// TestLargeShapes checks the large paths (128 x 128 tiles, Nearest over
+// several chunks, many slices) at full size on a GPU and at reduced sizes
+// that reach the same paths on the emulation.
 package cuda
