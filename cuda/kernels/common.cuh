@@ -74,17 +74,18 @@ __device__ __forceinline__ long long gstride() { return (long long)gridDim.x * b
 __host__ __device__ __forceinline__ int imin(int a, int b) { return a < b ? a : b; }
 __host__ __device__ __forceinline__ int imax(int a, int b) { return a > b ? a : b; }
 
-// block_sum returns the sum of v over the block's THREADS threads (a
-// power of two, blockDim.x == THREADS) to every thread, in a fixed order;
-// sh holds THREADS values. Every thread must call it.
-template <int THREADS, class T>
-__device__ __forceinline__ T block_sum(T v, T *sh) {
+// block_reduce returns op's reduction of v over the block's THREADS
+// threads (a power of two, blockDim.x == THREADS) to every thread, in a
+// fixed order (a tree over the thread numbers); sh holds THREADS values.
+// Every thread must call it.
+template <int THREADS, class T, class Op>
+__device__ __forceinline__ T block_reduce(T v, T *sh, Op op) {
 	int t = threadIdx.x;
 	sh[t] = v;
 	__syncthreads();
 	for (int s = THREADS / 2; s > 0; s >>= 1) {
 		if (t < s) {
-			sh[t] += sh[t + s];
+			sh[t] = op(sh[t], sh[t + s]);
 		}
 		__syncthreads();
 	}
@@ -93,42 +94,24 @@ __device__ __forceinline__ T block_sum(T v, T *sh) {
 	return r;
 }
 
-// block_min returns the minimum of v over the block's THREADS threads to
-// every thread, NaN if any is NaN (as a sequential scan that keeps a NaN
-// once met); sh holds THREADS values. Every thread must call it.
-template <int THREADS>
-__device__ __forceinline__ float block_min(float v, float *sh) {
-	int t = threadIdx.x;
-	sh[t] = v;
-	__syncthreads();
-	for (int s = THREADS / 2; s > 0; s >>= 1) {
-		if (t < s) {
-			float a = sh[t], b = sh[t + s];
-			sh[t] = (a != a || b != b) ? NAN : (b < a ? b : a);
-		}
-		__syncthreads();
-	}
-	float r = sh[0];
-	__syncthreads();
-	return r;
+// block_sum returns the sum of v over the block's THREADS threads to every
+// thread, in a fixed order; sh holds THREADS values.
+template <int THREADS, class T>
+__device__ __forceinline__ T block_sum(T v, T *sh) {
+	return block_reduce<THREADS>(v, sh, [](T a, T b) { return a + b; });
 }
 
-// block_min_int returns the smallest v over the block's THREADS threads
-// to every thread; sh holds THREADS values. Every thread must call it.
+// block_min returns the minimum of v over the block's threads, NaN if any
+// is NaN (as a sequential scan that keeps a NaN once met).
+template <int THREADS>
+__device__ __forceinline__ float block_min(float v, float *sh) {
+	return block_reduce<THREADS>(v, sh, [](float a, float b) { return (a != a || b != b) ? NAN : (b < a ? b : a); });
+}
+
+// block_min_int returns the smallest v over the block's threads.
 template <int THREADS>
 __device__ __forceinline__ int block_min_int(int v, int *sh) {
-	int t = threadIdx.x;
-	sh[t] = v;
-	__syncthreads();
-	for (int s = THREADS / 2; s > 0; s >>= 1) {
-		if (t < s && sh[t + s] < sh[t]) {
-			sh[t] = sh[t + s];
-		}
-		__syncthreads();
-	}
-	int r = sh[0];
-	__syncthreads();
-	return r;
+	return block_reduce<THREADS>(v, sh, [](int a, int b) { return b < a ? b : a; });
 }
 
 // block_scan returns the inclusive prefix sum of v over the block's

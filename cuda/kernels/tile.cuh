@@ -174,16 +174,10 @@ __device__ __forceinline__ void tile_product(int M, int N, int K, int bm, int bn
 	}
 }
 
-// gemm_kernel stores every element of the product through st(i, j, v).
-// Tiles of rows go along blockIdx.x (up to 2^31 - 1 of them), tiles of
-// columns along blockIdx.y (up to 65535).
-template <int BM, int BN, bool A_LFAST, bool B_JFAST, class LA, class LB, class ST>
-__global__ void __launch_bounds__(kTileThreads) gemm_kernel(int M, int N, int K, LA la, LB lb, ST st) {
-	__shared__ __align__(16) float As[kTileK][BM + kTilePad];
-	__shared__ __align__(16) float Bs[kTileK][BN + kTilePad];
-	float acc[BM / 16][BN / 16];
-	const int bm = blockIdx.x * BM, bn = blockIdx.y * BN;
-	tile_product<BM, BN, A_LFAST, B_JFAST>(M, N, K, bm, bn, la, lb, As, Bs, acc);
+// store_tile hands each element of a block's tile inside M x N to
+// st(i, j, v).
+template <int BM, int BN, class ST>
+__device__ __forceinline__ void store_tile(int M, int N, int bm, int bn, const float (&acc)[BM / 16][BN / 16], const ST &st) {
 #pragma unroll
 	for (int r = 0; r < BM / 16; r++) {
 		int i = bm + tile_row(r);
@@ -198,6 +192,19 @@ __global__ void __launch_bounds__(kTileThreads) gemm_kernel(int M, int N, int K,
 			}
 		}
 	}
+}
+
+// gemm_kernel stores every element of the product through st(i, j, v).
+// Tiles of rows go along blockIdx.x (up to 2^31 - 1 of them), tiles of
+// columns along blockIdx.y (up to 65535).
+template <int BM, int BN, bool A_LFAST, bool B_JFAST, class LA, class LB, class ST>
+__global__ void __launch_bounds__(kTileThreads) gemm_kernel(int M, int N, int K, LA la, LB lb, ST st) {
+	__shared__ __align__(16) float As[kTileK][BM + kTilePad];
+	__shared__ __align__(16) float Bs[kTileK][BN + kTilePad];
+	float acc[BM / 16][BN / 16];
+	const int bm = blockIdx.x * BM, bn = blockIdx.y * BN;
+	tile_product<BM, BN, A_LFAST, B_JFAST>(M, N, K, bm, bn, la, lb, As, Bs, acc);
+	store_tile<BM, BN>(M, N, bm, bn, acc, st);
 }
 
 // launch_gemm launches gemm_kernel over M x N (nothing when either is 0).
@@ -241,20 +248,7 @@ __global__ void __launch_bounds__(kTileThreads) gemm_split_kernel(int M, int N, 
 	const int kz = K - k0 < ks ? K - k0 : ks;
 	tile_product<BM, BN, A_LFAST, B_JFAST>(M, N, kz, bm, bn, ShiftA<LA>{la, k0}, ShiftB<LB>{lb, k0}, As, Bs, acc);
 	float *pz = part + (long long)blockIdx.z * M * N;
-#pragma unroll
-	for (int r = 0; r < BM / 16; r++) {
-		int i = bm + tile_row(r);
-		if (i >= M) {
-			continue;
-		}
-#pragma unroll
-		for (int q = 0; q < BN / 16; q++) {
-			int j = bn + tile_col(q);
-			if (j < N) {
-				pz[(long long)i * N + j] = acc[r][q];
-			}
-		}
-	}
+	store_tile<BM, BN>(M, N, bm, bn, acc, [=](int i, int j, float v) { pz[(long long)i * N + j] = v; });
 }
 
 // split_sum_kernel stores the sum of the slices, in slice order, through
