@@ -319,12 +319,13 @@ func (s *Server) readImage(w http.ResponseWriter, r *http.Request) ([]byte, int,
 			}
 			break
 		}
-	case ct == "" || strings.HasPrefix(mt, "image/") || mt == "application/octet-stream":
+	case ct == "" || strings.HasPrefix(mt, "image/") || mt == "application/octet-stream" ||
+		mt == "application/x-www-form-urlencoded": // what curl --data-binary sends unless told
 		if data, err = io.ReadAll(r.Body); err != nil {
 			return tooLarge(err)
 		}
 	default:
-		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Type %s is not an image: send the image's bytes (image/png, image/jpeg, image/bmp, image/tiff or application/octet-stream) or a multipart form", mt)
+		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Type %s is not an image: send the image's bytes (image/png, image/jpeg, image/bmp, image/tiff, application/octet-stream) or a multipart form", mt)
 	}
 	if len(data) == 0 {
 		return nil, http.StatusBadRequest, errors.New("empty image: send the image's bytes as the body, or as a multipart file")

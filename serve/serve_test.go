@@ -214,15 +214,19 @@ func TestPredict(t *testing.T) {
 		heat, _ := png.Decode(bytes.NewReader(raw))
 		require.Equal(t, wantHeat.At(10, 20), heat.At(10, 20))
 	}
+	// As curl --data-binary sends it, without a Content-Type of its own.
+	code, _, b := call(t, "POST", ts.URL+"/v1/predict", "application/x-www-form-urlencoded", bytes.NewReader(f.good))
+	require.Equal(t, http.StatusOK, code, "%s", b)
+
 	// The defect scores above the normal image.
 	require.Greater(t, predictOK(t, ts.URL, f.bad).Score, predictOK(t, ts.URL, f.good).Score)
 
 	// The results are listed newest first, with thumbnails.
-	code, _, b := call(t, "GET", ts.URL+"/v1/recent", "", nil)
+	code, _, b = call(t, "GET", ts.URL+"/v1/recent", "", nil)
 	require.Equal(t, http.StatusOK, code)
 	var recent struct{ Results []serve.Recent }
 	require.NoError(t, json.Unmarshal(b, &recent))
-	require.Len(t, recent.Results, 6)
+	require.Len(t, recent.Results, 7)
 	require.Greater(t, recent.Results[0].Seq, recent.Results[1].Seq)
 	code, hdr, b := call(t, "GET", ts.URL+recent.Results[0].Thumbnail, "", nil)
 	require.Equal(t, http.StatusOK, code, "%s", b)
