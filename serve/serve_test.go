@@ -34,6 +34,7 @@ type fixture struct {
 	bb           anomnet.Backbone
 	pathA, pathB string
 	pathC        string // another input size: a 48 x 48 crop
+	pathT        string // the tiled input, 64 x 64 tiles
 	good, bad    []byte // PNGs: a normal image and a defective one
 }
 
@@ -78,12 +79,15 @@ func makeFixture() (fixture, error) {
 		}
 		train = append(train, img)
 	}
-	for i, seed := range []uint64{1, 2, 3} {
+	for i, seed := range []uint64{1, 2, 3, 4} {
 		cfg := anomnet.DefaultConfig()
 		cfg.Input, cfg.Resize, cfg.Crop, cfg.Seed = anomnet.InputCrop, 72, 64, seed
 		cfg.K = 64 + 32*i
-		if i == 2 {
+		switch i {
+		case 2:
 			cfg.Resize, cfg.Crop = 56, 48
+		case 3:
+			cfg.Input, cfg.TileSize, cfg.K = anomnet.InputTile, 64, 64
 		}
 		m, err := anomnet.New(bb, cfg)
 		if err != nil {
@@ -96,7 +100,7 @@ func makeFixture() (fixture, error) {
 		if err := m.SaveFile(path); err != nil {
 			return f, err
 		}
-		*[]*string{&f.pathA, &f.pathB, &f.pathC}[i] = path
+		*[]*string{&f.pathA, &f.pathB, &f.pathC, &f.pathT}[i] = path
 	}
 	enc := func(defect string) ([]byte, error) {
 		img, _, err := dataset.SynthImage("weave", 1<<20, defect, opts)
@@ -586,4 +590,24 @@ func TestSwapWhileQueued(t *testing.T) {
 	want, err := m.Predict(img)
 	require.NoError(t, err)
 	require.InDelta(t, want.Score, p.Score, 1e-6*max(1, want.Score))
+}
+
+// TestTileModel serves a model of the tiled input: the image goes to it as
+// decoded, the map has the image's own size, and the thumbnail is drawn.
+func TestTileModel(t *testing.T) {
+	f := needFixture(t)
+	s, ts := start(t, f, f.pathT, serve.Options{})
+	require.Equal(t, anomnet.InputTile, s.Model().Config().Input)
+	code, _, b := call(t, "POST", ts.URL+"/v1/predict?map=png", "image/png", bytes.NewReader(f.bad))
+	require.Equal(t, http.StatusOK, code, "%s", b)
+	var p serve.Prediction
+	require.NoError(t, json.Unmarshal(b, &p))
+	require.Equal(t, serve.Size{Width: 128, Height: 128}, p.Map)
+	img, err := png.Decode(bytes.NewReader(f.bad))
+	require.NoError(t, err)
+	want, err := s.Model().Predict(img)
+	require.NoError(t, err)
+	require.InDelta(t, want.Score, p.Score, 1e-6*max(1, want.Score))
+	code, _, _ = call(t, "GET", ts.URL+"/v1/recent/1.png", "", nil)
+	require.Equal(t, http.StatusOK, code)
 }

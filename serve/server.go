@@ -252,9 +252,10 @@ func (s *Server) Warm(ctx context.Context) error {
 	return nil
 }
 
-// WarmModel scores one mid-grey image of the model's frame with m.
+// WarmModel scores one mid-grey image of the model's input size (its crop,
+// frame or tile) with m.
 func WarmModel(ctx context.Context, m Model) error {
-	w, h := m.Config().Preprocess().Size()
+	w, h := m.Config().InputSize()
 	img := image.NewUniform(color.Gray{128})
 	_, err := m.PredictBatch(ctx, []image.Image{subImage{img, image.Rect(0, 0, w, h)}})
 	if err != nil {
@@ -324,10 +325,11 @@ func (s *Server) submit(ctx context.Context, img, prepared image.Image, forModel
 		return outcome{}, errClosed
 	default:
 	}
+	s.waiting.Add(1) // before the worker can take it and count it out
 	select {
 	case s.queue <- j:
-		s.waiting.Add(1)
 	default:
+		s.waiting.Add(-1)
 		return outcome{}, errQueueFull
 	}
 	select {
