@@ -118,18 +118,18 @@ func Separation(d tensor.Device, c *tensor.Tensor, delta float64, weight float32
 	}
 	// d(h^2)/dc_a = -2h (c_a - c_b)/r; c_b gets the opposite. Each
 	// centroid's gradient sums over its own pairs, centroids in parallel.
-	first := make([][]int32, k) // per centroid, its pairs
+	byCentroid := make([][]int32, k) // per centroid, its pairs inside delta
 	for p, ab := range pairs {
 		if !(h[p] <= 0) && r[p] != 0 {
-			first[ab[0]] = append(first[ab[0]], int32(p))
-			first[ab[1]] = append(first[ab[1]], int32(p))
+			byCentroid[ab[0]] = append(byCentroid[ab[0]], int32(p))
+			byCentroid[ab[1]] = append(byCentroid[ab[1]], int32(p))
 		}
 	}
 	g := make([]float64, k*dim)
 	parallel.For(runtime.GOMAXPROCS(0), k, func(_, lo, hi int) {
 		for a := lo; a < hi; a++ {
 			ga, ca := g[a*dim:(a+1)*dim], cs[a*dim:(a+1)*dim]
-			for _, p := range first[a] {
+			for _, p := range byCentroid[a] {
 				b := int(pairs[p][0])
 				if b == a {
 					b = int(pairs[p][1])

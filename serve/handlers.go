@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
-	"embed"
+	_ "embed"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -24,7 +24,7 @@ import (
 )
 
 //go:embed page/index.html
-var page embed.FS
+var page []byte
 
 // maxThumbPixels bounds the images history keeps for thumbnails: beyond
 // it (a tiled model's large inputs) a result has none.
@@ -54,10 +54,9 @@ func (s *Server) routes() {
 	metricsHandler := m.handler()
 	s.mux.HandleFunc("GET /metrics", m.instrument("metrics", s.auth(metricsHandler.ServeHTTP)))
 	s.mux.HandleFunc("GET /{$}", m.instrument("page", func(w http.ResponseWriter, r *http.Request) {
-		b, _ := page.ReadFile("page/index.html")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")
-		w.Write(b)
+		w.Write(page)
 	}))
 }
 
@@ -236,18 +235,15 @@ func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 	}
 	e := s.recent.add(model, keep, res, p.NormalizedScore)
 	p.Seq = e.Seq
-	decision := "pass"
-	if res.Anomalous {
-		decision = "fail"
-	}
-	s.metrics.images.WithLabelValues(decision).Inc()
-	ms := func(d time.Duration) float64 { return math.Round(d.Seconds()*1e5) / 100 }
-	p.Timing = Timing{Decode: ms(decoded.Sub(t0)), Queue: ms(o.wait), Predict: ms(o.predict), Total: ms(time.Since(t0))}
+	s.metrics.images.WithLabelValues(p.Decision).Inc()
+	// Milliseconds to two decimals.
+	ms2 := func(d time.Duration) float64 { return math.Round(ms(d)*100) / 100 }
+	p.Timing = Timing{Decode: ms2(decoded.Sub(t0)), Queue: ms2(o.wait), Predict: ms2(o.predict), Total: ms2(time.Since(t0))}
 	if wantMap {
-		p.Timing.Render = ms(time.Since(done))
+		p.Timing.Render = ms2(time.Since(done))
 	}
 	writeJSON(w, http.StatusOK, p)
-	s.opts.Log.Info("predict", "score", res.Score, "decision", decision, "model", model.ID, "ms", p.Timing.Total, "batch", o.batch)
+	s.opts.Log.Info("predict", "score", res.Score, "decision", p.Decision, "model", model.ID, "ms", p.Timing.Total, "batch", o.batch)
 }
 
 // finite replaces a NaN or infinite value, which JSON cannot carry, by 0.

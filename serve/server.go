@@ -124,9 +124,6 @@ type Server struct {
 
 // New returns a Server for m (fitted) and starts its worker.
 func New(m Model, opts Options) (*Server, error) {
-	if m.Model == nil {
-		return nil, errors.New("serve: no model")
-	}
 	if err := checkFitted(m); err != nil {
 		return nil, err
 	}
@@ -146,8 +143,11 @@ func New(m Model, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// checkFitted refuses a model that cannot predict.
+// checkFitted refuses a missing model or one that cannot predict.
 func checkFitted(m Model) error {
+	if m.Model == nil {
+		return errors.New("serve: no model")
+	}
 	if m.Centroids() == nil {
 		return fmt.Errorf("serve: model %s: %w", m.Name, anomnet.ErrNotFitted)
 	}
@@ -161,9 +161,6 @@ func (s *Server) Model() Model { return *s.model.Load() }
 // model they started with. Warm m first (WarmModel) so that its first
 // requests do not pay for it.
 func (s *Server) Swap(m Model) error {
-	if m.Model == nil {
-		return errors.New("serve: no model")
-	}
 	if err := checkFitted(m); err != nil {
 		return err
 	}

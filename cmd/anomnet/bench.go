@@ -623,63 +623,61 @@ func benchServe(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	// rate is PredictBatch's median images/s over -iters batches (after
+	// one warm-up), each batch's images taken from batchOf within the
+	// timing.
+	rate := func(batchOf func() ([]image.Image, error)) (float64, error) {
+		times := make([]float64, 0, *iters)
+		for i := range *iters + 1 {
+			start := time.Now()
+			batchImgs, err := batchOf()
+			if err != nil {
+				return 0, err
+			}
+			if _, err := m.PredictBatch(ctx, batchImgs); err != nil {
+				return 0, err
+			}
+			if i > 0 {
+				times = append(times, time.Since(start).Seconds())
+			}
+		}
+		return float64(*batch) / median(times), nil
+	}
 	next := 0
-	predict := func() (float64, error) {
-		times := make([]float64, 0, *iters)
-		for i := range *iters + 1 {
-			batchImgs := make([]image.Image, *batch)
-			for j := range batchImgs {
-				batchImgs[j] = anomnet.Prepared{RGBA: imgs[next%len(imgs)]}
-				next++
-			}
-			start := time.Now()
-			if _, err := m.PredictBatch(ctx, batchImgs); err != nil {
-				return 0, err
-			}
-			if i > 0 {
-				times = append(times, time.Since(start).Seconds())
-			}
+	// prepared takes the next images as bench predict does, preprocessed.
+	prepared := func() ([]image.Image, error) {
+		batchImgs := make([]image.Image, *batch)
+		for j := range batchImgs {
+			batchImgs[j] = anomnet.Prepared{RGBA: imgs[next%len(imgs)]}
+			next++
 		}
-		return float64(*batch) / median(times), nil
+		return batchImgs, nil
 	}
-	// The same from the files' bytes: each batch decoded (in parallel, as
-	// the service's handlers decode) and preprocessed, then scored.
-	fromFiles := func() (float64, error) {
-		times := make([]float64, 0, *iters)
-		for i := range *iters + 1 {
-			start := time.Now()
-			batchImgs := make([]image.Image, *batch)
-			errs := make([]error, *batch)
-			var wg sync.WaitGroup
-			for j := range batchImgs {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					batchImgs[j], _, errs[j] = image.Decode(bytes.NewReader(bodies[(next+j)%len(bodies)]))
-				}()
-			}
-			wg.Wait()
-			next += *batch
-			if err := errors.Join(errs...); err != nil {
-				return 0, err
-			}
-			if _, err := m.PredictBatch(ctx, batchImgs); err != nil {
-				return 0, err
-			}
-			if i > 0 {
-				times = append(times, time.Since(start).Seconds())
-			}
+	// fromFiles decodes the next files' bytes (in parallel, as the
+	// service's handlers decode), which PredictBatch then preprocesses.
+	fromFiles := func() ([]image.Image, error) {
+		batchImgs := make([]image.Image, *batch)
+		errs := make([]error, *batch)
+		var wg sync.WaitGroup
+		for j := range batchImgs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				batchImgs[j], _, errs[j] = image.Decode(bytes.NewReader(bodies[(next+j)%len(bodies)]))
+			}()
 		}
-		return float64(*batch) / median(times), nil
+		wg.Wait()
+		next += *batch
+		return batchImgs, errors.Join(errs...)
 	}
 	fmt.Fprintf(stdout, "anomnet bench serve: model %s (id %s), K %d, %d images of %s, %d clients for %s, batch %d, GOMAXPROCS %d\n",
 		m.Name, m.ID, m.Centroids().K(), len(inputs), *dir, *clients, *duration, *batch, runtime.GOMAXPROCS(0))
-	before, err := predict()
+	before, err := rate(prepared)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "batched Predict  %8.2f images/s (median of %d batches; prepared images, as bench predict)\n", before, *iters)
-	filesBefore, err := fromFiles()
+	filesBefore, err := rate(fromFiles)
 	if err != nil {
 		return err
 	}
@@ -705,12 +703,12 @@ func benchServe(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for _, e := range res.Errors {
 		fmt.Fprintf(stdout, "  failure: %s\n", e)
 	}
-	after, err := predict()
+	after, err := rate(prepared)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "batched Predict  %8.2f images/s (median of %d batches, after)\n", after, *iters)
-	filesAfter, err := fromFiles()
+	filesAfter, err := rate(fromFiles)
 	if err != nil {
 		return err
 	}

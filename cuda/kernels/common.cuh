@@ -115,12 +115,13 @@ __device__ __forceinline__ int block_min_int(int v, int *sh) {
 }
 
 // block_scan returns the inclusive prefix sum of v over the block's
-// THREADS threads, thread t getting the sum of threads 0 to t; sh holds
-// THREADS values. Every thread must call it. It compacts the threads that
-// hold something (v = 1) in thread order: the last thread's result is
-// their number, and thread t's minus one its place.
+// THREADS threads, thread t getting the sum of threads 0 to t, and the sum
+// over all of them in *total; sh holds THREADS values. Every thread must
+// call it. It compacts the threads that hold something (v = 1) in thread
+// order: *total is their number, and thread t's result minus one its
+// place.
 template <int THREADS>
-__device__ __forceinline__ int block_scan(int v, int *sh) {
+__device__ __forceinline__ int block_scan(int v, int *sh, int *total) {
 	int t = threadIdx.x;
 	sh[t] = v;
 	__syncthreads();
@@ -131,6 +132,7 @@ __device__ __forceinline__ int block_scan(int v, int *sh) {
 		__syncthreads();
 	}
 	int r = sh[t];
+	*total = sh[THREADS - 1];
 	__syncthreads();
 	return r;
 }

@@ -90,7 +90,6 @@ constexpr int kScatterRows = 32;
 __global__ void scatter_add_rows_kernel(float *y, const float *x, const int *idx, long long m, int d, long long rows, int *fault) {
 	__shared__ int scan[kThreads];
 	__shared__ long long hits[kThreads];
-	__shared__ int count;
 	int t = threadIdx.x;
 	for (long long j0 = (long long)blockIdx.x * kScatterRows; j0 < rows; j0 += (long long)gridDim.x * kScatterRows) {
 		long long j1 = j0 + kScatterRows < rows ? j0 + kScatterRows : rows;
@@ -101,15 +100,12 @@ __global__ void scatter_add_rows_kernel(float *y, const float *x, const int *idx
 				report(fault, ANC_FAULT_SCATTER);
 			}
 			int f = (e < m && j >= j0 && j < j1) ? 1 : 0;
-			int place = block_scan<kThreads>(f, scan);
+			int n;
+			int place = block_scan<kThreads>(f, scan, &n);
 			if (f) {
 				hits[place - 1] = e;
 			}
-			if (t == kThreads - 1) {
-				count = place;
-			}
 			__syncthreads();
-			int n = count;
 			for (int h = 0; h < n; h++) {
 				long long src = hits[h];
 				float *dst = y + (long long)idx[src] * d;
@@ -201,7 +197,6 @@ __global__ void __launch_bounds__(kRefineThreads) nearest_refine_kernel(int *idx
 	__shared__ float shf[kRefineThreads];
 	__shared__ int shi[kRefineThreads];
 	__shared__ int cand[kRefineThreads];
-	__shared__ int count;
 	int t = threadIdx.x;
 	for (long long i = blockIdx.x; i < n; i += gridDim.x) {
 		const float *xi = x + i * d;
@@ -256,19 +251,16 @@ __global__ void __launch_bounds__(kRefineThreads) nearest_refine_kernel(int *idx
 		} else {
 			for (int j0 = 0; j0 < k; j0 += kRefineThreads) {
 				int j = j0 + t, f = j < k && is(j) ? 1 : 0;
-				int place = block_scan<kRefineThreads>(f, shi);
+				int m;
+				int place = block_scan<kRefineThreads>(f, shi, &m);
 				if (f) {
 					cand[place - 1] = j;
 				}
-				if (t == kRefineThreads - 1) {
-					count = place;
-				}
 				__syncthreads();
-				int m = count;
 				for (int h = 0; h < m; h++) {
 					measure(cand[h]);
 				}
-				__syncthreads();  // before the next chunk overwrites cand and count
+				__syncthreads();  // before the next chunk overwrites cand
 			}
 		}
 		if (t == 0) {
