@@ -310,6 +310,9 @@ func TestFitGuards(t *testing.T) {
 // TestFeatureCacheSpills trains with a cache budget of two images: the
 // model must not change.
 func TestFeatureCacheSpills(t *testing.T) {
+	// The file records the fit's time: $SOURCE_DATE_EPOCH pins it, so that
+	// two fits a second apart still compare byte for byte.
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
 	s := makeSynth(18, 16, 2, 2)
 	cfg := testConfig()
 	cfg.Epochs1, cfg.Epochs2 = 1, 1
