@@ -10,6 +10,7 @@ import "C"
 import (
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/org/anomnet/internal/tensor"
 )
@@ -106,4 +107,14 @@ func cbool(b bool) C.int {
 		return 1
 	}
 	return 0
+}
+
+// fastDiv divides each of n (0 <= n < 2^31) by d (>= 1) as the kernels'
+// index arithmetic does (FastDiv in kernels/common.cuh, on the host).
+func fastDiv(d int32, n []int32) []int32 {
+	q := make([]int32, len(n))
+	if len(n) > 0 {
+		C.anc_fast_div(C.int(d), (*C.int)(unsafe.Pointer(&n[0])), (*C.int)(unsafe.Pointer(&q[0])), cll(len(n)))
+	}
+	return q
 }

@@ -66,6 +66,11 @@ const char *anc_last_error(anc_ctx *c);
 /* anc_device_name writes the device's name (NUL-terminated) to buf. */
 int anc_device_name(anc_ctx *c, char *buf, int len);
 
+/* anc_fast_div sets q[i] = n[i] / d (0 <= n[i] < 2^31, d >= 1) on the host
+ * through the FastDiv the kernels divide with (common.cuh), so that its
+ * multiplier and shift can be checked without a GPU. */
+void anc_fast_div(int d, const int *n, int *q, long long count);
+
 /* Memory. */
 int anc_malloc(anc_ctx *c, anc_dptr *p, long long bytes);
 int anc_free(anc_ctx *c, anc_dptr p);

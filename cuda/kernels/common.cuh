@@ -51,12 +51,31 @@ inline int fail_arg(anc_ctx *c, const char *what) {
 	return ANC_ERR_ARG;
 }
 
-inline unsigned blocks_for(long long n, int threads = kThreads) {
-	long long b = (n + threads - 1) / threads;
+// kWaves is how many waves of resident blocks a grid-stride kernel's grid
+// holds: enough that a wave's tail is small, few enough that each thread
+// loops over several elements.
+constexpr int kWaves = 4;
+// kThreadsPerSM is how many threads a multiprocessor holds at once (sm_80
+// and sm_90).
+constexpr int kThreadsPerSM = 2048;
+
+// grid_for caps a grid of blocks blocks of block_threads threads, each
+// of which loops over its share when there are fewer (grid-stride), at
+// kWaves waves of the blocks the context's multiprocessors hold at once,
+// and at kMaxBlocks.
+inline unsigned grid_for(const anc_ctx *c, long long blocks, int block_threads) {
+	long long waves = (long long)kWaves * (c->sms > 0 ? c->sms : 1) * (kThreadsPerSM / block_threads);
+	long long b = blocks < waves ? blocks : waves;
 	if (b > kMaxBlocks) {
 		b = kMaxBlocks;
 	}
 	return (unsigned)(b < 1 ? 1 : b);
+}
+
+// blocks_for is the grid of a grid-stride kernel of kThreads threads a
+// block over n items, per items to a block.
+inline unsigned blocks_for(const anc_ctx *c, long long n, int per = kThreads) {
+	return grid_for(c, (n + per - 1) / per, kThreads);
 }
 
 // scratch returns at least bytes of the context's scratch memory, growing
@@ -73,6 +92,46 @@ __device__ __forceinline__ long long gstride() { return (long long)gridDim.x * b
 
 __host__ __device__ __forceinline__ int imin(int a, int b) { return a < b ? a : b; }
 __host__ __device__ __forceinline__ int imax(int a, int b) { return a > b ? a : b; }
+
+// FastDiv divides integers in [0, 2^31) by a divisor d >= 1 fixed at
+// launch, with a multiply-high and a shift in place of a division (about
+// twenty instructions in SASS): for d >= 2, with l = ceil(log2 d) and mul =
+// ceil(2^(31+l) / d) (below 2^32), n / d = umulhi(n, mul) >> (l - 1). The
+// rounding error n (mul d - 2^(31+l)) / (d 2^(31+l)) is below 2^31 / 2^(31+l)
+// <= 1/d, which leaves the floor unchanged. d = 1 takes mul = 0.
+struct FastDiv {
+	int d;
+	unsigned mul;
+	int shr;
+
+	FastDiv() = default;
+	explicit FastDiv(int divisor) : d(divisor), mul(0), shr(0) {
+		if (divisor > 1) {
+			int l = 0;
+			while ((1LL << l) < divisor) {
+				l++;
+			}
+			mul = (unsigned)(((1ULL << (31 + l)) + (unsigned long long)divisor - 1) / (unsigned long long)divisor);
+			shr = l - 1;
+		}
+	}
+
+	// div returns n / d for 0 <= n < 2^31.
+	__host__ __device__ __forceinline__ int div(int n) const {
+#ifdef __CUDA_ARCH__
+		unsigned hi = __umulhi((unsigned)n, mul);
+#else
+		unsigned hi = (unsigned)(((unsigned long long)(unsigned)n * mul) >> 32);
+#endif
+		return mul == 0 ? n : (int)(hi >> shr);
+	}
+
+	// divmod sets q = n / d and returns n % d, for 0 <= n < 2^31.
+	__host__ __device__ __forceinline__ int divmod(int n, int &q) const {
+		q = div(n);
+		return n - q * d;
+	}
+};
 
 // block_reduce returns op's reduction of v over the block's THREADS
 // threads (a power of two, blockDim.x == THREADS) to every thread, in a

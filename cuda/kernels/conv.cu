@@ -32,56 +32,111 @@ int gemm_any(anc_ctx *c, int m, int n, int k, LA la, LB lb, GemmStore st) {
 }
 
 // Geometry in the loaders: q = (ch, ki, kj) indexes the C*KH*KW filter
-// taps, j = (n, oi, oj) the N*OH*OW output positions.
+// taps, j = (n, oi, oj) the N*OH*OW output positions. The loaders divide
+// by the divisors fixed at launch through FastDiv.
 struct Geom {
 	int C, H, W, O, KH, KW, OH, OW, sh, sw, ph, pw;
+	FastDiv dKW, dKH, dOW, dOHW, dW, dHW, dsh, dsw;
 };
 
 inline Geom geom(const anc_conv_geom &g) {
-	return Geom{g.c, g.h, g.w, g.o, g.kh, g.kw, g.oh, g.ow, g.sh, g.sw, g.ph, g.pw};
+	return Geom{g.c, g.h, g.w, g.o, g.kh, g.kw, g.oh, g.ow, g.sh, g.sw, g.ph, g.pw, FastDiv(g.kw), FastDiv(g.kh),
+		FastDiv(g.ow), FastDiv(g.oh * g.ow), FastDiv(g.w), FastDiv(g.h * g.w), FastDiv(g.sh), FastDiv(g.sw)};
 }
 
 // Im2col(q, j) is element (q, j) of the batch's im2col matrix: the input
 // value that tap q of the filter meets at output position j, 0 in padding.
+// Its Fixed is output position j's image and top-left input corner; q's
+// tap is found at each step.
 struct Im2col {
 	const float *x;
 	Geom g;
-	__device__ __forceinline__ float operator()(int q, int j) const {
-		int kj = q % g.KW, t = q / g.KW;
-		int ki = t % g.KH, ch = t / g.KH;
-		int ohw = g.OH * g.OW;
-		int n = j / ohw, p = j - n * ohw;
-		int oi = p / g.OW, oj = p - oi * g.OW;
-		int ii = oi * g.sh - g.ph + ki, jj = oj * g.sw - g.pw + kj;
+	struct Fixed {
+		const float *img;  // image n of x
+		int i0, j0;        // oi*sh - ph, oj*sw - pw
+	};
+	__device__ __forceinline__ Fixed fix(int j) const {
+		int n, oi;
+		int p = g.dOHW.divmod(j, n);
+		int oj = g.dOW.divmod(p, oi);
+		return Fixed{x + (long long)n * g.C * g.H * g.W, oi * g.sh - g.ph, oj * g.sw - g.pw};
+	}
+	__device__ __forceinline__ float at(const Fixed &f, int q) const {
+		int t, ch;
+		int kj = g.dKW.divmod(q, t);
+		int ki = g.dKH.divmod(t, ch);
+		int ii = f.i0 + ki, jj = f.j0 + kj;
 		if (ii < 0 || ii >= g.H || jj < 0 || jj >= g.W) {
 			return 0.0f;
 		}
-		return x[(((long long)n * g.C + ch) * g.H + ii) * g.W + jj];
+		return f.img[((long long)ch * g.H + ii) * g.W + jj];
 	}
+	__device__ __forceinline__ float operator()(int q, int j) const { return at(fix(j), q); }
 };
 
-// Im2colT is Im2col transposed: (l, q) with l the output position.
+// Im2colT is Im2col transposed: (l, q) with l the output position. Its
+// Fixed is tap q: the channel's plane and the tap's offset; l's position
+// is found at each step.
 struct Im2colT {
 	Im2col f;
-	__device__ __forceinline__ float operator()(int l, int q) const { return f(q, l); }
+	struct Fixed {
+		long long plane;  // ch*H*W
+		int di, dj;       // ki - ph, kj - pw
+	};
+	__device__ __forceinline__ Fixed fix(int q) const {
+		const Geom &g = f.g;
+		int t, ch;
+		int kj = g.dKW.divmod(q, t);
+		int ki = g.dKH.divmod(t, ch);
+		return Fixed{(long long)ch * g.H * g.W, ki - g.ph, kj - g.pw};
+	}
+	__device__ __forceinline__ float at(const Fixed &x, int l) const {
+		const Geom &g = f.g;
+		int n, oi;
+		int p = g.dOHW.divmod(l, n);
+		int oj = g.dOW.divmod(p, oi);
+		int ii = oi * g.sh + x.di, jj = oj * g.sw + x.dj;
+		if (ii < 0 || ii >= g.H || jj < 0 || jj >= g.W) {
+			return 0.0f;
+		}
+		return f.x[(long long)n * g.C * g.H * g.W + x.plane + (long long)ii * g.W + jj];
+	}
+	__device__ __forceinline__ float operator()(int l, int q) const { return at(fix(q), l); }
 };
 
 // Planes(q, j) reads channel q at position j = (n, p) of a map of nc
 // channels of hw: the im2col matrix of a 1x1, stride 1, unpadded
-// convolution is the input itself.
+// convolution is the input itself. Its Fixed is position j's element of
+// channel 0.
 struct Planes {
 	const float *x;
 	int nc, hw;
-	__device__ __forceinline__ float operator()(int q, int j) const {
-		int n = j / hw, p = j - n * hw;
-		return x[((long long)n * nc + q) * hw + p];
+	FastDiv dhw;
+	using Fixed = const float *;
+	__device__ __forceinline__ Fixed fix(int j) const {
+		int n;
+		int p = dhw.divmod(j, n);
+		return x + (long long)n * nc * hw + p;
 	}
+	__device__ __forceinline__ float at(Fixed f, int q) const { return f[(long long)q * hw]; }
+	__device__ __forceinline__ float operator()(int q, int j) const { return at(fix(j), q); }
 };
 
+// PlanesT is Planes transposed: (l, q) with l the position. Its Fixed is
+// channel q's plane of image 0.
 struct PlanesT {
 	Planes f;
-	__device__ __forceinline__ float operator()(int l, int q) const { return f(q, l); }
+	using Fixed = const float *;
+	__device__ __forceinline__ Fixed fix(int q) const { return f.x + (long long)q * f.hw; }
+	__device__ __forceinline__ float at(Fixed x, int l) const {
+		int n;
+		int p = f.dhw.divmod(l, n);
+		return x[(long long)n * f.nc * f.hw + p];
+	}
+	__device__ __forceinline__ float operator()(int l, int q) const { return at(fix(q), l); }
 };
+
+inline Planes planes(const float *x, int nc, int hw) { return Planes{x, nc, hw, FastDiv(hw)}; }
 
 // ConvStore writes y[n, o, p] for j = (n, p): the product, plus y's old
 // value if accumulating, plus the bias, then the ReLU, in the CPU's order.
@@ -89,9 +144,11 @@ struct ConvStore {
 	float *y;
 	const float *bias;
 	int O, ohw;
+	FastDiv dohw;
 	bool accumulate, relu;
 	__device__ __forceinline__ void operator()(int o, int j, float v) const {
-		int n = j / ohw, p = j - n * ohw;
+		int n;
+		int p = dohw.divmod(j, n);
 		float *py = y + ((long long)n * O + o) * ohw + p;
 		if (accumulate) {
 			v = *py + v;
@@ -106,58 +163,82 @@ struct ConvStore {
 	}
 };
 
-// WT(ch, l) is w^T: l = (o, ki, kj), w being O x C x KH x KW.
+// WT(ch, l) is w^T: l = (o, ki, kj), w being O x C x KH x KW. Its Fixed
+// is channel ch's first tap of filter 0.
 struct WT {
 	const float *w;
 	int C, KK;
-	__device__ __forceinline__ float operator()(int ch, int l) const {
-		int o = l / KK, kk = l - o * KK;
-		return w[((long long)o * C + ch) * KK + kk];
+	FastDiv dKK;
+	using Fixed = const float *;
+	__device__ __forceinline__ Fixed fix(int ch) const { return w + (long long)ch * KK; }
+	__device__ __forceinline__ float at(Fixed f, int l) const {
+		int o;
+		int kk = dKK.divmod(l, o);
+		return f[(long long)o * C * KK + kk];
 	}
+	__device__ __forceinline__ float operator()(int ch, int l) const { return at(fix(ch), l); }
 };
 
 // DyGather(l, j) is the dy value that tap l = (o, ki, kj) carries back to
 // input position j = (n, ii, jj): dy[n, o, oi, oj] where
-// oi*sh - ph + ki = ii and oj*sw - pw + kj = jj, else 0.
+// oi*sh - ph + ki = ii and oj*sw - pw + kj = jj, else 0. Its Fixed is
+// position j's image of dy and ii + ph, jj + pw.
 struct DyGather {
 	const float *dy;
 	Geom g;
-	__device__ __forceinline__ float operator()(int l, int j) const {
-		int kj = l % g.KW, t = l / g.KW;
-		int ki = t % g.KH, o = t / g.KH;
-		int hw = g.H * g.W;
-		int n = j / hw, p = j - n * hw;
-		int ii = p / g.W, jj = p - ii * g.W;
-		int ti = ii + g.ph - ki, tj = jj + g.pw - kj;
+	struct Fixed {
+		const float *img;  // image n of dy
+		int ti, tj;        // ii + ph, jj + pw
+	};
+	__device__ __forceinline__ Fixed fix(int j) const {
+		int n, ii;
+		int p = g.dHW.divmod(j, n);
+		int jj = g.dW.divmod(p, ii);
+		return Fixed{dy + (long long)n * g.O * g.OH * g.OW, ii + g.ph, jj + g.pw};
+	}
+	__device__ __forceinline__ float at(const Fixed &f, int l) const {
+		int t, o;
+		int kj = g.dKW.divmod(l, t);
+		int ki = g.dKH.divmod(t, o);
+		int ti = f.ti - ki, tj = f.tj - kj;
 		if (ti < 0 || tj < 0) {
 			return 0.0f;
 		}
-		int oi = ti / g.sh, oj = tj / g.sw;
-		if (oi * g.sh != ti || oj * g.sw != tj || oi >= g.OH || oj >= g.OW) {
+		int oi, oj;
+		if (g.dsh.divmod(ti, oi) != 0 || g.dsw.divmod(tj, oj) != 0 || oi >= g.OH || oj >= g.OW) {
 			return 0.0f;
 		}
-		return dy[(((long long)n * g.O + o) * g.OH + oi) * g.OW + oj];
+		return f.img[((long long)o * g.OH + oi) * g.OW + oj];
 	}
+	__device__ __forceinline__ float operator()(int l, int j) const { return at(fix(j), l); }
 };
 
 // MapStore writes x[n, ch, p] for j = (n, p) (dx of the backward pass).
 struct MapStore {
 	float *x;
 	int C, hw;
+	FastDiv dhw;
 	__device__ __forceinline__ void operator()(int ch, int j, float v) const {
-		int n = j / hw, p = j - n * hw;
+		int n;
+		int p = dhw.divmod(j, n);
 		x[((long long)n * C + ch) * hw + p] = v;
 	}
 };
 
-// DyRows(o, l) reads dy[n, o, p] for l = (n, p).
+// DyRows(o, l) reads dy[n, o, p] for l = (n, p). Its Fixed is filter o's
+// plane of image 0.
 struct DyRows {
 	const float *dy;
 	int O, ohw;
-	__device__ __forceinline__ float operator()(int o, int l) const {
-		int n = l / ohw, p = l - n * ohw;
-		return dy[((long long)n * O + o) * ohw + p];
+	FastDiv dohw;
+	using Fixed = const float *;
+	__device__ __forceinline__ Fixed fix(int o) const { return dy + (long long)o * ohw; }
+	__device__ __forceinline__ float at(Fixed f, int l) const {
+		int n;
+		int p = dohw.divmod(l, n);
+		return f[(long long)n * O * ohw + p];
 	}
+	__device__ __forceinline__ float operator()(int o, int l) const { return at(fix(o), l); }
 };
 
 struct MatStore {
@@ -230,10 +311,11 @@ extern "C" int anc_conv2d(anc_ctx *c, anc_dptr y, anc_dptr x, anc_dptr w, anc_dp
 		return fail_arg(c, "Conv2D: dimensions too large");
 	}
 	int M = g.o, N = g.n * g.oh * g.ow, K = g.c * g.kh * g.kw;
-	ConvStore st{ptr<float>(y), ptr<const float>(bias), g.o, g.oh * g.ow, accumulate != 0, relu != 0};
+	ConvStore st{ptr<float>(y), ptr<const float>(bias), g.o, g.oh * g.ow, FastDiv(g.oh * g.ow), accumulate != 0, relu != 0};
 	RowMajor la{ptr<const float>(w), K};
 	if (direct(g)) {
-		return conv_gemm<Planes, true>(c, "gemm_kernel (Conv2D, 1x1)", M, N, K, la, Planes{ptr<const float>(x), g.c, g.h * g.w}, st);
+		Planes lb = planes(ptr<const float>(x), g.c, g.h * g.w);
+		return conv_gemm<Planes, true>(c, "gemm_kernel (Conv2D, 1x1)", M, N, K, la, lb, st);
 	}
 	return conv_gemm<Im2col, true>(c, "gemm_kernel (Conv2D)", M, N, K, la, Im2col{ptr<const float>(x), geom(g)}, st);
 }
@@ -244,8 +326,8 @@ extern "C" int anc_conv2d_backward_data(anc_ctx *c, anc_dptr dx, anc_dptr dy, an
 		return fail_arg(c, "Conv2DBackwardData: dimensions too large");
 	}
 	int M = g.c, N = g.n * g.h * g.w, K = g.o * g.kh * g.kw;
-	MapStore st{ptr<float>(dx), g.c, g.h * g.w};
-	WT la{ptr<const float>(w), g.c, g.kh * g.kw};
+	MapStore st{ptr<float>(dx), g.c, g.h * g.w, FastDiv(g.h * g.w)};
+	WT la{ptr<const float>(w), g.c, g.kh * g.kw, FastDiv(g.kh * g.kw)};
 	auto launch = [&](auto lb, const char *what) {
 		if (big_tiles(M, N)) {
 			return launch_gemm<128, 128, true, true>(c, what, M, N, K, la, lb, st);
@@ -253,7 +335,7 @@ extern "C" int anc_conv2d_backward_data(anc_ctx *c, anc_dptr dx, anc_dptr dy, an
 		return launch_gemm<64, 128, true, true>(c, what, M, N, K, la, lb, st);
 	};
 	if (direct(g)) {
-		return launch(Planes{ptr<const float>(dy), g.o, g.h * g.w}, "gemm_kernel (Conv2DBackwardData, 1x1)");
+		return launch(planes(ptr<const float>(dy), g.o, g.h * g.w), "gemm_kernel (Conv2DBackwardData, 1x1)");
 	}
 	return launch(DyGather{ptr<const float>(dy), geom(g)}, "gemm_kernel (Conv2DBackwardData)");
 }
@@ -267,7 +349,7 @@ extern "C" int anc_conv2d_backward_filter(anc_ctx *c, anc_dptr dw, anc_dptr dbia
 	int M = g.o, N = g.c * g.kh * g.kw, K = g.n * g.oh * g.ow;
 	int ohw = g.oh * g.ow;
 	MatStore st{ptr<float>(dw), N};
-	DyRows la{ptr<const float>(dy), g.o, ohw};
+	DyRows la{ptr<const float>(dy), g.o, ohw, FastDiv(ohw)};
 	int status;
 	// Split along K (the batch's output positions), where the filters
 	// alone fill few blocks: deterministic, slices summed in order.
@@ -278,7 +360,7 @@ extern "C" int anc_conv2d_backward_filter(anc_ctx *c, anc_dptr dw, anc_dptr dbia
 		return launch_gemm_split<64, 64, true, false>(c, what, M, N, K, la, lb, st);
 	};
 	if (direct(g)) {
-		status = launch(PlanesT{Planes{ptr<const float>(x), g.c, g.h * g.w}}, "gemm_kernel (Conv2DBackwardFilter, 1x1)");
+		status = launch(PlanesT{planes(ptr<const float>(x), g.c, g.h * g.w)}, "gemm_kernel (Conv2DBackwardFilter, 1x1)");
 	} else {
 		status = launch(Im2colT{Im2col{ptr<const float>(x), geom(g)}}, "gemm_kernel (Conv2DBackwardFilter)");
 	}

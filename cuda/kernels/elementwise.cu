@@ -7,45 +7,47 @@ namespace {
 using anc::gstride;
 using anc::gtid;
 
-__global__ void fill_kernel(float *x, long long n, float v) {
+__global__ void __launch_bounds__(anc::kThreads) fill_kernel(float *x, long long n, float v) {
 	for (long long i = gtid(); i < n; i += gstride()) {
 		x[i] = v;
 	}
 }
 
-__global__ void add_kernel(float *y, const float *a, const float *b, long long n) {
+__global__ void __launch_bounds__(anc::kThreads) add_kernel(float *y, const float *a, const float *b, long long n) {
 	for (long long i = gtid(); i < n; i += gstride()) {
 		y[i] = a[i] + b[i];  // y may alias a or b: each element reads before it writes
 	}
 }
 
-__global__ void axpy_kernel(float alpha, const float *x, float *y, long long n) {
+__global__ void __launch_bounds__(anc::kThreads) axpy_kernel(float alpha, const float *x, float *y, long long n) {
 	for (long long i = gtid(); i < n; i += gstride()) {
 		y[i] += alpha * x[i];
 	}
 }
 
-__global__ void scale_kernel(float alpha, float *x, long long n) {
+__global__ void __launch_bounds__(anc::kThreads) scale_kernel(float alpha, float *x, long long n) {
 	for (long long i = gtid(); i < n; i += gstride()) {
 		x[i] *= alpha;
 	}
 }
 
 // relu_kernel keeps NaN, as Go's max does.
-__global__ void relu_kernel(float *y, const float *x, long long n) {
+__global__ void __launch_bounds__(anc::kThreads) relu_kernel(float *y, const float *x, long long n) {
 	for (long long i = gtid(); i < n; i += gstride()) {
 		float v = x[i];
 		y[i] = (v > 0.0f || v != v) ? v : 0.0f;
 	}
 }
 
-__global__ void relu_backward_kernel(float *dx, const float *dy, const float *y, long long n) {
+__global__ void __launch_bounds__(anc::kThreads) relu_backward_kernel(float *dx, const float *dy, const float *y,
+	long long n) {
 	for (long long i = gtid(); i < n; i += gstride()) {
 		dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 	}
 }
 
-__global__ void adam_kernel(float *w, const float *g, float *m, float *v, long long n, float step, float sqrt_bc2,
+__global__ void __launch_bounds__(anc::kThreads) adam_kernel(float *w, const float *g, float *m, float *v, long long n,
+	float step, float sqrt_bc2,
 	float b1, float b2, float eps, float wd) {
 	for (long long i = gtid(); i < n; i += gstride()) {
 		float gi = g[i] + wd * w[i];
@@ -60,7 +62,8 @@ __global__ void adam_kernel(float *w, const float *g, float *m, float *v, long l
 
 // sum_partials_kernel writes one float64 partial sum (of x, or of x*y when
 // y is not null) per block; sum_final_kernel adds the partials in order.
-__global__ void __launch_bounds__(anc::kThreads) sum_partials_kernel(const float *x, const float *y, long long n, double *partial) {
+__global__ void __launch_bounds__(anc::kThreads) sum_partials_kernel(const float *x, const float *y, long long n,
+	double *partial) {
 	__shared__ double sh[anc::kThreads];
 	double s = 0;
 	if (y == nullptr) {
@@ -115,7 +118,7 @@ using anc::ptr;
 extern "C" int anc_fill(anc_ctx *c, anc_dptr x, long long n, float v) {
 	BEGIN(c);
 	if (n > 0) {
-		LAUNCH("fill_kernel", fill_kernel, blocks_for(n), anc::kThreads, ptr<float>(x), n, v);
+		LAUNCH("fill_kernel", fill_kernel, blocks_for(c, n), anc::kThreads, ptr<float>(x), n, v);
 	}
 	return 0;
 }
@@ -123,7 +126,7 @@ extern "C" int anc_fill(anc_ctx *c, anc_dptr x, long long n, float v) {
 extern "C" int anc_add(anc_ctx *c, anc_dptr dst, anc_dptr a, anc_dptr b, long long n) {
 	BEGIN(c);
 	if (n > 0) {
-		LAUNCH("add_kernel", add_kernel, blocks_for(n), anc::kThreads, ptr<float>(dst), ptr<const float>(a), ptr<const float>(b), n);
+		LAUNCH("add_kernel", add_kernel, blocks_for(c, n), anc::kThreads, ptr<float>(dst), ptr<const float>(a), ptr<const float>(b), n);
 	}
 	return 0;
 }
@@ -131,7 +134,7 @@ extern "C" int anc_add(anc_ctx *c, anc_dptr dst, anc_dptr a, anc_dptr b, long lo
 extern "C" int anc_axpy(anc_ctx *c, float alpha, anc_dptr x, anc_dptr y, long long n) {
 	BEGIN(c);
 	if (n > 0) {
-		LAUNCH("axpy_kernel", axpy_kernel, blocks_for(n), anc::kThreads, alpha, ptr<const float>(x), ptr<float>(y), n);
+		LAUNCH("axpy_kernel", axpy_kernel, blocks_for(c, n), anc::kThreads, alpha, ptr<const float>(x), ptr<float>(y), n);
 	}
 	return 0;
 }
@@ -139,7 +142,7 @@ extern "C" int anc_axpy(anc_ctx *c, float alpha, anc_dptr x, anc_dptr y, long lo
 extern "C" int anc_scale(anc_ctx *c, float alpha, anc_dptr x, long long n) {
 	BEGIN(c);
 	if (n > 0) {
-		LAUNCH("scale_kernel", scale_kernel, blocks_for(n), anc::kThreads, alpha, ptr<float>(x), n);
+		LAUNCH("scale_kernel", scale_kernel, blocks_for(c, n), anc::kThreads, alpha, ptr<float>(x), n);
 	}
 	return 0;
 }
@@ -147,7 +150,7 @@ extern "C" int anc_scale(anc_ctx *c, float alpha, anc_dptr x, long long n) {
 extern "C" int anc_relu(anc_ctx *c, anc_dptr y, anc_dptr x, long long n) {
 	BEGIN(c);
 	if (n > 0) {
-		LAUNCH("relu_kernel", relu_kernel, blocks_for(n), anc::kThreads, ptr<float>(y), ptr<const float>(x), n);
+		LAUNCH("relu_kernel", relu_kernel, blocks_for(c, n), anc::kThreads, ptr<float>(y), ptr<const float>(x), n);
 	}
 	return 0;
 }
@@ -155,7 +158,7 @@ extern "C" int anc_relu(anc_ctx *c, anc_dptr y, anc_dptr x, long long n) {
 extern "C" int anc_relu_backward(anc_ctx *c, anc_dptr dx, anc_dptr dy, anc_dptr y, long long n) {
 	BEGIN(c);
 	if (n > 0) {
-		LAUNCH("relu_backward_kernel", relu_backward_kernel, blocks_for(n), anc::kThreads, ptr<float>(dx), ptr<const float>(dy),
+		LAUNCH("relu_backward_kernel", relu_backward_kernel, blocks_for(c, n), anc::kThreads, ptr<float>(dx), ptr<const float>(dy),
 			ptr<const float>(y), n);
 	}
 	return 0;
@@ -165,7 +168,7 @@ extern "C" int anc_adam(anc_ctx *c, anc_dptr param, anc_dptr grad, anc_dptr m, a
 	float sqrt_bc2, float beta1, float beta2, float eps, float weight_decay) {
 	BEGIN(c);
 	if (n > 0) {
-		LAUNCH("adam_kernel", adam_kernel, blocks_for(n), anc::kThreads, ptr<float>(param), ptr<const float>(grad), ptr<float>(m),
+		LAUNCH("adam_kernel", adam_kernel, blocks_for(c, n), anc::kThreads, ptr<float>(param), ptr<const float>(grad), ptr<float>(m),
 			ptr<float>(v), n, step_size, sqrt_bc2, beta1, beta2, eps, weight_decay);
 	}
 	return 0;

@@ -8,7 +8,8 @@ namespace {
 
 using namespace anc;
 
-__global__ void zero_pad_kernel(float *y, const float *x, long long nc, int h, int w, int oh, int ow, int top, int left) {
+__global__ void __launch_bounds__(anc::kThreads) zero_pad_kernel(float *y, const float *x, long long nc, int h, int w,
+	int oh, int ow, int top, int left) {
 	long long total = nc * oh * ow;
 	for (long long e = gtid(); e < total; e += gstride()) {
 		long long pl = e / ((long long)oh * ow);
@@ -19,7 +20,8 @@ __global__ void zero_pad_kernel(float *y, const float *x, long long nc, int h, i
 }
 
 // max_pool_kernel takes the first NaN of a window, as the CPU does.
-__global__ void max_pool_kernel(float *y, const float *x, long long nc, int h, int w, int oh, int ow, int k, int s, int p) {
+__global__ void __launch_bounds__(anc::kThreads) max_pool_kernel(float *y, const float *x, long long nc, int h, int w,
+	int oh, int ow, int k, int s, int p) {
 	long long total = nc * oh * ow;
 	for (long long e = gtid(); e < total; e += gstride()) {
 		long long pl = e / ((long long)oh * ow);
@@ -39,7 +41,8 @@ __global__ void max_pool_kernel(float *y, const float *x, long long nc, int h, i
 	}
 }
 
-__global__ void avg_pool_kernel(float *y, const float *x, long long nc, int h, int w, int oh, int ow, int k, int s, int p) {
+__global__ void __launch_bounds__(anc::kThreads) avg_pool_kernel(float *y, const float *x, long long nc, int h, int w,
+	int oh, int ow, int k, int s, int p) {
 	long long total = nc * oh * ow;
 	float inv = 1.0f / (float)(k * k);
 	for (long long e = gtid(); e < total; e += gstride()) {
@@ -66,7 +69,8 @@ __device__ __forceinline__ int first_window(int i, int k, int s, int p) {
 
 // avg_pool_backward_kernel gathers, for each input element, the gradients
 // of the windows that cover it, in the CPU's (oi, oj) order.
-__global__ void avg_pool_backward_kernel(float *dx, const float *dy, long long nc, int h, int w, int oh, int ow, int k, int s,
+__global__ void __launch_bounds__(anc::kThreads) avg_pool_backward_kernel(float *dx, const float *dy, long long nc,
+	int h, int w, int oh, int ow, int k, int s,
 	int p) {
 	long long total = nc * h * w;
 	float inv = 1.0f / (float)(k * k);
@@ -91,7 +95,8 @@ __global__ void avg_pool_backward_kernel(float *dx, const float *dy, long long n
 __device__ __forceinline__ int win_lo(int o, int n, int m) { return (int)((long long)o * n / m); }
 __device__ __forceinline__ int win_hi(int o, int n, int m) { return (int)(((long long)(o + 1) * n + m - 1) / m); }
 
-__global__ void adaptive_avg_pool_kernel(float *y, const float *x, long long nc, int h, int w, int oh, int ow) {
+__global__ void __launch_bounds__(anc::kThreads) adaptive_avg_pool_kernel(float *y, const float *x, long long nc,
+	int h, int w, int oh, int ow) {
 	long long total = nc * oh * ow;
 	for (long long e = gtid(); e < total; e += gstride()) {
 		long long pl = e / ((long long)oh * ow);
@@ -109,7 +114,8 @@ __global__ void adaptive_avg_pool_kernel(float *y, const float *x, long long nc,
 	}
 }
 
-__global__ void adaptive_avg_pool_backward_kernel(float *dx, const float *dy, long long nc, int h, int w, int oh, int ow) {
+__global__ void __launch_bounds__(anc::kThreads) adaptive_avg_pool_backward_kernel(float *dx, const float *dy,
+	long long nc, int h, int w, int oh, int ow) {
 	long long total = nc * h * w;
 	for (long long e = gtid(); e < total; e += gstride()) {
 		long long pl = e / ((long long)h * w);
@@ -156,7 +162,8 @@ __device__ __forceinline__ Taps taps(int o, int in, int out) {
 	return Taps{i0, imin(i0 + 1, in - 1), (float)(1.0 - lam), (float)lam};
 }
 
-__global__ void resize_bilinear_kernel(float *y, const float *x, long long nc, int h, int w, int oh, int ow) {
+__global__ void __launch_bounds__(anc::kThreads) resize_bilinear_kernel(float *y, const float *x, long long nc, int h,
+	int w, int oh, int ow) {
 	long long total = nc * oh * ow;
 	for (long long e = gtid(); e < total; e += gstride()) {
 		long long pl = e / ((long long)oh * ow);
@@ -185,7 +192,8 @@ __device__ __forceinline__ float weight(Taps t, int i) {
 // resize_bilinear_backward_kernel gathers, for each input, the output
 // gradients whose taps reach it, outputs in order: no atomics, so every run
 // sums in the same order.
-__global__ void resize_bilinear_backward_kernel(float *dx, const float *dy, long long nc, int h, int w, int oh, int ow) {
+__global__ void __launch_bounds__(anc::kThreads) resize_bilinear_backward_kernel(float *dx, const float *dy,
+	long long nc, int h, int w, int oh, int ow) {
 	long long total = nc * h * w;
 	for (long long e = gtid(); e < total; e += gstride()) {
 		long long pl = e / ((long long)h * w);
@@ -229,7 +237,8 @@ __device__ __forceinline__ int reflect(int i, int n) {
 
 // blur_rows_kernel and blur_cols_kernel are the two passes of the
 // separable blur, rows first as on the CPU.
-__global__ void blur_rows_kernel(float *tmp, const float *x, const float *k, int r, long long nc, int h, int w) {
+__global__ void __launch_bounds__(anc::kThreads) blur_rows_kernel(float *tmp, const float *x, const float *k, int r,
+	long long nc, int h, int w) {
 	long long total = nc * h * w;
 	for (long long e = gtid(); e < total; e += gstride()) {
 		int j = (int)(e % w);
@@ -242,7 +251,8 @@ __global__ void blur_rows_kernel(float *tmp, const float *x, const float *k, int
 	}
 }
 
-__global__ void blur_cols_kernel(float *y, const float *tmp, const float *k, int r, long long nc, int h, int w) {
+__global__ void __launch_bounds__(anc::kThreads) blur_cols_kernel(float *y, const float *tmp, const float *k, int r,
+	long long nc, int h, int w) {
 	long long total = nc * h * w;
 	for (long long e = gtid(); e < total; e += gstride()) {
 		long long pl = e / ((long long)h * w);
@@ -259,7 +269,7 @@ __global__ void blur_cols_kernel(float *y, const float *tmp, const float *k, int
 
 // coord_kernel writes the x (along the width) and y coordinate planes after
 // the ch channels of each image.
-__global__ void coord_kernel(float *y, int n, int ch, int h, int w) {
+__global__ void __launch_bounds__(anc::kThreads) coord_kernel(float *y, int n, int ch, int h, int w) {
 	long long hw = (long long)h * w, total = (long long)n * 2 * hw;
 	for (long long e = gtid(); e < total; e += gstride()) {
 		long long img = e / (2 * hw);
@@ -302,7 +312,7 @@ extern "C" int anc_zero_pad2d(anc_ctx *c, anc_dptr y, anc_dptr x, long long nc, 
 	BEGIN(c);
 	long long n = nc * oh * ow;
 	if (n > 0) {
-		LAUNCH("zero_pad_kernel", zero_pad_kernel, blocks_for(n), kThreads, ptr<float>(y), ptr<const float>(x), nc, h, w, oh, ow,
+		LAUNCH("zero_pad_kernel", zero_pad_kernel, blocks_for(c, n), kThreads, ptr<float>(y), ptr<const float>(x), nc, h, w, oh, ow,
 			top, left);
 	}
 	return 0;
@@ -312,7 +322,7 @@ extern "C" int anc_max_pool2d(anc_ctx *c, anc_dptr y, anc_dptr x, long long nc, 
 	BEGIN(c);
 	long long n = nc * oh * ow;
 	if (n > 0) {
-		LAUNCH("max_pool_kernel", max_pool_kernel, blocks_for(n), kThreads, ptr<float>(y), ptr<const float>(x), nc, h, w, oh, ow,
+		LAUNCH("max_pool_kernel", max_pool_kernel, blocks_for(c, n), kThreads, ptr<float>(y), ptr<const float>(x), nc, h, w, oh, ow,
 			k, s, p);
 	}
 	return 0;
@@ -322,7 +332,7 @@ extern "C" int anc_avg_pool2d(anc_ctx *c, anc_dptr y, anc_dptr x, long long nc, 
 	BEGIN(c);
 	long long n = nc * oh * ow;
 	if (n > 0) {
-		LAUNCH("avg_pool_kernel", avg_pool_kernel, blocks_for(n), kThreads, ptr<float>(y), ptr<const float>(x), nc, h, w, oh, ow,
+		LAUNCH("avg_pool_kernel", avg_pool_kernel, blocks_for(c, n), kThreads, ptr<float>(y), ptr<const float>(x), nc, h, w, oh, ow,
 			k, s, p);
 	}
 	return 0;
@@ -333,7 +343,7 @@ extern "C" int anc_avg_pool2d_backward(anc_ctx *c, anc_dptr dx, anc_dptr dy, lon
 	BEGIN(c);
 	long long n = nc * h * w;
 	if (n > 0) {
-		LAUNCH("avg_pool_backward_kernel", avg_pool_backward_kernel, blocks_for(n), kThreads, ptr<float>(dx), ptr<const float>(dy),
+		LAUNCH("avg_pool_backward_kernel", avg_pool_backward_kernel, blocks_for(c, n), kThreads, ptr<float>(dx), ptr<const float>(dy),
 			nc, h, w, oh, ow, k, s, p);
 	}
 	return 0;
@@ -343,7 +353,7 @@ extern "C" int anc_adaptive_avg_pool2d(anc_ctx *c, anc_dptr y, anc_dptr x, long 
 	BEGIN(c);
 	long long n = nc * oh * ow;
 	if (n > 0) {
-		LAUNCH("adaptive_avg_pool_kernel", adaptive_avg_pool_kernel, blocks_for(n), kThreads, ptr<float>(y), ptr<const float>(x),
+		LAUNCH("adaptive_avg_pool_kernel", adaptive_avg_pool_kernel, blocks_for(c, n), kThreads, ptr<float>(y), ptr<const float>(x),
 			nc, h, w, oh, ow);
 	}
 	return 0;
@@ -353,7 +363,7 @@ extern "C" int anc_adaptive_avg_pool2d_backward(anc_ctx *c, anc_dptr dx, anc_dpt
 	BEGIN(c);
 	long long n = nc * h * w;
 	if (n > 0) {
-		LAUNCH("adaptive_avg_pool_backward_kernel", adaptive_avg_pool_backward_kernel, blocks_for(n), kThreads, ptr<float>(dx),
+		LAUNCH("adaptive_avg_pool_backward_kernel", adaptive_avg_pool_backward_kernel, blocks_for(c, n), kThreads, ptr<float>(dx),
 			ptr<const float>(dy), nc, h, w, oh, ow);
 	}
 	return 0;
@@ -363,7 +373,7 @@ extern "C" int anc_resize_bilinear(anc_ctx *c, anc_dptr y, anc_dptr x, long long
 	BEGIN(c);
 	long long n = nc * oh * ow;
 	if (n > 0) {
-		LAUNCH("resize_bilinear_kernel", resize_bilinear_kernel, blocks_for(n), kThreads, ptr<float>(y), ptr<const float>(x), nc,
+		LAUNCH("resize_bilinear_kernel", resize_bilinear_kernel, blocks_for(c, n), kThreads, ptr<float>(y), ptr<const float>(x), nc,
 			h, w, oh, ow);
 	}
 	return 0;
@@ -373,7 +383,7 @@ extern "C" int anc_resize_bilinear_backward(anc_ctx *c, anc_dptr dx, anc_dptr dy
 	BEGIN(c);
 	long long n = nc * h * w;
 	if (n > 0) {
-		LAUNCH("resize_bilinear_backward_kernel", resize_bilinear_backward_kernel, blocks_for(n), kThreads, ptr<float>(dx),
+		LAUNCH("resize_bilinear_backward_kernel", resize_bilinear_backward_kernel, blocks_for(c, n), kThreads, ptr<float>(dx),
 			ptr<const float>(dy), nc, h, w, oh, ow);
 	}
 	return 0;
@@ -398,8 +408,8 @@ extern "C" int anc_gaussian_blur(anc_ctx *c, anc_dptr y, anc_dptr x, long long n
 	// Go's buffer is not read afterwards.
 	CK("cudaMemcpyAsync (blur weights)",
 		cudaMemcpyAsync(k, taps, (size_t)(2 * r + 1) * sizeof(float), cudaMemcpyHostToDevice, c->stream));
-	LAUNCH("blur_rows_kernel", blur_rows_kernel, blocks_for(n), kThreads, tmp, ptr<const float>(x), k, r, nc, h, w);
-	LAUNCH("blur_cols_kernel", blur_cols_kernel, blocks_for(n), kThreads, ptr<float>(y), tmp, k, r, nc, h, w);
+	LAUNCH("blur_rows_kernel", blur_rows_kernel, blocks_for(c, n), kThreads, tmp, ptr<const float>(x), k, r, nc, h, w);
+	LAUNCH("blur_cols_kernel", blur_cols_kernel, blocks_for(c, n), kThreads, ptr<float>(y), tmp, k, r, nc, h, w);
 	return 0;
 }
 
@@ -407,7 +417,7 @@ extern "C" int anc_coord_channels(anc_ctx *c, anc_dptr y, int n, int ch, int h, 
 	BEGIN(c);
 	long long total = (long long)n * 2 * h * w;
 	if (total > 0) {
-		LAUNCH("coord_kernel", coord_kernel, blocks_for(total), kThreads, ptr<float>(y), n, ch, h, w);
+		LAUNCH("coord_kernel", coord_kernel, blocks_for(c, total), kThreads, ptr<float>(y), n, ch, h, w);
 	}
 	return 0;
 }

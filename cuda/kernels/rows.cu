@@ -18,7 +18,8 @@ __device__ __forceinline__ float clamp_norm(double s, float eps) {
 
 // normalize_rows_kernel: norms[i] = max(||x[i]||, eps) (float64 sum), and
 // z[i] = x[i]/norms[i]; either output may be null.
-__global__ void __launch_bounds__(kRowThreads) normalize_rows_kernel(float *z, float *norms, const float *x, long long m, int d,
+__global__ void __launch_bounds__(kRowThreads) normalize_rows_kernel(float *z, float *norms, const float *x,
+	long long m, int d,
 	float eps) {
 	__shared__ double sh[kRowThreads];
 	for (long long i = blockIdx.x; i < m; i += gridDim.x) {
@@ -64,7 +65,8 @@ __global__ void __launch_bounds__(kRowThreads) normalize_rows_backward_kernel(fl
 	}
 }
 
-__global__ void gather_rows_kernel(float *y, const float *x, const int *idx, long long m, int d, long long rows, int *fault) {
+__global__ void __launch_bounds__(anc::kThreads) gather_rows_kernel(float *y, const float *x, const int *idx,
+	long long m, int d, long long rows, int *fault) {
 	long long total = m * d;
 	for (long long e = gtid(); e < total; e += gstride()) {
 		long long i = e / d;
@@ -87,7 +89,8 @@ __global__ void gather_rows_kernel(float *y, const float *x, const int *idx, lon
 // order. Block 0, whose first rows start at 0, reports a bad index.
 constexpr int kScatterRows = 32;
 
-__global__ void scatter_add_rows_kernel(float *y, const float *x, const int *idx, long long m, int d, long long rows, int *fault) {
+__global__ void __launch_bounds__(anc::kThreads) scatter_add_rows_kernel(float *y, const float *x, const int *idx,
+	long long m, int d, long long rows, int *fault) {
 	__shared__ int scan[kThreads];
 	__shared__ long long hits[kThreads];
 	int t = threadIdx.x;
@@ -191,7 +194,8 @@ struct Candidate {
 // Each is measured by the whole block, in index order. All the row's
 // decisions are the same in every thread, so the block reductions stay
 // uniform.
-__global__ void __launch_bounds__(kRefineThreads) nearest_refine_kernel(int *idx, float *dist, const float *x, const float *c,
+__global__ void __launch_bounds__(kRefineThreads) nearest_refine_kernel(int *idx, float *dist, const float *x,
+	const float *c,
 	const float *e, const float *cn, long long n, int k, int d) {
 	__shared__ double sh[kRefineThreads];
 	__shared__ float shf[kRefineThreads];
@@ -349,7 +353,7 @@ __global__ void __launch_bounds__(kTileThreads) hinge_tile_kernel(const float *z
 }
 
 // hinge_loss_kernel adds each row's partial sums in tile order.
-__global__ void hinge_loss_kernel(float *loss, const double *partial, int M, int tiles) {
+__global__ void __launch_bounds__(anc::kThreads) hinge_loss_kernel(float *loss, const double *partial, int M, int tiles) {
 	for (long long i = gtid(); i < M; i += gstride()) {
 		double s = 0;
 		for (int t = 0; t < tiles; t++) {
@@ -361,14 +365,16 @@ __global__ void hinge_loss_kernel(float *loss, const double *partial, int M, int
 
 size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 
-unsigned row_blocks(long long m) { return (unsigned)(m < 65535 ? (m < 1 ? 1 : m) : 65535); }
+// row_blocks is the grid of a kernel that takes a row a block (threads
+// threads), looping over the rest.
+unsigned row_blocks(const anc_ctx *c, long long m, int threads = kRowThreads) { return grid_for(c, m, threads); }
 
 }  // namespace
 
 extern "C" int anc_normalize_rows(anc_ctx *c, anc_dptr z, anc_dptr norms, anc_dptr x, long long m, int d, float eps) {
 	BEGIN(c);
 	if (m > 0) {
-		LAUNCH("normalize_rows_kernel", normalize_rows_kernel, row_blocks(m), kRowThreads, ptr<float>(z), ptr<float>(norms),
+		LAUNCH("normalize_rows_kernel", normalize_rows_kernel, row_blocks(c, m), kRowThreads, ptr<float>(z), ptr<float>(norms),
 			ptr<const float>(x), m, d, eps);
 	}
 	return 0;
@@ -378,7 +384,7 @@ extern "C" int anc_normalize_rows_backward(anc_ctx *c, anc_dptr dx, anc_dptr dz,
 	float eps) {
 	BEGIN(c);
 	if (m > 0) {
-		LAUNCH("normalize_rows_backward_kernel", normalize_rows_backward_kernel, row_blocks(m), kRowThreads, ptr<float>(dx),
+		LAUNCH("normalize_rows_backward_kernel", normalize_rows_backward_kernel, row_blocks(c, m), kRowThreads, ptr<float>(dx),
 			ptr<const float>(dz), ptr<const float>(z), ptr<const float>(norms), m, d, eps);
 	}
 	return 0;
@@ -388,7 +394,7 @@ extern "C" int anc_gather_rows(anc_ctx *c, anc_dptr y, anc_dptr x, anc_dptr idx,
 	BEGIN(c);
 	long long n = m * d;
 	if (n > 0) {
-		LAUNCH("gather_rows_kernel", gather_rows_kernel, blocks_for(n), kThreads, ptr<float>(y), ptr<const float>(x),
+		LAUNCH("gather_rows_kernel", gather_rows_kernel, blocks_for(c, n), kThreads, ptr<float>(y), ptr<const float>(x),
 			ptr<const int>(idx), m, d, rows, c->fault);
 	}
 	return 0;
@@ -397,7 +403,7 @@ extern "C" int anc_gather_rows(anc_ctx *c, anc_dptr y, anc_dptr x, anc_dptr idx,
 extern "C" int anc_scatter_add_rows(anc_ctx *c, anc_dptr y, anc_dptr x, anc_dptr idx, long long m, int d, long long rows) {
 	BEGIN(c);
 	if (m > 0 && d > 0 && rows > 0) {
-		LAUNCH("scatter_add_rows_kernel", scatter_add_rows_kernel, blocks_for((rows + kScatterRows - 1) / kScatterRows, 1), kThreads,
+		LAUNCH("scatter_add_rows_kernel", scatter_add_rows_kernel, blocks_for(c, (rows + kScatterRows - 1) / kScatterRows, 1), kThreads,
 			ptr<float>(y), ptr<const float>(x), ptr<const int>(idx), m, d, rows, c->fault);
 	}
 	return 0;
@@ -415,7 +421,7 @@ extern "C" int anc_cosine_similarity(anc_ctx *c, anc_dptr s, anc_dptr x, int m, 
 	}
 	float *norms = static_cast<float *>(sc);
 	const float *px = ptr<const float>(x);
-	LAUNCH("normalize_rows_kernel (norms)", normalize_rows_kernel, row_blocks(m), kRowThreads, (float *)nullptr, norms, px,
+	LAUNCH("normalize_rows_kernel (norms)", normalize_rows_kernel, row_blocks(c, m), kRowThreads, (float *)nullptr, norms, px,
 		(long long)m, d, eps);
 	Scaled la{px, norms, d};
 	ScaledT lb{px, norms, d};
@@ -449,7 +455,7 @@ extern "C" int anc_nearest(anc_ctx *c, anc_dptr idx, anc_dptr dist, anc_dptr x, 
 	float *cn = static_cast<float *>(sc);
 	float *e = reinterpret_cast<float *>(static_cast<char *>(sc) + cnBytes);
 	const float *px = ptr<const float>(x), *pc = ptr<const float>(cent);
-	LAUNCH("sq_norms_kernel", sq_norms_kernel, row_blocks(k), kRowThreads, cn, pc, (long long)k, d);
+	LAUNCH("sq_norms_kernel", sq_norms_kernel, row_blocks(c, k), kRowThreads, cn, pc, (long long)k, d);
 	int *pidx = ptr<int>(idx);
 	float *pdist = ptr<float>(dist);
 	for (long long r0 = 0; r0 < n; r0 += chunk) {
@@ -462,7 +468,7 @@ extern "C" int anc_nearest(anc_ctx *c, anc_dptr idx, anc_dptr dist, anc_dptr x, 
 		if (st != 0) {
 			return st;
 		}
-		LAUNCH("nearest_refine_kernel", nearest_refine_kernel, row_blocks(rows), kRefineThreads, pidx ? pidx + r0 : nullptr,
+		LAUNCH("nearest_refine_kernel", nearest_refine_kernel, row_blocks(c, rows, kRefineThreads), kRefineThreads, pidx ? pidx + r0 : nullptr,
 			pdist ? pdist + r0 : nullptr, px + r0 * d, pc, e, cn, (long long)rows, k, d);
 	}
 	return 0;
@@ -490,7 +496,7 @@ extern "C" int anc_negative_hinge(anc_ctx *c, anc_dptr loss, anc_dptr grad, anc_
 	const float *pz = ptr<const float>(z);
 	LAUNCH("hinge_tile_kernel", hinge_tile_kernel, dim3((unsigned)tiles, (unsigned)tiles), dim3(kTileThreads), pz,
 		ptr<const int>(y), m, d, margin, mask, w, partial);
-	LAUNCH("hinge_loss_kernel", hinge_loss_kernel, blocks_for(m), kThreads, ptr<float>(loss), (const double *)partial, m, tiles);
+	LAUNCH("hinge_loss_kernel", hinge_loss_kernel, blocks_for(c, m), kThreads, ptr<float>(loss), (const double *)partial, m, tiles);
 	if (grad == 0) {
 		return 0;
 	}

@@ -133,6 +133,13 @@ extern "C" void anc_destroy(anc_ctx *c) {
 	std::free(c);
 }
 
+extern "C" void anc_fast_div(int d, const int *n, int *q, long long count) {
+	anc::FastDiv f(d);
+	for (long long i = 0; i < count; i++) {
+		q[i] = f.div(n[i]);
+	}
+}
+
 extern "C" const char *anc_last_error(anc_ctx *c) { return c ? c->msg : "no context"; }
 
 extern "C" int anc_device_name(anc_ctx *c, char *buf, int len) {

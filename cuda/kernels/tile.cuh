@@ -8,10 +8,15 @@
 // columns g*64 + tx*4 + {0..3} for tx, ty = tid % 16, tid / 16. The operands
 // come from loader functors, la(i, l) = A[i][l] and lb(l, j) = B[l][j],
 // called only for indices in range (out of range reads as 0), which is how
-// the convolutions gather their implicit im2col matrices. The next step's
-// operands are fetched into registers while the current one is computed.
+// the convolutions gather their implicit im2col matrices. A loader whose
+// index arithmetic divides may split it (Split, below): the part that
+// depends on the thread's fixed row of A or column of B is done once per
+// tile, not at every step along K. The next step's operands are fetched
+// into registers while the current one is computed.
 #ifndef ANC_TILE_CUH
 #define ANC_TILE_CUH
+
+#include <type_traits>
 
 #include "common.cuh"
 
@@ -34,76 +39,100 @@ struct Transposed {
 	__device__ __forceinline__ float operator()(int i, int l) const { return p[(long long)l * ld + i]; }
 };
 
+// Split is how tile_product calls a loader. A loader L that declares a
+// type Fixed, with fix(i) (the work on A's row i, or B's column j, alone)
+// and at(f, l) (the rest, along K), is called as at(fix(i), l) with fix
+// done once per tile; any other is called as la(i, l) or lb(l, j).
+template <class L, class = void>
+struct Split {
+	using Fixed = int;
+	__device__ __forceinline__ static Fixed fix(const L &, int i) { return i; }
+	__device__ __forceinline__ static float a(const L &f, const Fixed &i, int l) { return f(i, l); }
+	__device__ __forceinline__ static float b(const L &f, const Fixed &j, int l) { return f(l, j); }
+};
+template <class L>
+struct Split<L, std::void_t<typename L::Fixed>> {
+	using Fixed = typename L::Fixed;
+	__device__ __forceinline__ static Fixed fix(const L &f, int i) { return f.fix(i); }
+	__device__ __forceinline__ static float a(const L &f, const Fixed &x, int l) { return f.at(x, l); }
+	__device__ __forceinline__ static float b(const L &f, const Fixed &x, int l) { return f.at(x, l); }
+};
+
 // Which thread fetches which element of a tile: with LFAST (for A) or
 // !JFAST (for B) consecutive threads take consecutive l, else consecutive
 // i (or j), so that each loader reads memory where it is contiguous.
+// Element t of a thread is tile row a_row(t) (or column b_col(t)) at step
+// offset a_step(t) (b_step(t)), the same at every step.
+template <int BM, bool LFAST>
+__device__ __forceinline__ int a_row(int t) {
+	int e = threadIdx.x + kTileThreads * t;
+	return LFAST ? e / kTileK : e % BM;
+}
+template <int BM, bool LFAST>
+__device__ __forceinline__ int a_step(int t) {
+	int e = threadIdx.x + kTileThreads * t;
+	return LFAST ? e % kTileK : e / BM;
+}
+template <int BN, bool JFAST>
+__device__ __forceinline__ int b_col(int t) {
+	int e = threadIdx.x + kTileThreads * t;
+	return JFAST ? e % BN : e / kTileK;
+}
+template <int BN, bool JFAST>
+__device__ __forceinline__ int b_step(int t) {
+	int e = threadIdx.x + kTileThreads * t;
+	return JFAST ? e / BN : e % kTileK;
+}
+
+// fix_a and fix_b do the loaders' fixed work for a thread's elements.
 template <int BM, bool LFAST, class LA>
-__device__ __forceinline__ void fetch_a(const LA &la, int M, int K, int bm, int k0, float *ra) {
-	const int tid = threadIdx.x;
+__device__ __forceinline__ void fix_a(const LA &la, int bm, typename Split<LA>::Fixed *fa) {
 #pragma unroll
 	for (int t = 0; t < BM / 32; t++) {
-		int e = tid + kTileThreads * t, i, l;
-		if (LFAST) {
-			l = e % kTileK;
-			i = e / kTileK;
-		} else {
-			i = e % BM;
-			l = e / BM;
-		}
-		int gi = bm + i, gl = k0 + l;
-		ra[t] = (gi < M && gl < K) ? la(gi, gl) : 0.0f;
+		fa[t] = Split<LA>::fix(la, bm + a_row<BM, LFAST>(t));
+	}
+}
+template <int BN, bool JFAST, class LB>
+__device__ __forceinline__ void fix_b(const LB &lb, int bn, typename Split<LB>::Fixed *fb) {
+#pragma unroll
+	for (int t = 0; t < BN / 32; t++) {
+		fb[t] = Split<LB>::fix(lb, bn + b_col<BN, JFAST>(t));
+	}
+}
+
+template <int BM, bool LFAST, class LA>
+__device__ __forceinline__ void fetch_a(const LA &la, const typename Split<LA>::Fixed *fa, int M, int K, int bm, int k0,
+	float *ra) {
+#pragma unroll
+	for (int t = 0; t < BM / 32; t++) {
+		int gi = bm + a_row<BM, LFAST>(t), gl = k0 + a_step<BM, LFAST>(t);
+		ra[t] = (gi < M && gl < K) ? Split<LA>::a(la, fa[t], gl) : 0.0f;
 	}
 }
 
 template <int BM, bool LFAST>
 __device__ __forceinline__ void store_a(float (*As)[BM + kTilePad], const float *ra) {
-	const int tid = threadIdx.x;
 #pragma unroll
 	for (int t = 0; t < BM / 32; t++) {
-		int e = tid + kTileThreads * t, i, l;
-		if (LFAST) {
-			l = e % kTileK;
-			i = e / kTileK;
-		} else {
-			i = e % BM;
-			l = e / BM;
-		}
-		As[l][i] = ra[t];
+		As[a_step<BM, LFAST>(t)][a_row<BM, LFAST>(t)] = ra[t];
 	}
 }
 
 template <int BN, bool JFAST, class LB>
-__device__ __forceinline__ void fetch_b(const LB &lb, int N, int K, int bn, int k0, float *rb) {
-	const int tid = threadIdx.x;
+__device__ __forceinline__ void fetch_b(const LB &lb, const typename Split<LB>::Fixed *fb, int N, int K, int bn, int k0,
+	float *rb) {
 #pragma unroll
 	for (int t = 0; t < BN / 32; t++) {
-		int e = tid + kTileThreads * t, j, l;
-		if (JFAST) {
-			j = e % BN;
-			l = e / BN;
-		} else {
-			l = e % kTileK;
-			j = e / kTileK;
-		}
-		int gj = bn + j, gl = k0 + l;
-		rb[t] = (gj < N && gl < K) ? lb(gl, gj) : 0.0f;
+		int gj = bn + b_col<BN, JFAST>(t), gl = k0 + b_step<BN, JFAST>(t);
+		rb[t] = (gj < N && gl < K) ? Split<LB>::b(lb, fb[t], gl) : 0.0f;
 	}
 }
 
 template <int BN, bool JFAST>
 __device__ __forceinline__ void store_b(float (*Bs)[BN + kTilePad], const float *rb) {
-	const int tid = threadIdx.x;
 #pragma unroll
 	for (int t = 0; t < BN / 32; t++) {
-		int e = tid + kTileThreads * t, j, l;
-		if (JFAST) {
-			j = e % BN;
-			l = e / BN;
-		} else {
-			l = e % kTileK;
-			j = e / kTileK;
-		}
-		Bs[l][j] = rb[t];
+		Bs[b_step<BN, JFAST>(t)][b_col<BN, JFAST>(t)] = rb[t];
 	}
 }
 
@@ -127,16 +156,20 @@ __device__ __forceinline__ void tile_product(int M, int N, int K, int bm, int bn
 		}
 	}
 	float ra[BM / 32], rb[BN / 32];
-	fetch_a<BM, A_LFAST>(la, M, K, bm, 0, ra);
-	fetch_b<BN, B_JFAST>(lb, N, K, bn, 0, rb);
+	typename Split<LA>::Fixed fa[BM / 32];
+	typename Split<LB>::Fixed fb[BN / 32];
+	fix_a<BM, A_LFAST>(la, bm, fa);
+	fix_b<BN, B_JFAST>(lb, bn, fb);
+	fetch_a<BM, A_LFAST>(la, fa, M, K, bm, 0, ra);
+	fetch_b<BN, B_JFAST>(lb, fb, N, K, bn, 0, rb);
 	store_a<BM, A_LFAST>(As, ra);
 	store_b<BN, B_JFAST>(Bs, rb);
 	__syncthreads();
 	for (int k0 = 0; k0 < K; k0 += kTileK) {
 		const bool more = k0 + kTileK < K;  // the same in every thread
 		if (more) {
-			fetch_a<BM, A_LFAST>(la, M, K, bm, k0 + kTileK, ra);
-			fetch_b<BN, B_JFAST>(lb, N, K, bn, k0 + kTileK, rb);
+			fetch_a<BM, A_LFAST>(la, fa, M, K, bm, k0 + kTileK, ra);
+			fetch_b<BN, B_JFAST>(lb, fb, N, K, bn, k0 + kTileK, rb);
 		}
 #pragma unroll
 		for (int kk = 0; kk < kTileK; kk++) {
@@ -223,18 +256,22 @@ int launch_gemm(anc_ctx *c, const char *what, int M, int N, int K, LA la, LB lb,
 }
 
 // ShiftA and ShiftB read a loader from k0 on along K: one slice of a
-// split-K product.
+// split-K product. They split as the loader does.
 template <class L>
 struct ShiftA {
+	using Fixed = typename Split<L>::Fixed;
 	L f;
 	int k0;
-	__device__ __forceinline__ float operator()(int i, int l) const { return f(i, l + k0); }
+	__device__ __forceinline__ Fixed fix(int i) const { return Split<L>::fix(f, i); }
+	__device__ __forceinline__ float at(const Fixed &x, int l) const { return Split<L>::a(f, x, l + k0); }
 };
 template <class L>
 struct ShiftB {
+	using Fixed = typename Split<L>::Fixed;
 	L f;
 	int k0;
-	__device__ __forceinline__ float operator()(int l, int j) const { return f(l + k0, j); }
+	__device__ __forceinline__ Fixed fix(int j) const { return Split<L>::fix(f, j); }
+	__device__ __forceinline__ float at(const Fixed &x, int l) const { return Split<L>::b(f, x, l + k0); }
 };
 
 // gemm_split_kernel computes slice blockIdx.z of a split-K product, K
@@ -254,7 +291,7 @@ __global__ void __launch_bounds__(kTileThreads) gemm_split_kernel(int M, int N, 
 // split_sum_kernel stores the sum of the slices, in slice order, through
 // st: the same result on every run.
 template <class ST>
-__global__ void split_sum_kernel(const float *part, int slices, int M, int N, ST st) {
+__global__ void __launch_bounds__(anc::kThreads) split_sum_kernel(const float *part, int slices, int M, int N, ST st) {
 	long long mn = (long long)M * N;
 	for (long long e = gtid(); e < mn; e += gstride()) {
 		float s = 0;
@@ -314,7 +351,7 @@ int launch_gemm_split(anc_ctx *c, const char *what, int M, int N, int K, LA la, 
 	int ks = (K + slices - 1) / slices;
 	auto kernel = gemm_split_kernel<BM, BN, A_LFAST, B_JFAST, LA, LB>;
 	LAUNCH(what, kernel, dim3((unsigned)gx, (unsigned)gy, (unsigned)slices), dim3(kTileThreads), M, N, K, ks, la, lb, part);
-	LAUNCH("split_sum_kernel", split_sum_kernel<ST>, blocks_for((long long)M * N), kThreads, part, slices, M, N, st);
+	LAUNCH("split_sum_kernel", split_sum_kernel<ST>, blocks_for(c, (long long)M * N), kThreads, part, slices, M, N, st);
 	return 0;
 }
 
