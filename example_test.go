@@ -31,7 +31,7 @@ func ExampleDefaultConfig() {
 	// centroids: kcenter seeding of 0.1 of the feature vectors (256 to 65536)
 	// layers weighed by channels, image score from the map
 	// training epochs: 0 + 0
-	// false-alarm rate: 0.01
+	// false-alarm rate: 0.05
 	// paper: K 256, mean seeding, 10 + 10 epochs at learning rate 0.0001
 	// paper lambdas: att 1, sep 1, ent 0.1, con 0.8
 }

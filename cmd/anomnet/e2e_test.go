@@ -197,7 +197,9 @@ func TestEndToEnd(t *testing.T) {
 // TestFitFolders checks that fit takes what a factory has at first: an
 // MVTec AD category with only train/good (no test folder), and a plain
 // folder of good images in sub-folders; and that the two fits, on the
-// same images, make the same model.
+// same images, make the same model as the whole category with its test
+// images and masks: neither the centroids nor the calibration that sets
+// the thresholds look at a test image.
 func TestFitFolders(t *testing.T) {
 	needWeights(t)
 	root := t.TempDir()
@@ -205,7 +207,8 @@ func TestFitFolders(t *testing.T) {
 	if err := dataset.WriteSynthetic(filepath.Join(root, "data"), synth, nil); err != nil {
 		t.Fatal(err)
 	}
-	good := filepath.Join(root, "data", "washer", "train", "good")
+	whole := filepath.Join(root, "data", "washer")
+	good := filepath.Join(whole, "train", "good")
 	onlyTrain := filepath.Join(root, "onlytrain")
 	plain := filepath.Join(root, "camera")
 	ents, err := os.ReadDir(good)
@@ -233,7 +236,7 @@ func TestFitFolders(t *testing.T) {
 	// The fit's recorded time would differ between the two fits.
 	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
 	var models [][]byte
-	for _, dir := range []string{onlyTrain, plain} {
+	for _, dir := range []string{onlyTrain, plain, whole} {
 		model := dir + ".anm"
 		code, out, errOut := runCLI(t, append(append([]string{"fit", "-o", model}, small...), dir)...)
 		if code != exitOK {
@@ -250,5 +253,8 @@ func TestFitFolders(t *testing.T) {
 	}
 	if !bytes.Equal(models[0], models[1]) {
 		t.Error("the same images in the two layouts made different models")
+	}
+	if !bytes.Equal(models[0], models[2]) {
+		t.Error("the category with its test images made another model than its train/good alone")
 	}
 }

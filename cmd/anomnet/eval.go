@@ -32,9 +32,13 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "report folder (default: next to MODEL, its name with .eval for the extension)")
 	jsonOut := fs.String("json", "", "also write the JSON report to this file")
 	mode := fs.String("input", "", "the input the model must have been fitted with, crop, full or tile (\"\": the model's own); full and tile compare with the whole, uncropped masks")
+	rate := fs.rateFlag()
 	cache := fs.cacheFlag()
 	pos, err := fs.parse(args, 2, stdout)
 	if err != nil {
+		return err
+	}
+	if err := checkRate("eval", *rate); err != nil {
 		return err
 	}
 	if err := checkInputFlag(*mode); err != nil {
@@ -67,6 +71,9 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if err := checkInputMode(*mode, m, modelPath); err != nil {
+		return err
+	}
+	if err := rethreshold(m, *rate, modelPath, stderr); err != nil {
 		return err
 	}
 	ev, err := evaluateModel(ctx, m, cat, stderr)

@@ -223,6 +223,20 @@ func (fs *flagSet) cacheFlag() *string {
 	return fs.String("cache", "", "weights cache directory (default $"+backbone.CacheEnv+", else the user cache dir)")
 }
 
+// rateFlag registers -false-alarms, the false-alarm rate predict, eval
+// and serve re-threshold a model for from its kept scores of normal
+// images; checkRate checks it after parsing.
+func (fs *flagSet) rateFlag() *float64 {
+	return fs.Float64("false-alarms", 0, "re-threshold for this false-alarm rate from the model's kept scores of normal images (0: the model's thresholds)")
+}
+
+func checkRate(cmd string, r float64) error {
+	if r < 0 || r >= 1 {
+		return usageError{msg: cmd + ": -false-alarms must be in (0, 1)"}
+	}
+	return nil
+}
+
 func newFlags(name, synopsis, about string) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	// Parse errors come back as one line through run; the flag package's

@@ -33,7 +33,7 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	out := fs.String("out", "predictions", "output folder")
 	saveMaps := fs.Bool("save-maps", false, "also write each raw score map as a NumPy .npy file")
 	chunk := fs.Int("chunk", 32, "images decoded and scored at a time (bounds memory; a model fitted with -input tile takes one at a time unless set)")
-	rate := fs.Float64("false-alarms", 0, "re-threshold for this false-alarm rate from the model's kept scores of normal images (0: the model's thresholds)")
+	rate := fs.rateFlag()
 	ownSize := fs.Bool("own-size", false, "with a crop model too, write the overlay, mask and map at each image's own size (the map NaN where the crop did not look)")
 	mode := fs.String("input", "", "the input the model must have been fitted with, crop, full or tile (\"\": the model's own); with full and tile the outputs have each image's own size")
 	cache := fs.cacheFlag()
@@ -44,8 +44,8 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *chunk < 1 {
 		return usageError{msg: "predict: -chunk must be at least 1"}
 	}
-	if *rate < 0 || *rate >= 1 {
-		return usageError{msg: "predict: -false-alarms must be in (0, 1)"}
+	if err := checkRate("predict", *rate); err != nil {
+		return err
 	}
 	if err := checkInputFlag(*mode); err != nil {
 		return err
@@ -90,17 +90,8 @@ func predict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			inputs[i].size = image.Point{}
 		}
 	}
-	if *rate > 0 {
-		resolved, err := m.SetFalseAlarmRate(*rate)
-		if err != nil {
-			return fmt.Errorf("%s: %w", modelPath, err)
-		}
-		cal := m.Calibration()
-		fmt.Fprintf(stderr, "thresholds for a false-alarm rate of %g: image %.4g, pixel %.4g\n", *rate, cal.ImageThreshold, cal.PixelThreshold)
-		if resolved > *rate {
-			fmt.Fprintf(stderr, "note: the model kept %d normal images' scores, which resolve rates down to %.3g, not %g; the image threshold is the highest of them\n",
-				len(cal.Scores), resolved, *rate)
-		}
+	if err := rethreshold(m, *rate, modelPath, stderr); err != nil {
+		return err
 	}
 	cfg, cal := m.Config(), m.Calibration()
 	lo, hi := cal.HeatRange()
@@ -373,4 +364,24 @@ func writePrediction(m *anomnet.Model, out string, in input, img *image.RGBA, r 
 		}
 	}
 	return line, nil
+}
+
+// rethreshold sets m's thresholds for false-alarm rate r from its kept
+// scores (r = 0: leaves them) and says on stderr what it set, and when the
+// kept scores cannot resolve r.
+func rethreshold(m *anomnet.Model, r float64, modelPath string, stderr io.Writer) error {
+	if r == 0 {
+		return nil
+	}
+	resolved, err := m.SetFalseAlarmRate(r)
+	if err != nil {
+		return fmt.Errorf("%s: %w", modelPath, err)
+	}
+	cal := m.Calibration()
+	fmt.Fprintf(stderr, "thresholds for a false-alarm rate of %g: image %.4g, pixel %.4g\n", r, cal.ImageThreshold, cal.PixelThreshold)
+	if resolved > r {
+		fmt.Fprintf(stderr, "note: the model kept %d normal images' scores, which resolve rates down to %.3g, not %g; the image threshold is the highest of them\n",
+			len(cal.Scores), resolved, r)
+	}
+	return nil
 }

@@ -37,15 +37,15 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	batchWait := fs.Duration("batch-wait", 0, "how long a lone image waits for others to share its batch (0: none)")
 	history := fs.Int("history", 24, "results that /v1/recent and the page's strip keep")
 	drain := fs.Duration("drain", 30*time.Second, "on SIGTERM, how long the requests in flight may take to finish")
-	rate := fs.Float64("false-alarms", 0, "re-threshold for this false-alarm rate from the model's kept scores of normal images (0: the model's thresholds)")
+	rate := fs.rateFlag()
 	quiet := fs.Bool("quiet", false, "no line per request")
 	cache := fs.cacheFlag()
 	pos, err := fs.parse(args, 1, stdout)
 	if err != nil {
 		return err
 	}
-	if *rate < 0 || *rate >= 1 {
-		return usageError{msg: "serve: -false-alarms must be in (0, 1)"}
+	if err := checkRate("serve", *rate); err != nil {
+		return err
 	}
 	if *queue < 1 || *history < 1 || *maxBody < 1 || *timeout <= 0 || *batch < 0 || *maxPixels < 0 {
 		return usageError{msg: "serve: -queue, -history, -max-body and -timeout must be positive, -batch and -max-pixels at least 0"}
