@@ -192,6 +192,20 @@ func TestEndToEnd(t *testing.T) {
 	if n != 5 {
 		t.Errorf("predict -false-alarms: %d lines", n)
 	}
+	// And eval's decisions at that rate.
+	code, _, errOut = runCLI(t, "eval", "-false-alarms", "0.4", "-out", filepath.Join(root, "eval40"), model, cat)
+	if code != exitOK {
+		t.Fatalf("eval -false-alarms: exit %d: %s", code, errOut)
+	}
+	rep, _ = readReport(t, filepath.Join(root, "eval40", "report.json"))
+	if rep.Calibration.ImageThreshold != thr || rep.FalseAlarms == nil || rep.FalseAlarms.Target != 0.4 {
+		t.Errorf("eval -false-alarms 0.4: threshold %v, false alarms %+v; the API's threshold is %v", rep.Calibration.ImageThreshold, rep.FalseAlarms, thr)
+	}
+	for _, s := range rep.Scores {
+		if s.Anomalous != (s.Score > thr) {
+			t.Errorf("eval: %s: score %v, anomalous %v at the API's threshold %v", s.Path, s.Score, s.Anomalous, thr)
+		}
+	}
 }
 
 // TestFitFolders checks that fit takes what a factory has at first: an

@@ -71,7 +71,6 @@ struct Im2col {
 		}
 		return f.img[((long long)ch * g.H + ii) * g.W + jj];
 	}
-	__device__ __forceinline__ float operator()(int q, int j) const { return at(fix(j), q); }
 };
 
 // Im2colT is Im2col transposed: (l, q) with l the output position. Its
@@ -101,7 +100,6 @@ struct Im2colT {
 		}
 		return f.x[(long long)n * g.C * g.H * g.W + x.plane + (long long)ii * g.W + jj];
 	}
-	__device__ __forceinline__ float operator()(int l, int q) const { return at(fix(q), l); }
 };
 
 // Planes(q, j) reads channel q at position j = (n, p) of a map of nc
@@ -119,21 +117,6 @@ struct Planes {
 		return x + (long long)n * nc * hw + p;
 	}
 	__device__ __forceinline__ float at(Fixed f, int q) const { return f[(long long)q * hw]; }
-	__device__ __forceinline__ float operator()(int q, int j) const { return at(fix(j), q); }
-};
-
-// PlanesT is Planes transposed: (l, q) with l the position. Its Fixed is
-// channel q's plane of image 0.
-struct PlanesT {
-	Planes f;
-	using Fixed = const float *;
-	__device__ __forceinline__ Fixed fix(int q) const { return f.x + (long long)q * f.hw; }
-	__device__ __forceinline__ float at(Fixed x, int l) const {
-		int n;
-		int p = f.dhw.divmod(l, n);
-		return x[(long long)n * f.nc * f.hw + p];
-	}
-	__device__ __forceinline__ float operator()(int l, int q) const { return at(fix(q), l); }
 };
 
 inline Planes planes(const float *x, int nc, int hw) { return Planes{x, nc, hw, FastDiv(hw)}; }
@@ -163,21 +146,27 @@ struct ConvStore {
 	}
 };
 
-// WT(ch, l) is w^T: l = (o, ki, kj), w being O x C x KH x KW. Its Fixed
-// is channel ch's first tap of filter 0.
-struct WT {
-	const float *w;
-	int C, KK;
-	FastDiv dKK;
+// Slices reads a tensor of outer x rows x inner as the rows x
+// (outer*inner) matrix whose row i gathers slice i of every outer block:
+// element (i, l), l = (o, r), is p[(o*rows + i)*inner + r]. It is w^T for
+// the data gradient (O x C x KH*KW: i the channel, l the filter's tap), dy
+// by filter for the filter gradient (N x O x OH*OW), and a 1x1
+// convolution's input by channel, transposed (N x C x H*W), for its filter
+// gradient. Its Fixed is row i's slice of the first block.
+struct Slices {
+	const float *p;
+	int rows, inner;
+	FastDiv dinner;
 	using Fixed = const float *;
-	__device__ __forceinline__ Fixed fix(int ch) const { return w + (long long)ch * KK; }
+	__device__ __forceinline__ Fixed fix(int i) const { return p + (long long)i * inner; }
 	__device__ __forceinline__ float at(Fixed f, int l) const {
 		int o;
-		int kk = dKK.divmod(l, o);
-		return f[(long long)o * C * KK + kk];
+		int r = dinner.divmod(l, o);
+		return f[(long long)o * rows * inner + r];
 	}
-	__device__ __forceinline__ float operator()(int ch, int l) const { return at(fix(ch), l); }
 };
+
+inline Slices slices(const float *p, int rows, int inner) { return Slices{p, rows, inner, FastDiv(inner)}; }
 
 // DyGather(l, j) is the dy value that tap l = (o, ki, kj) carries back to
 // input position j = (n, ii, jj): dy[n, o, oi, oj] where
@@ -210,7 +199,6 @@ struct DyGather {
 		}
 		return f.img[((long long)o * g.OH + oi) * g.OW + oj];
 	}
-	__device__ __forceinline__ float operator()(int l, int j) const { return at(fix(j), l); }
 };
 
 // MapStore writes x[n, ch, p] for j = (n, p) (dx of the backward pass).
@@ -223,22 +211,6 @@ struct MapStore {
 		int p = dhw.divmod(j, n);
 		x[((long long)n * C + ch) * hw + p] = v;
 	}
-};
-
-// DyRows(o, l) reads dy[n, o, p] for l = (n, p). Its Fixed is filter o's
-// plane of image 0.
-struct DyRows {
-	const float *dy;
-	int O, ohw;
-	FastDiv dohw;
-	using Fixed = const float *;
-	__device__ __forceinline__ Fixed fix(int o) const { return dy + (long long)o * ohw; }
-	__device__ __forceinline__ float at(Fixed f, int l) const {
-		int n;
-		int p = dohw.divmod(l, n);
-		return f[(long long)n * O * ohw + p];
-	}
-	__device__ __forceinline__ float operator()(int o, int l) const { return at(fix(o), l); }
 };
 
 struct MatStore {
@@ -327,7 +299,7 @@ extern "C" int anc_conv2d_backward_data(anc_ctx *c, anc_dptr dx, anc_dptr dy, an
 	}
 	int M = g.c, N = g.n * g.h * g.w, K = g.o * g.kh * g.kw;
 	MapStore st{ptr<float>(dx), g.c, g.h * g.w, FastDiv(g.h * g.w)};
-	WT la{ptr<const float>(w), g.c, g.kh * g.kw, FastDiv(g.kh * g.kw)};
+	Slices la = slices(ptr<const float>(w), g.c, g.kh * g.kw);  // w^T
 	auto launch = [&](auto lb, const char *what) {
 		if (big_tiles(M, N)) {
 			return launch_gemm<128, 128, true, true>(c, what, M, N, K, la, lb, st);
@@ -349,7 +321,7 @@ extern "C" int anc_conv2d_backward_filter(anc_ctx *c, anc_dptr dw, anc_dptr dbia
 	int M = g.o, N = g.c * g.kh * g.kw, K = g.n * g.oh * g.ow;
 	int ohw = g.oh * g.ow;
 	MatStore st{ptr<float>(dw), N};
-	DyRows la{ptr<const float>(dy), g.o, ohw, FastDiv(ohw)};
+	Slices la = slices(ptr<const float>(dy), g.o, ohw);  // dy by filter
 	int status;
 	// Split along K (the batch's output positions), where the filters
 	// alone fill few blocks: deterministic, slices summed in order.
@@ -360,7 +332,7 @@ extern "C" int anc_conv2d_backward_filter(anc_ctx *c, anc_dptr dw, anc_dptr dbia
 		return launch_gemm_split<64, 64, true, false>(c, what, M, N, K, la, lb, st);
 	};
 	if (direct(g)) {
-		status = launch(PlanesT{planes(ptr<const float>(x), g.c, g.h * g.w)}, "gemm_kernel (Conv2DBackwardFilter, 1x1)");
+		status = launch(slices(ptr<const float>(x), g.c, g.h * g.w), "gemm_kernel (Conv2DBackwardFilter, 1x1)");
 	} else {
 		status = launch(Im2colT{Im2col{ptr<const float>(x), geom(g)}}, "gemm_kernel (Conv2DBackwardFilter)");
 	}
