@@ -37,8 +37,9 @@
 // Sync waits and returns the first failure (every CUDA call is checked, and
 // a failure names the op and carries CUDA's message).
 //
-// The heavy ops are implicit GEMMs over one tiled, shared-memory float32
-// kernel (tile.cuh): Gemm; the convolution forward (with the bias,
+// The heavy ops are implicit GEMMs over one tiled, shared-memory kernel
+// on the tensor cores (tile.cuh, mma.cuh: TF32 mma.sync, three products
+// per product, 3xTF32, which keeps float32's accuracy): Gemm; the convolution forward (with the bias,
 // accumulation and ReLU fused), backward-data and backward-filter passes,
 // whose im2col matrices are gathered on the fly; CosineSimilarity; the
 // distances of Nearest, which then measures the candidates of each row
@@ -46,7 +47,10 @@
 // each tile of similarities in registers (the M x M matrix is never
 // stored; for the gradient, one bit per pair marks the active ones). Sums
 // the CPU forms in float64 are float64 here too, so results agree with the
-// CPU within devicetest.DefaultTolerance.
+// CPU within devicetest.DefaultTolerance. The emulation computes mma.sync
+// from the lanes' fragments as PTX lays them out, so the suite checks the
+// fragments without a GPU. An infinite input to a product gives NaN (the
+// CPU gives an infinity).
 //
 // No kernel adds floats with atomics: ScatterAddRows gives each block its
 // own rows of the output and walks the indices in order,

@@ -118,3 +118,13 @@ func fastDiv(d int32, n []int32) []int32 {
 	}
 	return q
 }
+
+// tf32 rounds each of x to TF32 as the tensor-core products round their
+// inputs (tf32 in kernels/mma.cuh, on the host).
+func tf32(x []float32) []float32 {
+	y := make([]float32, len(x))
+	if len(x) > 0 {
+		C.anc_tf32((*C.float)(unsafe.Pointer(&x[0])), (*C.float)(unsafe.Pointer(&y[0])), cll(len(x)))
+	}
+	return y
+}

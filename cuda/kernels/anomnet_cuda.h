@@ -70,6 +70,9 @@ int anc_device_name(anc_ctx *c, char *buf, int len);
  * through the FastDiv the kernels divide with (common.cuh), so that its
  * multiplier and shift can be checked without a GPU. */
 void anc_fast_div(int d, const int *n, int *q, long long count);
+/* anc_tf32 sets y[i] to x[i] rounded to TF32 as the tensor-core products
+ * round their inputs (mma.cuh's tf32, on the host), for tests. */
+void anc_tf32(const float *x, float *y, long long count);
 
 /* Memory. */
 int anc_malloc(anc_ctx *c, anc_dptr *p, long long bytes);

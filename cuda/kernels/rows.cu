@@ -171,6 +171,12 @@ __global__ void __launch_bounds__(kRowThreads) sq_norms_kernel(float *out, const
 // at a time (more: a chunk at a time).
 constexpr int kFewCandidates = 16;
 
+// kWindow is the width of Nearest's candidate window per unit of |x|^2 +
+// |c|^2: the CPU's 3e-5 for float32 rounding, widened by what the tensor
+// cores' 3xTF32 adds to the dot product x.c (kMmaErr of sum |x_l c_l|, at
+// most (|x|^2 + |c|^2) / 2, counted twice in |c|^2 - 2 x.c).
+constexpr float kWindow = 3e-5f + kMmaErr;
+
 // Candidate says whether centroid j is a candidate of a row: its expanded
 // squared distance within rounding of the best, or NaN.
 struct Candidate {
@@ -178,7 +184,7 @@ struct Candidate {
 	float xn, best;
 	__device__ __forceinline__ bool operator()(int j) const {
 		float d2 = xn + e[j];
-		return d2 <= best + 3e-5f * (xn + cn[j]) + 1e-30f || d2 != d2;
+		return d2 <= best + kWindow * (xn + cn[j]) + 1e-30f || d2 != d2;
 	}
 };
 
@@ -303,28 +309,27 @@ __global__ void __launch_bounds__(kTileThreads) hinge_tile_kernel(const float *z
 	float acc[kHinge / 16][kHinge / 16];
 	const int bm = blockIdx.x * kHinge, bn = blockIdx.y * kHinge;
 	tile_product<kHinge, kHinge, true, false>(M, M, D, bm, bn, RowMajor{z, D}, Transposed{z, D}, As, Bs, acc);
-	const int tx = threadIdx.x % 16;
 	int yc[kHinge / 16];
 #pragma unroll
 	for (int q = 0; q < kHinge / 16; q++) {
-		int j = bn + tile_col(q);
+		int j = bn + tile_col<kHinge>(q);
 		yc[q] = j < M ? y[j] : 0;
 	}
 #pragma unroll
 	for (int r = 0; r < kHinge / 16; r++) {
-		int lr = tile_row(r), i = bm + lr;
+		int lr = tile_row<kHinge>(r), i = bm + lr;
 		int yi = i < M ? y[i] : 0;
 		double l = 0;
 #pragma unroll
 		for (int q = 0; q < kHinge / 16; q++) {
-			int lc = tile_col(q), j = bn + lc;
+			int lc = tile_col<kHinge>(q), j = bn + lc;
 			bool active = i < M && j < M && yi != yc[q] && acc[r][q] > margin;
 			if (active) {
 				l += (double)(acc[r][q] - margin);
 			}
 			fl[lr][lc] = active ? 1 : 0;
 		}
-		red[lr][tx] = l;
+		red[lr][tile_slot()] = l;
 	}
 	__syncthreads();
 	if (threadIdx.x < kHinge) {

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "common.cuh"
+#include "mma.cuh"
 
 extern "C" const char *anc_error_string(int status) {
 	switch (status) {
@@ -137,6 +138,12 @@ extern "C" void anc_fast_div(int d, const int *n, int *q, long long count) {
 	anc::FastDiv f(d);
 	for (long long i = 0; i < count; i++) {
 		q[i] = f.div(n[i]);
+	}
+}
+
+extern "C" void anc_tf32(const float *x, float *y, long long count) {
+	for (long long i = 0; i < count; i++) {
+		y[i] = anc::tf32(x[i]);
 	}
 }
 

@@ -3,15 +3,17 @@
 // of NegativeHinge and the distances of Nearest).
 //
 // A block of 256 threads computes a BM x BN tile of op(A) op(B), A being
-// M x K and B K x N, through shared memory in steps of kTileK along K; each
-// thread holds (BM/16) x (BN/16) accumulators: rows g*64 + ty*4 + {0..3} and
-// columns g*64 + tx*4 + {0..3} for tx, ty = tid % 16, tid / 16. The operands
+// M x K and B K x N, through shared memory in steps of kTileK along K, on
+// the tensor cores (mma.cuh: 3xTF32, float32's accuracy). Its 8 warps
+// stand 2 x 4 over the tile, each computing (BM/2) x (BN/4) as MI x NI
+// products of 16 x 8; a thread holds (BM/16) x (BN/16) accumulators, at
+// tile_row(r), tile_col(q) (the mma fragments' places). The operands
 // come from loader functors, la(i, l) = A[i][l] and lb(l, j) = B[l][j],
 // called only for indices in range (out of range reads as 0), which is how
 // the convolutions gather their implicit im2col matrices. A loader whose
-// index arithmetic divides may split it (Split, below): the part that
-// depends on the thread's fixed row of A or column of B is done once per
-// tile, not at every step along K. The next step's operands are fetched
+// index arithmetic divides splits it instead (Split, below): the part
+// that depends on the thread's fixed row of A or column of B is done once
+// per tile, not at every step along K. The next step's operands are fetched
 // into registers while the current one is computed.
 #ifndef ANC_TILE_CUH
 #define ANC_TILE_CUH
@@ -19,12 +21,15 @@
 #include <type_traits>
 
 #include "common.cuh"
+#include "mma.cuh"
 
 namespace anc {
 
 constexpr int kTileK = 8;
 constexpr int kTileThreads = 256;
-constexpr int kTilePad = 4;  // keeps rows 16-byte aligned and spreads the stores over the banks
+// kTilePad pads the shared rows so that a warp's fragment reads, lanes
+// t*(row + pad) + g apart, fall in 32 different banks.
+constexpr int kTilePad = 8;
 
 // Loaders of row-major matrices: RowMajor(i, l) = p[i*ld + l] and
 // Transposed(i, l) = p[l*ld + i].
@@ -136,10 +141,22 @@ __device__ __forceinline__ void store_b(float (*Bs)[BN + kTilePad], const float 
 	}
 }
 
-// tile_row and tile_col are the tile coordinates of a thread's r-th row and
-// q-th column.
-__device__ __forceinline__ int tile_row(int r) { return (r / 4) * 64 + (threadIdx.x / 16) * 4 + r % 4; }
-__device__ __forceinline__ int tile_col(int q) { return (q / 4) * 64 + (threadIdx.x % 16) * 4 + q % 4; }
+// tile_row, tile_col and tile_slot place a thread's accumulators in the
+// tile: accumulator (r, q) is register (r % 2) * 2 + q % 2 of the mma
+// product (r / 2, q / 2) of the thread's warp, whose place in the 2 x 4
+// warps is (warp / 4, warp % 4). A row's elements lie in 16 threads, each
+// with its own tile_slot (0 to 15).
+template <int BM>
+__device__ __forceinline__ int tile_row(int r) {
+	const int warp = threadIdx.x / 32, g = (threadIdx.x % 32) / 4;
+	return (warp / 4) * (BM / 2) + (r / 2) * 16 + (r % 2) * 8 + g;
+}
+template <int BN>
+__device__ __forceinline__ int tile_col(int q) {
+	const int warp = threadIdx.x / 32, t = threadIdx.x % 4;
+	return (warp % 4) * (BN / 4) + (q / 2) * 8 + 2 * t + q % 2;
+}
+__device__ __forceinline__ int tile_slot() { return ((threadIdx.x / 32) % 4) * 4 + threadIdx.x % 4; }
 
 // tile_product sets acc to the thread's part of the (bm, bn) tile of
 // op(A) op(B). Every thread of the block must call it (it synchronises).
@@ -147,12 +164,19 @@ template <int BM, int BN, bool A_LFAST, bool B_JFAST, class LA, class LB>
 __device__ __forceinline__ void tile_product(int M, int N, int K, int bm, int bn, const LA &la, const LB &lb,
 	float (*As)[BM + kTilePad], float (*Bs)[BN + kTilePad], float (&acc)[BM / 16][BN / 16]) {
 	static_assert(BM % 64 == 0 && BN % 64 == 0, "tiles are multiples of 64");
-	const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+	static_assert(kTileK == 8 && kTileThreads == 256, "one mma step of k 8 per tile step, 8 warps");
+	constexpr int MI = BM / 32, NI = BN / 32;  // a warp's 16 x 8 products
+	const int warp = threadIdx.x / 32, g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
+	const int wm = (warp / 4) * (BM / 2), wn = (warp % 4) * (BN / 4);
+	float c[MI][NI][4];
 #pragma unroll
-	for (int r = 0; r < BM / 16; r++) {
+	for (int mi = 0; mi < MI; mi++) {
 #pragma unroll
-		for (int q = 0; q < BN / 16; q++) {
-			acc[r][q] = 0.0f;
+		for (int ni = 0; ni < NI; ni++) {
+#pragma unroll
+			for (int e = 0; e < 4; e++) {
+				c[mi][ni][e] = 0.0f;
+			}
 		}
 	}
 	float ra[BM / 32], rb[BN / 32];
@@ -171,38 +195,35 @@ __device__ __forceinline__ void tile_product(int M, int N, int K, int bm, int bn
 			fetch_a<BM, A_LFAST>(la, fa, M, K, bm, k0 + kTileK, ra);
 			fetch_b<BN, B_JFAST>(lb, fb, N, K, bn, k0 + kTileK, rb);
 		}
+		// The warp's fragments of this step (mma.cuh), split for 3xTF32.
+		float ah[MI][4], al[MI][4], bh[NI][2], bl[NI][2];
 #pragma unroll
-		for (int kk = 0; kk < kTileK; kk++) {
-			float a[BM / 16], b[BN / 16];
-#pragma unroll
-			for (int g = 0; g < BM / 64; g++) {
-				float4 v = *reinterpret_cast<const float4 *>(&As[kk][g * 64 + ty * 4]);
-				a[g * 4 + 0] = v.x;
-				a[g * 4 + 1] = v.y;
-				a[g * 4 + 2] = v.z;
-				a[g * 4 + 3] = v.w;
-			}
-#pragma unroll
-			for (int g = 0; g < BN / 64; g++) {
-				float4 v = *reinterpret_cast<const float4 *>(&Bs[kk][g * 64 + tx * 4]);
-				b[g * 4 + 0] = v.x;
-				b[g * 4 + 1] = v.y;
-				b[g * 4 + 2] = v.z;
-				b[g * 4 + 3] = v.w;
-			}
-#pragma unroll
-			for (int r = 0; r < BM / 16; r++) {
-#pragma unroll
-				for (int q = 0; q < BN / 16; q++) {
-					acc[r][q] += a[r] * b[q];
-				}
-			}
+		for (int mi = 0; mi < MI; mi++) {
+			const int row = wm + mi * 16 + g;
+			split(As[t][row], ah[mi][0], al[mi][0]);
+			split(As[t][row + 8], ah[mi][1], al[mi][1]);
+			split(As[t + 4][row], ah[mi][2], al[mi][2]);
+			split(As[t + 4][row + 8], ah[mi][3], al[mi][3]);
 		}
+#pragma unroll
+		for (int ni = 0; ni < NI; ni++) {
+			const int col = wn + ni * 8 + g;
+			split(Bs[t][col], bh[ni][0], bl[ni][0]);
+			split(Bs[t + 4][col], bh[ni][1], bl[ni][1]);
+		}
+		warp_mma<MI, NI, kTileThreads / 32>(c, ah, al, bh, bl);
 		__syncthreads();
 		if (more) {
 			store_a<BM, A_LFAST>(As, ra);
 			store_b<BN, B_JFAST>(Bs, rb);
 			__syncthreads();
+		}
+	}
+#pragma unroll
+	for (int r = 0; r < BM / 16; r++) {
+#pragma unroll
+		for (int q = 0; q < BN / 16; q++) {
+			acc[r][q] = c[r / 2][q / 2][(r % 2) * 2 + q % 2];
 		}
 	}
 }
@@ -213,13 +234,13 @@ template <int BM, int BN, class ST>
 __device__ __forceinline__ void store_tile(int M, int N, int bm, int bn, const float (&acc)[BM / 16][BN / 16], const ST &st) {
 #pragma unroll
 	for (int r = 0; r < BM / 16; r++) {
-		int i = bm + tile_row(r);
+		int i = bm + tile_row<BM>(r);
 		if (i >= M) {
 			continue;
 		}
 #pragma unroll
 		for (int q = 0; q < BN / 16; q++) {
-			int j = bn + tile_col(q);
+			int j = bn + tile_col<BN>(q);
 			if (j < N) {
 				st(i, j, acc[r][q]);
 			}
