@@ -39,7 +39,8 @@
 //
 // The heavy ops are implicit GEMMs over one tiled, shared-memory kernel
 // on the tensor cores (tile.cuh, mma.cuh: TF32 mma.sync, three products
-// per product, 3xTF32, which keeps float32's accuracy): Gemm; the convolution forward (with the bias,
+// per product, 3xTF32, which keeps float32's accuracy; the next tiles come
+// by cp.async while one is multiplied): Gemm; the convolution forward (with the bias,
 // accumulation and ReLU fused), backward-data and backward-filter passes,
 // whose im2col matrices are gathered on the fly; CosineSimilarity; the
 // distances of Nearest, which then measures the candidates of each row

@@ -49,6 +49,7 @@ inline Geom geom(const anc_conv_geom &g) {
 // Its Fixed is output position j's image and top-left input corner; q's
 // tap is found at each step.
 struct Im2col {
+	static constexpr bool kAddr = true;
 	const float *x;
 	Geom g;
 	struct Fixed {
@@ -61,15 +62,15 @@ struct Im2col {
 		int oj = g.dOW.divmod(p, oi);
 		return Fixed{x + (long long)n * g.C * g.H * g.W, oi * g.sh - g.ph, oj * g.sw - g.pw};
 	}
-	__device__ __forceinline__ float at(const Fixed &f, int q) const {
+	__device__ __forceinline__ const float *addr(const Fixed &f, int q) const {
 		int t, ch;
 		int kj = g.dKW.divmod(q, t);
 		int ki = g.dKH.divmod(t, ch);
 		int ii = f.i0 + ki, jj = f.j0 + kj;
 		if (ii < 0 || ii >= g.H || jj < 0 || jj >= g.W) {
-			return 0.0f;
+			return nullptr;
 		}
-		return f.img[((long long)ch * g.H + ii) * g.W + jj];
+		return f.img + ((long long)ch * g.H + ii) * g.W + jj;
 	}
 };
 
@@ -77,6 +78,7 @@ struct Im2col {
 // Fixed is tap q: the channel's plane and the tap's offset; l's position
 // is found at each step.
 struct Im2colT {
+	static constexpr bool kAddr = true;
 	Im2col f;
 	struct Fixed {
 		long long plane;  // ch*H*W
@@ -89,16 +91,16 @@ struct Im2colT {
 		int ki = g.dKH.divmod(t, ch);
 		return Fixed{(long long)ch * g.H * g.W, ki - g.ph, kj - g.pw};
 	}
-	__device__ __forceinline__ float at(const Fixed &x, int l) const {
+	__device__ __forceinline__ const float *addr(const Fixed &x, int l) const {
 		const Geom &g = f.g;
 		int n, oi;
 		int p = g.dOHW.divmod(l, n);
 		int oj = g.dOW.divmod(p, oi);
 		int ii = oi * g.sh + x.di, jj = oj * g.sw + x.dj;
 		if (ii < 0 || ii >= g.H || jj < 0 || jj >= g.W) {
-			return 0.0f;
+			return nullptr;
 		}
-		return f.x[(long long)n * g.C * g.H * g.W + x.plane + (long long)ii * g.W + jj];
+		return f.x + (long long)n * g.C * g.H * g.W + x.plane + (long long)ii * g.W + jj;
 	}
 };
 
@@ -107,6 +109,7 @@ struct Im2colT {
 // convolution is the input itself. Its Fixed is position j's element of
 // channel 0.
 struct Planes {
+	static constexpr bool kAddr = true;
 	const float *x;
 	int nc, hw;
 	FastDiv dhw;
@@ -116,7 +119,7 @@ struct Planes {
 		int p = dhw.divmod(j, n);
 		return x + (long long)n * nc * hw + p;
 	}
-	__device__ __forceinline__ float at(Fixed f, int q) const { return f[(long long)q * hw]; }
+	__device__ __forceinline__ const float *addr(Fixed f, int q) const { return f + (long long)q * hw; }
 };
 
 inline Planes planes(const float *x, int nc, int hw) { return Planes{x, nc, hw, FastDiv(hw)}; }
@@ -154,15 +157,16 @@ struct ConvStore {
 // convolution's input by channel, transposed (N x C x H*W), for its filter
 // gradient. Its Fixed is row i's slice of the first block.
 struct Slices {
+	static constexpr bool kAddr = true;
 	const float *p;
 	int rows, inner;
 	FastDiv dinner;
 	using Fixed = const float *;
 	__device__ __forceinline__ Fixed fix(int i) const { return p + (long long)i * inner; }
-	__device__ __forceinline__ float at(Fixed f, int l) const {
+	__device__ __forceinline__ const float *addr(Fixed f, int l) const {
 		int o;
 		int r = dinner.divmod(l, o);
-		return f[(long long)o * rows * inner + r];
+		return f + (long long)o * rows * inner + r;
 	}
 };
 
@@ -173,6 +177,7 @@ inline Slices slices(const float *p, int rows, int inner) { return Slices{p, row
 // oi*sh - ph + ki = ii and oj*sw - pw + kj = jj, else 0. Its Fixed is
 // position j's image of dy and ii + ph, jj + pw.
 struct DyGather {
+	static constexpr bool kAddr = true;
 	const float *dy;
 	Geom g;
 	struct Fixed {
@@ -185,19 +190,19 @@ struct DyGather {
 		int jj = g.dW.divmod(p, ii);
 		return Fixed{dy + (long long)n * g.O * g.OH * g.OW, ii + g.ph, jj + g.pw};
 	}
-	__device__ __forceinline__ float at(const Fixed &f, int l) const {
+	__device__ __forceinline__ const float *addr(const Fixed &f, int l) const {
 		int t, o;
 		int kj = g.dKW.divmod(l, t);
 		int ki = g.dKH.divmod(t, o);
 		int ti = f.ti - ki, tj = f.tj - kj;
 		if (ti < 0 || tj < 0) {
-			return 0.0f;
+			return nullptr;
 		}
 		int oi, oj;
 		if (g.dsh.divmod(ti, oi) != 0 || g.dsw.divmod(tj, oj) != 0 || oi >= g.OH || oj >= g.OW) {
-			return 0.0f;
+			return nullptr;
 		}
-		return f.img[((long long)o * g.OH + oi) * g.OW + oj];
+		return f.img + ((long long)o * g.OH + oi) * g.OW + oj;
 	}
 };
 
