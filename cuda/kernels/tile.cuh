@@ -289,18 +289,18 @@ __device__ __forceinline__ void cp_async(float *dst, const float *src) {
 		return;
 	}
 	unsigned s = (unsigned)__cvta_generic_to_shared(dst);
-	asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(src));
+	asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(src) : "memory");
 #endif
 }
 __device__ __forceinline__ void cp_commit() {
 #ifndef ANC_EMU
-	asm volatile("cp.async.commit_group;\n" ::);
+	asm volatile("cp.async.commit_group;\n" ::: "memory");
 #endif
 }
 template <int N>
 __device__ __forceinline__ void cp_wait() {
 #ifndef ANC_EMU
-	asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+	asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 #endif
 }
 
